@@ -1,0 +1,193 @@
+"""Reading, writing and resampling audio.
+
+Everything in the package reads audio through :func:`load` (float32 mono ``(1, T)`` tensors) and
+writes it through :func:`save` (atomic: temp file, then rename). Problems a user can cause — a
+missing, empty, corrupt or non-finite file — are an :class:`~scoreaudio.errors.AudioError` whose
+one-line message names the file and what to do; the error carries a short ``reason`` attribute
+(``missing``, ``empty``, ``unreadable``, ``nonfinite``) that ``scoreaudio data check`` tabulates.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional, Tuple, Union
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from ..errors import AudioError
+
+PathLike = Union[str, os.PathLike]
+
+#: File extensions we write, and the libsndfile container each one maps to.
+_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
+
+
+def _fail(reason: str, message: str) -> AudioError:
+    err = AudioError(message)
+    err.reason = reason  # type: ignore[attr-defined]
+    return err
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise _fail("missing", f"audio file not found: '{path}'; check the path (or rebuild the manifest)")
+    if path.is_dir():
+        raise _fail("unreadable", f"'{path}' is a folder, not an audio file; pass a file path")
+    if path.stat().st_size == 0:
+        raise _fail("empty", f"audio file '{path}' is empty (0 bytes); re-download or delete it")
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def audio_info(path: PathLike) -> Tuple[int, int, int]:
+    """``(frames, sample_rate, channels)`` of an audio file, read from its header only.
+
+    Raises:
+        AudioError: the file is missing, empty or not an audio file soundfile can read.
+    """
+    path = Path(path)
+    _check_readable(path)
+    try:
+        info = sf.info(str(path))
+    except Exception as e:  # libsndfile raises RuntimeError/LibsndfileError/TypeError on junk
+        raise _fail("unreadable", f"cannot read audio file '{path}' ({_one_line(e)}); "
+                                  f"it is corrupt or not audio: re-download or delete it") from None
+    return int(info.frames), int(info.samplerate), int(info.channels)
+
+
+def load(path: PathLike, sample_rate: Optional[int] = None) -> Tuple[torch.Tensor, int]:
+    """Read an audio file as a float32 mono tensor of shape ``(1, T)``.
+
+    Multi-channel files are downmixed by the mean over channels. When ``sample_rate`` is given
+    and differs from the file's rate the signal is resampled with soxr (high quality).
+
+    Returns:
+        ``(wav, rate)``: ``wav`` (1, T) float32 on the CPU and the rate it is at (``sample_rate``
+        when given, else the file's own rate).
+
+    Raises:
+        AudioError: missing, empty (no bytes or no samples), unreadable, or NaN/inf samples.
+    """
+    path = Path(path)
+    _check_readable(path)
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (T, C)
+    except Exception as e:
+        raise _fail("unreadable", f"cannot read audio file '{path}' ({_one_line(e)}); "
+                                  f"it is corrupt or not audio: re-download or delete it") from None
+    if data.shape[0] == 0:
+        raise _fail("empty", f"audio file '{path}' has no samples (zero length); delete it or re-export it")
+    if not np.isfinite(data).all():
+        raise _fail("nonfinite", f"audio file '{path}' contains NaN or inf samples; re-export it "
+                                 f"(or delete it)")
+    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if sample_rate is not None and int(sample_rate) != rate:
+        mono = _soxr(mono[None, :], rate, int(sample_rate))[0]
+        rate = int(sample_rate)
+    return torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))[None, :], int(rate)
+
+
+def _as_channels_first(wav) -> np.ndarray:
+    """A tensor/ndarray of shape (T,), (1, T) or (C, T) as a float ndarray (C, T)."""
+    if isinstance(wav, torch.Tensor):
+        wav = wav.detach().to("cpu")
+        if wav.dtype in (torch.float16, torch.bfloat16):
+            wav = wav.float()
+        wav = wav.numpy()
+    wav = np.asarray(wav)
+    if wav.ndim == 1:
+        wav = wav[None, :]
+    if wav.ndim != 2:
+        raise AudioError(f"cannot save audio of shape {wav.shape}; pass (T,), (1, T) or (channels, T)")
+    if not np.issubdtype(wav.dtype, np.floating):
+        raise AudioError(f"cannot save audio of dtype {wav.dtype}; pass floating-point samples in [-1, 1]")
+    return wav
+
+
+def save(path: PathLike, wav, sample_rate: int, *, subtype: Optional[str] = None) -> Path:
+    """Write audio atomically (temp file in the same folder, then rename); creates parent folders.
+
+    Args:
+        path: destination; the extension picks the container (``.wav``, ``.flac``, ``.ogg``).
+        wav: tensor or ndarray of shape (T,), (1, T) or (C, T), floating point, nominally in [-1, 1].
+        sample_rate: rate in Hz.
+        subtype: libsndfile subtype. Default ``PCM_16`` (16-bit) for WAV/FLAC and ``VORBIS`` for
+            OGG; ``"FLOAT"`` writes 32-bit float WAV. Integer subtypes clip to [-1, 1] (no wrap-around).
+
+    Returns:
+        The written path.
+
+    Raises:
+        AudioError: NaN/inf samples, a bad shape, or an extension/subtype soundfile cannot write.
+    """
+    path = Path(path)
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise AudioError(f"cannot write '{path}': unknown extension; use one of {', '.join(_FORMATS)}")
+    data = _as_channels_first(wav)  # (C, T)
+    if not np.isfinite(data).all():
+        raise AudioError(f"refusing to write '{path}': the audio contains NaN or inf samples "
+                         f"(a diverged model or a bad input upstream)")
+    if subtype is None:
+        subtype = "VORBIS" if fmt == "OGG" else "PCM_16"
+    subtype = subtype.upper()
+    if not sf.check_format(fmt, subtype):
+        raise AudioError(f"cannot write '{path}': {fmt} does not support subtype {subtype}")
+    if subtype.startswith("PCM") or subtype in ("VORBIS",):
+        data = np.clip(data, -1.0, 1.0)
+    dtype = np.float64 if data.dtype == np.float64 else np.float32
+    frames = np.ascontiguousarray(data.T, dtype=dtype)  # (T, C)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=str(path.parent))
+    os.close(fd)
+    try:
+        sf.write(tmp, frames, int(sample_rate), subtype=subtype, format=fmt)
+        os.replace(tmp, path)
+    except Exception as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, AudioError):
+            raise
+        raise AudioError(f"cannot write '{path}': {_one_line(e)}") from None
+    return path
+
+
+def _soxr(x: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """Resample the rows of a 2-D float array (N, T) with soxr; returns (N, T')."""
+    import soxr
+
+    if x.dtype not in (np.float32, np.float64):
+        x = x.astype(np.float32)
+    out = soxr.resample(np.ascontiguousarray(x.T), orig_sr, target_sr, quality="HQ")  # (T', N)
+    out = np.asarray(out)
+    if out.ndim == 1:
+        out = out[:, None]
+    return np.ascontiguousarray(out.T)
+
+
+def resample(wav, orig_sr: int, target_sr: int):
+    """Resample along the last axis with soxr: (..., T) -> (..., T * target_sr / orig_sr).
+
+    Accepts a tensor (any leading dims, any device; computed on the CPU, returned on the input's
+    device and dtype) or an ndarray (returned as an ndarray of the same dtype). Same rate: the
+    input is returned unchanged.
+    """
+    orig_sr, target_sr = int(orig_sr), int(target_sr)
+    if orig_sr <= 0 or target_sr <= 0:
+        raise AudioError(f"sample rates must be positive, got {orig_sr} -> {target_sr}")
+    if orig_sr == target_sr:
+        return wav
+    if isinstance(wav, torch.Tensor):
+        lead, T = wav.shape[:-1], wav.shape[-1]
+        x = wav.detach().to("cpu", torch.float64 if wav.dtype == torch.float64 else torch.float32)
+        y = _soxr(x.reshape(-1, T).numpy(), orig_sr, target_sr)
+        return torch.from_numpy(y).reshape(*lead, y.shape[-1]).to(device=wav.device, dtype=wav.dtype)
+    arr = np.asarray(wav)
+    lead, T = arr.shape[:-1], arr.shape[-1]
+    y = _soxr(arr.reshape(-1, T), orig_sr, target_sr)
+    out_dtype = arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.float32
+    return y.reshape(*lead, y.shape[-1]).astype(out_dtype)

@@ -1,0 +1,331 @@
+"""Training and evaluation examples: fixed-length segments, clean/noisy pairs, on-the-fly noise.
+
+``SegmentDataset[key]`` returns ``{"clean": (1, T) float32, "noisy": (1, T) float32}`` (``noisy``
+only for paired corpora or with a :class:`NoiseMixer`). The key decides where randomness comes from:
+
+* ``ds[i]`` — deterministic (validation / test): the crop is the middle of the file, the mixer's
+  noise and SNR come from a generator seeded by ``i``.
+* ``ds[(i, draw_seed)]`` — training: the crop offset and the mixer's draws come from
+  ``np.random.default_rng(draw_seed)``, so the trainer controls all randomness by step and a resumed
+  run draws exactly the same examples.
+
+Waveforms stay waveforms here; the representation runs on the device in the training step.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from ..audio.io import load
+from ..errors import DataError
+from .manifest import AudioMeta
+
+log = logging.getLogger(__name__)
+
+#: A file whose peak is below this is "silent" (skipped in training).
+SILENT_PEAK = 1e-4
+#: Power that stands in for an all-zero clean signal in mix_at_snr: speech at -25 dBFS RMS.
+SILENT_REFERENCE_POWER = 10.0 ** (-25.0 / 10.0)
+
+
+# ------------------------------------------------------------------------------------------
+# Noise
+# ------------------------------------------------------------------------------------------
+def _unit_rms(x: np.ndarray) -> np.ndarray:
+    x = x - x.mean()
+    return x / (np.sqrt(np.mean(x * x)) + 1e-20)
+
+
+def _coloured(n: int, rng: np.random.Generator, exponent: float) -> np.ndarray:
+    """Gaussian noise with power spectrum ~ 1/f**exponent (FFT shaping), zero mean, unit RMS."""
+    n = int(n)
+    if n < 2:
+        return np.zeros(n)
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n)
+    f[0] = f[1]
+    spec *= f ** (-exponent / 2.0)  # amplitude ~ f^(-exponent/2) -> power ~ f^-exponent
+    spec[0] = 0.0
+    return _unit_rms(np.fft.irfft(spec, n))
+
+
+def white_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """White Gaussian noise (flat power spectrum), unit RMS, float64 (n,)."""
+    return _unit_rms(rng.standard_normal(int(n))) if n >= 2 else np.zeros(int(n))
+
+
+def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Pink noise: power spectrum ~ 1/f (-3 dB/octave), unit RMS, float64 (n,)."""
+    return _coloured(n, rng, 1.0)
+
+
+def brown_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Brown (red) noise: power spectrum ~ 1/f^2 (-6 dB/octave), unit RMS, float64 (n,)."""
+    return _coloured(n, rng, 2.0)
+
+
+NOISE_KINDS = {"white": white_noise, "pink": pink_noise, "brown": brown_noise}
+
+
+def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """``clean + g * noise`` with ``g`` such that 10 log10(P_clean / P_(g noise)) = snr_db exactly.
+
+    Powers are means of squares over the whole segment. An all-zero ``clean`` (a silent crop) has
+    no SNR; the noise is then scaled as if the clean signal were speech at -25 dBFS RMS, so silent
+    crops still teach a denoiser to remove noise at a realistic level.
+
+    Raises:
+        DataError: ``noise`` is all zero (or not finite), or the shapes differ.
+    """
+    clean = np.asarray(clean)
+    noise = np.asarray(noise)
+    if clean.shape != noise.shape:
+        raise DataError(f"mix_at_snr: clean {clean.shape} and noise {noise.shape} differ in shape")
+    p_noise = float(np.mean(noise.astype(np.float64) ** 2)) if noise.size else 0.0
+    if not math.isfinite(p_noise) or p_noise <= 0.0:
+        raise DataError("mix_at_snr: the noise is all zero or not finite; check the noise source "
+                        "(a silent noise file?)")
+    p_clean = float(np.mean(clean.astype(np.float64) ** 2))
+    if p_clean <= 0.0:
+        p_clean = SILENT_REFERENCE_POWER
+    gain = math.sqrt(p_clean / (p_noise * 10.0 ** (float(snr_db) / 10.0)))
+    out = clean.astype(np.float64) + gain * noise.astype(np.float64)
+    return out.astype(clean.dtype if np.issubdtype(clean.dtype, np.floating) else np.float32)
+
+
+class NoiseMixer:
+    """Adds noise at a random SNR: generated colours and/or recordings from a folder.
+
+    Each call draws a source uniformly from ``kinds`` plus, when ``folder`` has files, one more
+    entry "a recording" (then a file uniformly), an SNR uniformly in [snr_db_min, snr_db_max], and a
+    crop (recordings shorter than the clean signal are looped from a random offset).
+    """
+
+    def __init__(self, kinds: Sequence[str] = ("white", "pink", "brown"), folder=None,
+                 snr_db_min: float = 0.0, snr_db_max: float = 20.0, sample_rate: int = 16000,
+                 max_cached_files: int = 64):
+        kinds = list(kinds or [])
+        bad = [k for k in kinds if k not in NOISE_KINDS]
+        if bad:
+            raise DataError(f"unknown noise kind(s) {bad} in data.noise_mix.kinds; valid: "
+                            f"{', '.join(NOISE_KINDS)}")
+        self.kinds = kinds
+        self.files: List[Path] = []
+        if folder:
+            from .corpora import AUDIO_EXTS, _walk_audio
+
+            folder = Path(folder).expanduser()
+            if not folder.is_dir():
+                raise DataError(f"noise folder not found: '{folder}'; fix data.noise_mix.folder")
+            self.files = _walk_audio(folder, AUDIO_EXTS)
+            if not self.files:
+                raise DataError(f"noise folder '{folder}' has no audio files; fix data.noise_mix.folder")
+        if not self.kinds and not self.files:
+            raise DataError("noise mixing has no source: give data.noise_mix.kinds or data.noise_mix.folder")
+        if float(snr_db_min) > float(snr_db_max):
+            raise DataError(f"data.noise_mix.snr_db_min={snr_db_min} is above snr_db_max={snr_db_max}")
+        self.snr_db_min, self.snr_db_max = float(snr_db_min), float(snr_db_max)
+        self.sample_rate = int(sample_rate)
+        self.max_cached_files = int(max_cached_files)
+        self._cache: Dict[Path, np.ndarray] = {}
+
+    @classmethod
+    def from_config(cls, noise_cfg, sample_rate: int) -> "NoiseMixer":
+        """From a NoiseMixConfig (``data.noise_mix``)."""
+        return cls(kinds=list(noise_cfg.kinds), folder=noise_cfg.folder, snr_db_min=noise_cfg.snr_db_min,
+                   snr_db_max=noise_cfg.snr_db_max, sample_rate=sample_rate)
+
+    def _recording(self, path: Path) -> np.ndarray:
+        x = self._cache.get(path)
+        if x is None:
+            x = load(path, self.sample_rate)[0][0].numpy().astype(np.float64)
+            if np.max(np.abs(x)) < 1e-8:
+                raise DataError(f"noise file '{path}' is silent; remove it from the noise folder")
+            if len(self._cache) >= self.max_cached_files:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[path] = x
+        return x
+
+    def noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """A noise segment of ``n`` samples (float64, unnormalised for recordings)."""
+        n_sources = len(self.kinds) + (1 if self.files else 0)
+        pick = int(rng.integers(n_sources))
+        if pick < len(self.kinds):
+            return NOISE_KINDS[self.kinds[pick]](n, rng)
+        x = self._recording(self.files[int(rng.integers(len(self.files)))])
+        if len(x) >= n:
+            start = int(rng.integers(0, len(x) - n + 1))
+            return x[start:start + n]
+        start = int(rng.integers(0, len(x)))
+        reps = -(-(start + n) // len(x))
+        return np.tile(x, reps)[start:start + n]
+
+    def mix(self, clean: np.ndarray, rng: np.random.Generator) -> Tuple[np.ndarray, float]:
+        """``(noisy, snr_db)``: noise from a random source at a random SNR (see class doc)."""
+        snr = float(rng.uniform(self.snr_db_min, self.snr_db_max))
+        noise = self.noise(len(clean), rng)
+        return mix_at_snr(clean, noise, snr), snr
+
+
+# ------------------------------------------------------------------------------------------
+# Segments
+# ------------------------------------------------------------------------------------------
+def _level(x: np.ndarray, mode: str) -> float:
+    if x.size == 0:
+        return 0.0
+    if mode == "peak":
+        return float(np.max(np.abs(x)))
+    return float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
+
+
+class SegmentDataset(torch.utils.data.Dataset):
+    """Fixed-length waveform segments of a list of files (see the module doc for the keys).
+
+    Args:
+        metas: the files; entries whose header could not be read (``sample_rate == 0``) or with
+            zero duration are left out (counted in ``skipped_unreadable``).
+        sample_rate: every file is resampled to this rate on load.
+        segment_seconds: crop length; shorter files are zero-padded at the end. ``None`` returns
+            whole files (batch them one at a time).
+        normalize: ``peak`` (max |x| -> peak_level), ``rms`` (RMS -> rms_db dBFS) or ``none``.
+            The gain is computed on the segment — from the *noisy* signal when there is one and
+            applied to both clean and noisy, as SGMSE does, so the pair stays consistent — but a
+            near-silent crop of a louder file is boosted at most ``max_boost_db`` above the gain
+            the whole file would get (so silence does not become loud noise).
+        noise_mixer: adds noise to make ``noisy`` for clean-only corpora (ignored for pairs).
+        train: True: files that are silent (peak < 1e-4) are skipped, moving to the next index
+            deterministically, and counted in ``skipped_silent`` (per process: each DataLoader
+            worker has its own count). False (evaluation): item i is always file i, returned
+            without normalisation when silent.
+    """
+
+    def __init__(self, metas: Sequence[AudioMeta], sample_rate: int, segment_seconds: Optional[float], *,
+                 normalize: str = "peak", peak_level: float = 0.9, rms_db: float = -25.0,
+                 noise_mixer: Optional[NoiseMixer] = None, train: bool = True, max_boost_db: float = 20.0):
+        if normalize not in ("peak", "rms", "none"):
+            raise DataError(f"data.normalize={normalize!r} is not one of: peak, rms, none")
+        usable = [m for m in metas if m.sample_rate > 0 and m.duration > 0]
+        self.skipped_unreadable = len(metas) - len(usable)
+        if self.skipped_unreadable:
+            log.warning("skipping %d file(s) that could not be read or are empty (first: %s)",
+                        self.skipped_unreadable,
+                        next(m.path for m in metas if not (m.sample_rate > 0 and m.duration > 0)))
+        self.metas: List[AudioMeta] = usable
+        self.sample_rate = int(sample_rate)
+        self.segment = None if segment_seconds is None else max(1, int(round(segment_seconds * sample_rate)))
+        self.normalize = normalize
+        self.peak_level = float(peak_level)
+        self.rms_db = float(rms_db)
+        self.paired = any(m.noisy_path for m in usable)
+        self.noise_mixer = None if self.paired else noise_mixer
+        self.train = bool(train)
+        self.max_boost = 10.0 ** (float(max_boost_db) / 20.0)
+        self.skipped_silent = 0
+
+    def __len__(self) -> int:
+        return len(self.metas)
+
+    def _load(self, i: int) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        m = self.metas[i]
+        clean = load(m.path, self.sample_rate)[0][0].numpy()
+        if not m.noisy_path:
+            return clean, None
+        noisy = load(m.noisy_path, self.sample_rate)[0][0].numpy()
+        n = min(len(clean), len(noisy))  # resampled partners may differ by a sample
+        return clean[:n], noisy[:n]
+
+    def _crop(self, x: np.ndarray, start: int) -> np.ndarray:
+        if self.segment is None:
+            return x
+        seg = x[start:start + self.segment]
+        if len(seg) < self.segment:
+            seg = np.pad(seg, (0, self.segment - len(seg)))
+        return seg
+
+    def _gain(self, seg: np.ndarray, whole: np.ndarray) -> float:
+        if self.normalize == "none":
+            return 1.0
+        target = self.peak_level if self.normalize == "peak" else 10.0 ** (self.rms_db / 20.0)
+        file_level = _level(whole, self.normalize)
+        if file_level <= 0.0:
+            return 1.0
+        cap = target / file_level * self.max_boost
+        seg_level = _level(seg, self.normalize)
+        return cap if seg_level <= 0.0 else min(target / seg_level, cap)
+
+    def __getitem__(self, key) -> Dict[str, torch.Tensor]:
+        if isinstance(key, tuple):
+            index, draw_seed = int(key[0]), key[1]
+            rng = np.random.default_rng(draw_seed)
+            random_crop = True
+        else:
+            index = int(key)
+            rng = np.random.default_rng([index & 0xFFFFFFFF, 0x5E6])
+            random_crop = False
+        n = len(self.metas)
+        if not 0 <= index < n:
+            raise IndexError(f"index {index} out of range for a dataset of {n} files")
+        for attempt in range(n):
+            i = (index + attempt) % n
+            clean, noisy = self._load(i)
+            silent = _level(clean, "peak") < SILENT_PEAK
+            if silent and self.train:
+                self.skipped_silent += 1
+                continue
+            T = len(clean)
+            if self.segment is None or T <= self.segment:
+                start = 0
+            else:
+                start = int(rng.integers(0, T - self.segment + 1)) if random_crop else (T - self.segment) // 2
+            c = self._crop(clean, start)
+            y = None if noisy is None else self._crop(noisy, start)
+            if self.noise_mixer is not None:
+                y, _ = self.noise_mixer.mix(c, rng)
+            ref_seg, ref_whole = (y, noisy if noisy is not None else clean) if y is not None else (c, clean)
+            g = 1.0 if silent else self._gain(ref_seg, ref_whole)
+            out = {"clean": torch.from_numpy(np.ascontiguousarray(c * g, dtype=np.float32))[None]}
+            if y is not None:
+                out["noisy"] = torch.from_numpy(np.ascontiguousarray(y * g, dtype=np.float32))[None]
+            return out
+        raise DataError(f"all {n} files of this split are silent (peak below {SILENT_PEAK}); "
+                        f"run `scoreaudio data check`")
+
+
+def build_datasets(cfg, cache_dir: Optional[Path] = None) -> Dict[str, SegmentDataset]:
+    """Train / valid / test :class:`SegmentDataset` of ``cfg.data`` (via build_manifest).
+
+    Train draws random crops (keys ``(i, seed)``); valid/test are evaluation datasets (``train=False``)
+    cut to the same segment length. A clean-only corpus gets a :class:`NoiseMixer` when
+    ``data.noise_mix.enabled``; paired corpora keep their own noisy files.
+
+    Raises:
+        DataError: no usable training files (before any compute), or a manifest/root error.
+    """
+    from .corpora import build_manifest
+
+    d = cfg.data
+    manifest = build_manifest(cfg, cache_dir)
+    paired = any(m.noisy_path for m in manifest["train"])
+    mixer = None
+    if d.noise_mix.enabled:
+        if paired:
+            log.warning("%s has its own noisy files; data.noise_mix is ignored", d.dataset)
+        else:
+            mixer = NoiseMixer.from_config(d.noise_mix, int(d.sample_rate))
+    out = {split: SegmentDataset(metas, int(d.sample_rate), float(d.segment_seconds),
+                                 normalize=str(d.normalize), peak_level=float(d.peak_level),
+                                 rms_db=float(d.rms_db), noise_mixer=mixer, train=(split == "train"))
+           for split, metas in manifest.items()}
+    if len(out["train"]) == 0:
+        listed = len(manifest["train"])
+        why = (f"no usable training files ({listed} listed, all unreadable or empty)" if listed
+               else "the train split is empty; check data.root and the split settings")
+        raise DataError(f"{d.dataset}: {why}; run `scoreaudio data check` for details")
+    if len(out["valid"]) == 0:
+        log.warning("%s: the valid split is empty; validation will have nothing to score", d.dataset)
+    return out

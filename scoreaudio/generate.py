@@ -1,0 +1,466 @@
+"""Generation: sampling audio from a score model.
+
+Three layers, each a thin shell over the one below:
+
+* :func:`draw_samples` — the pure core (model + representation + sigma settings + sampler config
+  -> peak-safe waveforms); training's sample hook calls it. It is :func:`sample_model_space`
+  (the sampler run, with a non-finite check) followed by :func:`decode_samples` (representation
+  decode + :func:`limit_peaks`).
+* :func:`generate` — the Python API for notebooks: a checkpoint in, ``[(wav (T,), rate), ...]`` out.
+  :func:`sample_checkpoint` does the same and also returns what a manifest needs (the sampler plan,
+  timings, the raw model-space tensors).
+* ``scoreaudio generate`` (:func:`configure_parser`, :func:`run_cli`) — writes ``sample_000.wav``...,
+  a spectrogram PNG per sample, optionally the model-space tensors (``sample_000.pt``, for
+  ``tools/export_wavs.py``) and ``manifest.json`` (every setting, the checkpoint's SHA-256, the
+  sampler plan, timings and the real-time factor).
+
+Seeding: samples are drawn in batches of ``batch_size``; batch ``b`` draws all its randomness from
+its own ``torch.Generator`` seeded with ``derive_seed(seed, b)``. So a run is bit-exact for the same
+(checkpoint, seed, batch size, sampler, steps, seconds) on the CPU, and asking for more samples with
+the same batch size keeps the earlier ones. A different batch size gives different (equally valid)
+samples: the samplers draw one noise tensor per batch, and the PC corrector's step size uses norms
+averaged over the batch. CUDA results differ from CPU results (different random streams and kernels).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable, Dict, List, Optional, Tuple, Union
+
+import numpy as np
+import torch
+
+from .errors import ConfigError, ScoreAudioError
+from .sampling import SAMPLERS, SamplerPlan, get_sampler, sampler_ladder
+
+PEAK_LIMIT = 0.99  # samples louder than this are scaled down (never clipped)
+MANIFEST = "manifest.json"
+
+
+class OutputExistsError(ScoreAudioError, FileExistsError):
+    """An output file exists and overwriting was not asked for."""
+
+
+def plan_for(sampler_cfg, sigmas: dict, dim: int) -> SamplerPlan:
+    """The sampler's ladder and settings for ``sampler_cfg.steps`` network evaluations."""
+    return sampler_ladder(sampler_cfg.name, int(sampler_cfg.steps), float(sigmas["sigma_min"]),
+                          float(sigmas["sigma_max"]), dim=dim, snr=float(sampler_cfg.snr),
+                          final_denoise=bool(sampler_cfg.final_denoise))
+
+
+def limit_peaks(wav: torch.Tensor, limit: float = PEAK_LIMIT) -> torch.Tensor:
+    """(N, 1, T) -> (N, 1, T): each example whose peak exceeds ``limit`` is scaled down to it (no clipping)."""
+    peak = wav.abs().flatten(1).amax(dim=1).clamp_min(1e-12)  # (N,)
+    gain = torch.where(peak > limit, limit / peak, torch.ones_like(peak))
+    return wav * gain.view(-1, *([1] * (wav.ndim - 1)))
+
+
+def sample_model_space(model, representation, sigmas: dict, sampler_cfg, *, num: int, length: int,
+                       device: torch.device, generator: Optional[torch.Generator] = None,
+                       cond: Optional[torch.Tensor] = None,
+                       callback: Optional[Callable[[dict], None]] = None) -> Tuple[torch.Tensor, SamplerPlan]:
+    """Run the sampler in model space: returns ((num, C, *S) on ``device``, the plan it followed).
+
+    Starts from sigma_max * N(0, I) of the representation's shape for ``length`` samples and runs
+    ``sampler_cfg.name`` for ``sampler_cfg.steps`` network evaluations (the ladder from
+    :func:`scoreaudio.sampling.sampler_ladder`). A non-finite value at any step is a
+    ScoreAudioError naming the sampler, the step and its sigma (found without a host sync per step).
+    """
+    shape = (num, *representation.encoded_shape(length))
+    try:
+        plan = plan_for(sampler_cfg, sigmas, dim=math.prod(shape[1:]))
+    except ValueError as e:
+        raise ConfigError(f"--steps {sampler_cfg.steps} does not work for sampler '{sampler_cfg.name}': {e}") from None
+    x = plan.sigmas[0].item() * torch.randn(shape, generator=generator, device=device)
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)
+    bad_sigma = torch.zeros((), dtype=torch.float64, device=device)
+    total = [plan.nfe]
+
+    def watch(info: dict) -> None:
+        # Records the first step with a non-finite value without a host sync per step.
+        new = ~torch.isfinite(info["x"]).all() & (first_bad < 0)
+        first_bad.copy_(torch.where(new, torch.full_like(first_bad, info["i"]), first_bad))
+        bad_sigma.copy_(torch.where(new, torch.full_like(bad_sigma, info["sigma"]), bad_sigma))
+        total[0] = info["total"]
+        if callback is not None:
+            callback(info)
+
+    score_fn = model if cond is None else (lambda x_, s_: model(x_, s_, cond))
+    sampler = get_sampler(plan.name)
+    with torch.inference_mode():
+        x = sampler(score_fn, x, plan.sigmas.to(device), generator=generator, callback=watch, **plan.kwargs)
+    step = int(first_bad)
+    if step >= 0:
+        raise ScoreAudioError(f"sampler '{plan.name}' produced non-finite values at step {step + 1} of {total[0]} "
+                              f"(sigma={float(bad_sigma):.4g}); try another --sampler or more --steps, "
+                              f"or a later checkpoint")
+    return x, plan
+
+
+def decode_samples(representation, x: torch.Tensor, length: int, *, sampler: str = "?") -> torch.Tensor:
+    """Model space (N, C, *S) -> peak-safe (N, 1, length) float32 waveforms on the CPU."""
+    with torch.inference_mode():
+        wav = representation.decode(x, length).float()
+    if not torch.isfinite(wav).all():
+        raise ScoreAudioError(f"sampler '{sampler}' gave samples that decode to non-finite audio; "
+                              f"try another --sampler or more --steps, or a later checkpoint")
+    return limit_peaks(wav).cpu()
+
+
+def draw_samples(model, representation, sigmas: dict, sampler_cfg, *, num: int, seconds: float, sample_rate: int,
+                 device: torch.device, generator: Optional[torch.Generator] = None, cond: Optional[torch.Tensor] = None,
+                 callback: Optional[Callable[[dict], None]] = None) -> torch.Tensor:
+    """Draw ``num`` waveforms of ``seconds`` from the model: returns (num, 1, T) float32 on CPU.
+
+    Starts from sigma_max * N(0, I) in model space, runs the configured sampler for
+    ``sampler_cfg.steps`` network evaluations (see :func:`scoreaudio.sampling.sampler_ladder`),
+    decodes with the representation, and scales any sample whose peak exceeds 0.99 down to it
+    (never clips). A non-finite value at any step is a ScoreAudioError naming the sampler and step.
+    ``cond`` (num, C, *S) conditions a conditional model on an input.
+    """
+    length = num_samples_for(seconds, sample_rate)
+    x, plan = sample_model_space(model, representation, sigmas, sampler_cfg, num=num, length=length, device=device,
+                                 generator=generator, cond=cond, callback=callback)
+    return decode_samples(representation, x, length, sampler=plan.name)
+
+
+def num_samples_for(seconds: float, sample_rate: int) -> int:
+    """Length in samples of ``seconds`` at ``sample_rate``; ConfigError unless it is at least one sample."""
+    try:
+        seconds = float(seconds)
+    except (TypeError, ValueError):
+        raise ConfigError(f"seconds must be a number, got {seconds!r}") from None
+    length = int(round(seconds * sample_rate)) if math.isfinite(seconds) else 0
+    if length <= 0:
+        raise ConfigError(f"--seconds must be positive (at least one sample at {sample_rate} Hz), got {seconds}")
+    return length
+
+
+def write_sample_files(wavs: torch.Tensor, sample_rate: int, out_dir: Path, *, start_index: int = 0,
+                       overwrite: bool = True, pictures: bool = True) -> List[Path]:
+    """Write (N, 1, T) waveforms as ``sample_000.wav``... (+ a spectrogram PNG each) into out_dir."""
+    from .audio.io import save
+    from .audio.representation import spectrogram_png
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k, wav in enumerate(wavs):
+        path = out_dir / sample_name(start_index + k, ".wav")
+        if path.exists() and not overwrite:
+            raise OutputExistsError(f"{path} exists; pass --overwrite or another --out folder")
+        save(path, wav, sample_rate)
+        if pictures:
+            spectrogram_png(wav, sample_rate, path.with_suffix(".png"), title=path.name)
+        paths.append(path)
+    return paths
+
+
+def sample_name(index: int, suffix: str) -> str:
+    return f"sample_{index:03d}{suffix}"
+
+
+# --------------------------------------------------------------------------------------------
+# From a checkpoint
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Generation:
+    """What :func:`sample_checkpoint` produced, with everything a manifest records."""
+
+    wavs: torch.Tensor  # (N, 1, T) float32 on the CPU, peak-safe
+    sample_rate: int
+    plan: SamplerPlan  # the ladder and settings each batch followed; plan.nfe network calls per batch
+    pretrained: object  # scoreaudio.pretrained.Pretrained
+    settings: Dict[str, object]  # the resolved arguments
+    timings: Dict[str, object]  # load_s, sample_s, batch_s, audio_s, rtf
+    model_space: Optional[torch.Tensor] = None  # (N, C, *S) float32 CPU: raw sampler output (before decode)
+    batch_seeds: List[int] = field(default_factory=list)  # the generator seed of each batch
+
+
+def _check_count(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def sample_checkpoint(checkpoint=None, num: int = 4, seconds: float = 2.0, *, sampler: Optional[str] = None,
+                      steps: Optional[int] = None, batch_size: int = 4, seed: int = 0,
+                      device: Union[str, torch.device, None] = None, ema: bool = True,
+                      runs_root: Union[str, Path] = "runs", progress: Optional[bool] = False,
+                      keep_model_space: bool = False) -> Generation:
+    """Load a checkpoint and draw ``num`` samples of ``seconds``; see :func:`generate` for the arguments.
+
+    ``progress``: True shows a tqdm bar over sampler steps on stderr, False none, None only when
+    stderr is a terminal. ``keep_model_space`` also returns the sampler's raw output.
+    """
+    from .pretrained import load_pretrained
+    from .train import derive_seed
+
+    num = _check_count("num", num)
+    batch_size = _check_count("batch_size", batch_size)
+    seed = _check_count("seed", seed, minimum=0)
+    if steps is not None:
+        steps = _check_count("steps", steps)
+    if sampler is not None and sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler {sampler!r}; valid: {', '.join(sorted(SAMPLERS))}")
+    try:
+        ok = math.isfinite(float(seconds)) and float(seconds) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"--seconds must be a positive number, got {seconds!r}")
+    seconds = float(seconds)
+
+    t0 = time.perf_counter()
+    pre = load_pretrained(checkpoint, device=device, ema=ema, runs_root=runs_root)
+    if pre.conditional:
+        raise ConfigError(f"{pre.path} is a conditional denoiser (trained with loss.objective=cdsm): it needs a "
+                          f"noisy input to condition on and cannot generate from noise; use "
+                          f"'scoreaudio denoise NOISY.wav --checkpoint {pre.path}'")
+    if pre.cfg.model.backbone == "mlp":
+        raise ConfigError(f"{pre.path} is a toy model (mlp backbone) of fixed-size data, not audio; "
+                          f"generate needs a unet2d or wavenet checkpoint")
+    length = num_samples_for(seconds, pre.sample_rate)
+    sampler_cfg = SimpleNamespace(name=sampler or str(pre.cfg.sampler.name),
+                                  steps=int(steps if steps is not None else pre.cfg.sampler.steps),
+                                  snr=float(pre.cfg.sampler.snr), final_denoise=bool(pre.cfg.sampler.final_denoise))
+    if pre.device.type == "cuda":
+        torch.cuda.synchronize(pre.device)
+    load_s = time.perf_counter() - t0
+
+    n_batches = -(-num // batch_size)
+    bar = None
+    if progress is None or progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=None, unit="step", desc=f"sampling ({sampler_cfg.name})", dynamic_ncols=True,
+                   disable=None if progress is None else False, file=sys.stderr, mininterval=0.5)
+
+    def tick(info: dict) -> None:
+        if bar.total is None:
+            bar.total = info["total"] * n_batches
+            bar.refresh()
+        bar.update(1)
+
+    wavs, latents, batch_s, seeds, plan = [], [], [], [], None
+    try:
+        for b in range(n_batches):
+            n = min(batch_size, num - b * batch_size)
+            seeds.append(derive_seed(seed, b))
+            gen = torch.Generator(device=pre.device).manual_seed(seeds[-1])
+            tb = time.perf_counter()
+            x, plan = sample_model_space(pre.model, pre.representation, pre.sigmas, sampler_cfg, num=n,
+                                         length=length, device=pre.device, generator=gen,
+                                         callback=tick if bar is not None else None)
+            wavs.append(decode_samples(pre.representation, x, length, sampler=plan.name))  # syncs with the device
+            batch_s.append(time.perf_counter() - tb)
+            if keep_model_space:
+                latents.append(x.float().cpu())
+    finally:
+        if bar is not None:
+            bar.close()
+
+    sample_s = float(sum(batch_s))
+    audio_s = num * length / pre.sample_rate
+    settings = {"checkpoint": None if checkpoint is None else str(checkpoint), "runs_root": str(runs_root),
+                "num": num, "seconds": float(seconds), "sampler": sampler_cfg.name, "steps": sampler_cfg.steps,
+                "batch_size": batch_size, "seed": seed, "device": str(pre.device), "ema": bool(ema),
+                "snr": sampler_cfg.snr, "final_denoise": sampler_cfg.final_denoise}
+    timings = {"load_s": load_s, "sample_s": sample_s, "batch_s": batch_s, "audio_s": audio_s,
+               "rtf": sample_s / audio_s}
+    return Generation(torch.cat(wavs), pre.sample_rate, plan, pre, settings, timings,
+                      torch.cat(latents) if keep_model_space else None, seeds)
+
+
+def generate(checkpoint=None, num: int = 4, seconds: float = 2.0, *, sampler: Optional[str] = None,
+             steps: Optional[int] = None, batch_size: int = 4, seed: int = 0,
+             device: Union[str, torch.device, None] = None, ema: bool = True,
+             runs_root: Union[str, Path] = "runs", progress: bool = False) -> List[Tuple[np.ndarray, int]]:
+    """Draw ``num`` speech samples of ``seconds`` from a trained model.
+
+    Args:
+        checkpoint: a ``.pt`` file, a run directory, or None for the newest run under ``runs_root``.
+        num: how many samples.
+        seconds: length of each (any length: the networks are fully convolutional).
+        sampler: ``ald`` | ``pc`` | ``heun``; default the checkpoint's ``sampler.name``.
+        steps: network evaluations per sample, shared over the sampler's ladder (the same budget
+            for every sampler; see :func:`scoreaudio.sampling.sampler_ladder`); default the
+            checkpoint's ``sampler.steps``.
+        batch_size: samples drawn together.
+        seed: batch ``b`` uses a generator seeded from (seed, b): bit-exact on the CPU for the same
+            seed and batch size (see the module doc).
+        device: ``None``/"auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
+        ema: use the EMA weights (the default) or the live training weights.
+        progress: show a tqdm bar over sampler steps on stderr.
+
+    Returns:
+        ``[(wav, sample_rate), ...]``: ``wav`` a float32 ndarray (T,), peak at most 0.99.
+
+    Raises:
+        ScoreAudioError: no or unreadable checkpoint, a conditional (cdsm) checkpoint (use
+            ``scoreaudio denoise``), bad arguments, or a sampler that diverged (non-finite values).
+    """
+    result = sample_checkpoint(checkpoint, num, seconds, sampler=sampler, steps=steps, batch_size=batch_size,
+                               seed=seed, device=device, ema=ema, runs_root=runs_root, progress=progress)
+    return [(w[0].numpy().copy(), result.sample_rate) for w in result.wavs]
+
+
+# --------------------------------------------------------------------------------------------
+# Writing results
+# --------------------------------------------------------------------------------------------
+def output_names(num: int, *, pictures: bool = True, tensors: bool = False) -> List[str]:
+    """The files ``scoreaudio generate`` writes for ``num`` samples (checked before sampling)."""
+    suffixes = [".wav"] + ([".png"] if pictures else []) + ([".pt"] if tensors else [])
+    return [sample_name(k, s) for k in range(num) for s in suffixes] + [MANIFEST]
+
+
+def check_outputs(out_dir: Path, names: List[str], overwrite: bool) -> None:
+    """OutputExistsError naming the first of ``names`` that exists in ``out_dir`` (unless overwrite)."""
+    if overwrite:
+        return
+    existing = [n for n in names if (Path(out_dir) / n).exists()]
+    if existing:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise OutputExistsError(f"{Path(out_dir) / existing[0]} exists{more}; pass --overwrite or another --out folder")
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=str(path.parent))
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def write_json(path: Path, data: dict) -> Path:
+    """Write ``data`` as indented JSON, atomically."""
+    def w(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+    return _atomic_write(Path(path), w)
+
+
+def save_tensor(path: Path, x: torch.Tensor) -> Path:
+    """``torch.save`` a plain tensor atomically (loadable with ``weights_only=True``)."""
+    return _atomic_write(Path(path), lambda tmp: torch.save(x.contiguous().clone(), tmp))
+
+
+def _level_dbfs(wav: torch.Tensor) -> Optional[float]:
+    rms = float(wav.double().pow(2).mean().sqrt())
+    return 20.0 * math.log10(rms) if rms > 0 else None  # None: digital silence (JSON has no -inf)
+
+
+def build_manifest(result: Generation, files: List[Dict[str, object]], extra: Dict[str, object]) -> dict:
+    """The manifest.json content of one ``scoreaudio generate`` run."""
+    from . import __version__
+    from .utils.checkpoint import file_sha256
+
+    pre = result.pretrained
+    plan = result.plan
+    ladder = plan.sigmas.tolist()
+    device = pre.device
+    return {
+        "created_by": f"scoreaudio {__version__} generate",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "settings": {**result.settings, **extra},
+        "checkpoint": {"path": str(Path(pre.path).resolve()), "sha256": file_sha256(pre.path), "step": pre.step,
+                       "weights": "ema" if result.settings["ema"] else "model",
+                       "model": {"backbone": str(pre.cfg.model.backbone), "preset": str(pre.cfg.model.preset)},
+                       "dataset": str(pre.cfg.data.dataset)},
+        "representation": pre.representation.to_dict(),
+        "sample_rate": result.sample_rate,
+        "length": int(result.wavs.shape[-1]),
+        "sigmas": {k: (v if isinstance(v, (bool, int, float, str)) or v is None else float(v))
+                   for k, v in pre.sigmas.items()},
+        "sampler_plan": {"name": plan.name, "ladder_length": len(ladder), "nfe": plan.nfe,
+                         "nfe_requested": result.settings["steps"], "kwargs": dict(plan.kwargs),
+                         "sigma_first": ladder[0], "sigma_last": ladder[-1]},
+        "seeding": {"seed": result.settings["seed"], "batch_seeds": result.batch_seeds,
+                    "rule": "batch b: torch.Generator(device).manual_seed(derive_seed(seed, b))"},
+        "timings": {**result.timings, "device": _device_name(device), "torch": torch.__version__,
+                    "threads": torch.get_num_threads() if device.type == "cpu" else None},
+        "rtf": result.timings["rtf"],
+        "files": files,
+    }
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", help="a .pt checkpoint or a run directory (default: the newest run under --runs-root)")
+    p.add_argument("--runs-root", default="runs", help="where to look for the newest run (default: runs)")
+    p.add_argument("--out", default="samples", help="output folder, created if needed (default: samples/)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing sample files in --out")
+    p.add_argument("--num", type=int, default=4, help="number of samples (default: 4)")
+    p.add_argument("--seconds", type=float, default=2.0, help="length of each sample, seconds (default: 2.0)")
+    p.add_argument("--sampler", choices=sorted(SAMPLERS),
+                   help="ald (annealed Langevin) | pc (predictor-corrector) | heun (probability-flow ODE); "
+                        "default: the checkpoint's")
+    p.add_argument("--steps", type=int,
+                   help="network evaluations per sample, shared over the ladder (default: the checkpoint's)")
+    p.add_argument("--batch-size", type=int, default=4, help="samples drawn together (default: 4)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed; bit-exact on CPU for the same seed and --batch-size (default: 0)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available) | cpu | cuda | cuda:N")
+    p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True,
+                   help="use the EMA weights (default) or, with --no-ema, the live training weights")
+    p.add_argument("--save-tensors", action="store_true",
+                   help="also save each sample's raw model-space tensor as sample_NNN.pt (for tools/export_wavs.py)")
+    p.add_argument("--no-pictures", action="store_true", help="skip the spectrogram PNGs")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    from .utils.logging import log
+
+    out = Path(args.out)
+    pictures, tensors = not args.no_pictures, bool(args.save_tensors)
+    _check_count("--num", args.num)
+    if not math.isfinite(args.seconds) or args.seconds <= 0:
+        raise ConfigError(f"--seconds must be positive, got {args.seconds}")
+    check_outputs(out, output_names(args.num, pictures=pictures, tensors=tensors), args.overwrite)
+
+    result = sample_checkpoint(args.checkpoint, args.num, args.seconds, sampler=args.sampler, steps=args.steps,
+                               batch_size=args.batch_size, seed=args.seed, device=args.device, ema=args.ema,
+                               runs_root=args.runs_root, progress=None, keep_model_space=tensors)
+    t0 = time.perf_counter()
+    paths = write_sample_files(result.wavs, result.sample_rate, out, overwrite=True, pictures=pictures)
+    files = []
+    for k, (path, wav) in enumerate(zip(paths, result.wavs)):
+        entry = {"wav": path.name, "peak": float(wav.abs().max()), "rms_dbfs": _level_dbfs(wav)}
+        if pictures:
+            entry["png"] = path.with_suffix(".png").name
+        if tensors:
+            pt = save_tensor(path.with_suffix(".pt"), result.model_space[k:k + 1])
+            entry["pt"] = pt.name
+            entry["pt_shape"] = list(result.model_space[k:k + 1].shape)
+        files.append(entry)
+    result.timings["write_s"] = time.perf_counter() - t0
+    manifest = build_manifest(result, files, {"out": str(out), "overwrite": bool(args.overwrite),
+                                              "pictures": pictures, "save_tensors": tensors})
+    write_json(out / MANIFEST, manifest)
+    t = result.timings
+    plan = result.plan
+    log(f"wrote {len(paths)} samples of {args.seconds:g} s to {out}/ ({plan.name}, {plan.nfe} network evaluations, "
+        f"ladder of {len(plan.sigmas)}; {t['sample_s']:.1f} s sampling on {result.pretrained.device}, "
+        f"real-time factor {t['rtf']:.2f})")
+    return 0

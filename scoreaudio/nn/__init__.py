@@ -1,0 +1,12 @@
+"""Score networks: the preconditioning wrapper, the backbones and their builder.
+
+``build_score_model(cfg.model, in_channels, cond_channels)`` -> :class:`ScoreModel`, called as
+``model(x, sigma, cond=None) -> score``. Backbones: ``unet2d`` (spectrograms), ``wavenet``
+(waveforms), ``mlp`` (toy data; imported only when built).
+"""
+from __future__ import annotations
+
+from .build import build_score_model, count_parameters
+from .score_model import ScoreModel
+
+__all__ = ["ScoreModel", "build_score_model", "count_parameters"]

@@ -1,0 +1,130 @@
+"""Build the score network named by ``model.backbone``; describe it for ``scoreaudio info``."""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict
+
+from torch import nn
+
+from ..errors import ConfigError
+from .score_model import ScoreModel
+from .unet2d import UNet2d
+from .wavenet import WaveNet
+
+#: Used when ``model.sigma_data`` is None (to be measured from data): EDM's image default. The
+#: trainer overwrites the buffer with ``model.sigma_data.fill_(measured)`` before training starts.
+DEFAULT_SIGMA_DATA = 0.5
+
+
+def _wavenet(model_cfg: Any, in_channels: int, out_channels: int) -> nn.Module:
+    c = model_cfg.wavenet
+    return WaveNet(in_channels, out_channels, residual_channels=c.residual_channels,
+                   residual_layers=c.residual_layers, dilation_cycle=c.dilation_cycle,
+                   kernel_size=c.kernel_size, embedding=model_cfg.embedding,
+                   embedding_dim=model_cfg.embedding_dim)
+
+
+def _unet2d(model_cfg: Any, in_channels: int, out_channels: int) -> nn.Module:
+    c = model_cfg.unet2d
+    return UNet2d(in_channels, out_channels, channels=c.channels, channel_mult=tuple(c.channel_mult),
+                  num_res_blocks=c.num_res_blocks, attention=c.attention,
+                  attention_heads=c.attention_heads, dropout=c.dropout, groups=c.groups,
+                  embedding=model_cfg.embedding, embedding_dim=model_cfg.embedding_dim)
+
+
+def _mlp(model_cfg: Any, in_channels: int, out_channels: int) -> nn.Module:
+    from .mlp import ScoreMLP  # toy data only; imported when asked for
+
+    return ScoreMLP(in_channels, hidden=model_cfg.mlp.hidden, layers=model_cfg.mlp.layers,
+                    sigma_data=_sigma_data(model_cfg))
+
+
+def _sigma_data(model_cfg: Any) -> float:
+    return float(model_cfg.sigma_data) if model_cfg.sigma_data is not None else DEFAULT_SIGMA_DATA
+
+
+#: model.backbone -> constructor(model_cfg, in_channels incl. cond, out_channels) of the backbone.
+BACKBONES: Dict[str, Callable[[Any, int, int], nn.Module]] = {
+    "unet2d": _unet2d,
+    "wavenet": _wavenet,
+    "mlp": _mlp,
+}
+
+
+def build_score_model(model_cfg: Any, in_channels: int, cond_channels: int = 0) -> ScoreModel:
+    """The score model described by ``model_cfg`` (the ``model:`` section of a config).
+
+    Args:
+        model_cfg: a :class:`~scoreaudio.config.ModelConfig`-shaped config.
+        in_channels: channels of x (the representation's; for the toy MLP, the data dimension).
+        cond_channels: channels of ``cond`` (conditional denoising); 0 for an unconditional model.
+
+    Raises:
+        ConfigError: unknown backbone (naming the valid ones), or a setting the backbone cannot do.
+    """
+    name = model_cfg.backbone
+    if name not in BACKBONES:
+        raise ConfigError(f"unknown model.backbone '{name}'; valid: {', '.join(BACKBONES)}")
+    sigma_data = _sigma_data(model_cfg)
+    if name == "mlp":
+        # ScoreMLP returns the score itself (its output is already divided by sigma, NCSNv2-style).
+        if model_cfg.parameterisation != "ncsnv2":
+            raise ConfigError("the mlp backbone returns F(x, sigma)/sigma itself: set "
+                              "model.parameterisation=ncsnv2 (configs/model/mlp.yaml does)")
+        if cond_channels:
+            raise ConfigError("the mlp backbone takes no conditioning (cond_channels must be 0)")
+        return ScoreModel(_mlp(model_cfg, in_channels, in_channels), parameterisation="score",
+                          sigma_data=sigma_data)
+    backbone = BACKBONES[name](model_cfg, in_channels + cond_channels, in_channels)
+    return ScoreModel(backbone, parameterisation=model_cfg.parameterisation, sigma_data=sigma_data,
+                      cond_channels=cond_channels)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters; buffers are not counted."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def describe_model(model: ScoreModel, model_cfg: Any, representation_channels: int, sample_rate: int,
+                   hop_length: int) -> Dict[str, Any]:
+    """Facts about a built model for ``scoreaudio info``.
+
+    Args:
+        model: the built :class:`ScoreModel`.
+        model_cfg: its config (``model:`` section).
+        representation_channels: channels of x (1 for waveform, 2 for a complex STFT).
+        sample_rate: Hz, to state the receptive field in milliseconds.
+        hop_length: STFT hop in samples (frames -> samples); ignored for waveform backbones.
+
+    Returns:
+        A dict with ``backbone``, ``preset``, ``parameterisation``, ``parameters``,
+        ``receptive_field`` (samples, or (freq bins, frames) for spectrograms; None for the MLP),
+        ``receptive_field_samples`` and ``receptive_field_ms`` (for spectrograms approximated as
+        frames * hop_length, the time span the frames' hops cover), ``global_context`` (True when
+        attention lets every output see the whole input) and ``input_shape`` (a description).
+    """
+    rf = model.receptive_field
+    cond = model.cond_channels
+    channels = f"{representation_channels}" + (f" + {cond} cond" if cond else "")
+    name = model_cfg.backbone
+    samples = None
+    if name == "wavenet":
+        samples = int(rf)
+        shape = f"(B, {channels}, T) waveform"
+    elif name == "unet2d":
+        samples = int(rf[1]) * int(hop_length)
+        multiple = model.backbone.multiple
+        shape = f"(B, {channels}, F, T) spectrogram, F and T padded to a multiple of {multiple}"
+    else:
+        shape = f"(B, {channels}) vectors"
+    return {
+        "backbone": name,
+        "preset": model_cfg.preset,
+        "parameterisation": model.parameterisation,
+        "sigma_data": float(model.sigma_data),
+        "parameters": count_parameters(model),
+        "receptive_field": rf,
+        "receptive_field_samples": samples,
+        "receptive_field_ms": None if samples is None else 1000.0 * samples / sample_rate,
+        "global_context": bool(getattr(model.backbone, "attention", False)),
+        "input_shape": shape,
+    }

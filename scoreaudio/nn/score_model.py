@@ -1,0 +1,123 @@
+"""The score model: a backbone F inside a preconditioning wrapper.
+
+``ScoreModel(backbone)(x, sigma, cond=None)`` returns s(x, sigma) ~ grad_x log p_sigma(x) for x of
+shape (B, C, *S) and sigma of shape (B,). The backbone is any module ``F(x_in, c_noise)`` mapping
+(B, C_in, *S) and (B,) to (B, C, *S); it never sees sigma itself, only c_noise = log(sigma) / 4.
+
+Parameterisations (``parameterisation=``):
+
+``"edm"`` (Karras et al. 2022, Table 1, "Ours"), with sigma_data the data std in model space::
+
+    c_skip = sd^2 / (sigma^2 + sd^2)      c_out = sigma * sd / sqrt(sigma^2 + sd^2)
+    c_in   = 1 / sqrt(sigma^2 + sd^2)     c_noise = log(sigma) / 4
+    D(x)   = c_skip * x + c_out * F(c_in * x, c_noise)          # the denoiser
+    score  = (D(x) - x) / sigma^2
+           = c_out / sigma^2 * F - x / (sigma^2 + sd^2)         # computed this way: no D - x cancellation
+
+``"ncsnv2"`` (Song & Ermon 2020, technique 3: s(x, sigma) = s(x) / sigma)::
+
+    score = F(x, c_noise) / sigma                                # x enters unscaled, as in NCSNv2
+
+``"score"``: the backbone is itself a score model ``backbone(x, sigma, cond) -> score`` (the toy MLP,
+which divides by sigma itself); the wrapper only adds ``denoise`` and ``sigma_data``.
+
+Conditioning: ``cond`` (B, cond_channels, *S), e.g. the noisy input's representation for
+conditional denoising, is concatenated to the network input on the channel axis. It is passed
+**unscaled** in both parameterisations: unlike x it carries no diffusion noise, so its scale does
+not grow with sigma and it is already of the data's order.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..utils.tensor import append_dims, as_sigma_batch
+
+PARAMETERISATIONS = ("edm", "ncsnv2", "score")
+
+
+class ScoreModel(nn.Module):
+    """s(x, sigma) ~ grad_x log p_sigma(x); x: (B, C, *S), sigma: (B,).
+
+    Args:
+        backbone: ``F(x_in, c_noise) -> (B, C, *S)`` (``"score"``: ``backbone(x, sigma, cond)``).
+        parameterisation: ``"edm"``, ``"ncsnv2"`` or ``"score"`` (see the module docstring).
+        sigma_data: the data std in model space (EDM). Stored as a buffer, so it is saved in the
+            state_dict; set a measured value with ``model.sigma_data.fill_(value)``.
+        cond_channels: channels of ``cond``; 0 means the model takes no conditioning.
+    """
+
+    def __init__(self, backbone: nn.Module, *, parameterisation: str = "edm", sigma_data: float = 0.5,
+                 cond_channels: int = 0):
+        super().__init__()
+        if parameterisation not in PARAMETERISATIONS:
+            raise ValueError(f"unknown parameterisation '{parameterisation}'; "
+                             f"valid: {', '.join(PARAMETERISATIONS)}")
+        if not sigma_data > 0:
+            raise ValueError(f"sigma_data must be positive, got {sigma_data}")
+        self.backbone = backbone
+        self.parameterisation = parameterisation
+        self.cond_channels = int(cond_channels)
+        self.register_buffer("sigma_data", torch.tensor(float(sigma_data)))
+
+    @property
+    def receptive_field(self):
+        """The backbone's receptive field: samples (waveform) or (freq bins, frames) (spectrogram);
+        None for backbones without one (the toy MLP)."""
+        return getattr(self.backbone, "receptive_field", None)
+
+    def extra_repr(self) -> str:
+        return f"parameterisation={self.parameterisation!r}, cond_channels={self.cond_channels}"
+
+    # ----------------------------------------------------------------------------------------
+    def _inputs(self, x: torch.Tensor, sigma, cond: Optional[torch.Tensor]):
+        """Check shapes; return sigma as (B,) in x's dtype."""
+        sigma = as_sigma_batch(sigma, x.shape[0], device=x.device, dtype=x.dtype)
+        if self.cond_channels and cond is None:
+            raise ValueError(f"this model is conditional: pass cond with {self.cond_channels} channels")
+        if cond is not None:
+            if not self.cond_channels:
+                raise ValueError("this model is unconditional (cond_channels=0) but cond was given")
+            expected = (x.shape[0], self.cond_channels, *x.shape[2:])
+            if tuple(cond.shape) != expected:
+                raise ValueError(f"cond must have shape {expected}, got {tuple(cond.shape)}")
+        return sigma
+
+    def _backbone(self, x_in: torch.Tensor, sigma: torch.Tensor, cond: Optional[torch.Tensor]):
+        if cond is not None:
+            x_in = torch.cat([x_in, cond.to(x_in.dtype)], dim=1)  # (B, C + C_cond, *S)
+        return self.backbone(x_in, sigma.log() / 4)  # c_noise = log(sigma) / 4
+
+    def _edm(self, x: torch.Tensor, sigma: torch.Tensor, cond: Optional[torch.Tensor]):
+        """(F output, c_skip, c_out, sigma^2 + sd^2), the coefficients broadcast to x."""
+        sd2 = self.sigma_data.to(x.dtype) ** 2
+        s = append_dims(sigma, x.ndim)  # (B, 1, ..., 1)
+        total = s ** 2 + sd2
+        c_in = total.rsqrt()
+        c_out = s * sd2.sqrt() * c_in
+        f = self._backbone(c_in * x, sigma, cond)
+        return f, sd2 / total, c_out, total
+
+    # ----------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, sigma, cond: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The score: x (B, C, *S), sigma (B,) (or a float), cond (B, C_cond, *S) -> (B, C, *S)."""
+        sigma = self._inputs(x, sigma, cond)
+        if self.parameterisation == "edm":
+            f, _, c_out, total = self._edm(x, sigma, cond)
+            return c_out / append_dims(sigma, x.ndim) ** 2 * f - x / total
+        if self.parameterisation == "ncsnv2":
+            return self._backbone(x, sigma, cond) / append_dims(sigma, x.ndim)
+        return self.backbone(x, sigma, cond)
+
+    def denoise(self, x: torch.Tensor, sigma, cond: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Tweedie's estimate E[x0 | x] = x + sigma^2 * score; EDM computes D(x) directly."""
+        sigma = self._inputs(x, sigma, cond)
+        if self.parameterisation == "edm":
+            f, c_skip, c_out, _ = self._edm(x, sigma, cond)
+            return c_skip * x + c_out * f
+        s = append_dims(sigma, x.ndim)
+        if self.parameterisation == "ncsnv2":
+            return x + s * self._backbone(x, sigma, cond)  # sigma^2 * F / sigma
+        return x + s ** 2 * self.backbone(x, sigma, cond)

@@ -1,0 +1,231 @@
+"""U-Net backbone for (B, C, F, T) spectrograms (compressed complex STFTs as re/im channels).
+
+A DDPM++ / NCSN++-style U-Net (Ho et al. 2020; Song et al., ICLR 2021) without the FIR resampling
+and progressive-growing options:
+
+    conv3x3 -> [ResBlock x num_res_blocks -> Down] per level       # encoder; every output kept as a skip
+            -> ResBlock -> Attention -> ResBlock                   # middle, lowest resolution
+            -> [ResBlock(cat skip) x (num_res_blocks + 1) -> Up]   # decoder
+            -> GroupNorm -> SiLU -> conv3x3 (zero-initialised)
+
+    ResBlock:  GroupNorm -> SiLU -> conv3x3 -> FiLM(emb) -> SiLU -> dropout -> conv3x3 (zero-init),
+               out = (skip(x) + h) / sqrt(2), skip = conv1x1 when the channel count changes
+    FiLM:      h = GroupNorm(h) * (1 + scale) + shift, (scale, shift) = Linear(SiLU(emb))
+    Down:      conv3x3 stride 2 (both frequency and time);  Up: nearest x2 -> conv3x3
+    Attention: multi-head self-attention over the F*T positions of the lowest level only.
+
+Any F, T: the input is zero-padded on the high-frequency / late-time side up to a multiple of
+2^(levels-1) and the output cropped back to the input size.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..utils.tensor import append_dims
+from .embeddings import SigmaEmbedding
+
+
+def _norm(channels: int, groups: int) -> nn.GroupNorm:
+    if channels % groups:
+        raise ValueError(f"GroupNorm: {channels} channels are not divisible into {groups} groups")
+    return nn.GroupNorm(groups, channels, eps=1e-6)
+
+
+def _zero(module: nn.Module) -> nn.Module:
+    for p in module.parameters():
+        nn.init.zeros_(p)
+    return module
+
+
+class ResBlock(nn.Module):
+    """Residual block with FiLM conditioning on the sigma embedding."""
+
+    def __init__(self, in_ch: int, out_ch: int, emb_dim: int, groups: int, dropout: float):
+        super().__init__()
+        self.norm1 = _norm(in_ch, groups)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.film = nn.Linear(emb_dim, 2 * out_ch)
+        self.norm2 = _norm(out_ch, groups)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = _zero(nn.Conv2d(out_ch, out_ch, 3, padding=1))  # the block starts as its skip
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))  # (B, out, F, T)
+        scale, shift = append_dims(self.film(emb), h.ndim).chunk(2, dim=1)  # 2 x (B, out, 1, 1)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.conv2(self.dropout(F.silu(h)))
+        return (self.skip(x) + h) / math.sqrt(2.0)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over all F*T positions, residual with 1/sqrt(2)."""
+
+    def __init__(self, channels: int, heads: int, groups: int):
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"attention: {channels} channels are not divisible into {heads} heads")
+        self.heads = heads
+        self.norm = _norm(channels, groups)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.proj = _zero(nn.Linear(channels, channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, f, t = x.shape
+        h = self.norm(x).flatten(2).transpose(1, 2)  # (B, F*T, C)
+        # Head dim last with stride 1, so CPU and CUDA pick their fused (flash) kernels.
+        q, k, v = self.qkv(h).reshape(b, f * t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        h = F.scaled_dot_product_attention(q, k, v)  # (B, heads, F*T, C/heads)
+        h = self.proj(h.transpose(1, 2).reshape(b, f * t, c))  # (B, F*T, C)
+        return (x + h.transpose(1, 2).reshape(b, c, f, t)) / math.sqrt(2.0)
+
+
+class Downsample(nn.Module):
+    """Halve F and T with a stride-2 3x3 convolution."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    """Double F and T: nearest-neighbour then a 3x3 convolution."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class UNet2d(nn.Module):
+    """U-Net F(x, c_noise) for x of shape (B, C, F, T).
+
+    Args:
+        in_channels: input channels (the representation's channels plus any conditioning channels).
+        out_channels: output channels (the representation's channels).
+        channels: channels at the top resolution; level i has ``channels * channel_mult[i]``.
+        channel_mult: one multiplier per resolution level; the spatial size halves between levels.
+        num_res_blocks: residual blocks per level on the encoder side (the decoder has one more).
+        attention: self-attention (between two residual blocks) at the lowest resolution.
+        attention_heads: heads of that attention.
+        dropout: dropout inside the residual blocks.
+        groups: GroupNorm groups (every level's channel count must be divisible by it).
+        embedding: ``"fourier"`` or ``"sinusoidal"`` features of c_noise.
+        embedding_dim: width of those features; the embedding MLP is 4x as wide (DDPM++: 4 * nf).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, channels: int = 32,
+                 channel_mult: Sequence[int] = (1, 2, 2), num_res_blocks: int = 1,
+                 attention: bool = True, attention_heads: int = 4, dropout: float = 0.0,
+                 groups: int = 8, embedding: str = "fourier", embedding_dim: int = 128):
+        super().__init__()
+        channel_mult = tuple(int(m) for m in channel_mult)
+        if not channel_mult or num_res_blocks < 1:
+            raise ValueError("channel_mult needs at least one level and num_res_blocks must be >= 1")
+        emb_dim = 4 * embedding_dim
+        self.levels = len(channel_mult)
+        self.num_res_blocks = num_res_blocks
+        self.attention = attention
+        self.embed = SigmaEmbedding(embedding, embedding_dim, emb_dim)
+
+        def block(i, o):
+            return ResBlock(i, o, emb_dim, groups, dropout)
+
+        widths = [channels * m for m in channel_mult]
+        self.conv_in = nn.Conv2d(in_channels, widths[0], 3, padding=1)
+        # Encoder: a skip is kept after conv_in, after every block and after every Down.
+        self.enc, self.downs = nn.ModuleList(), nn.ModuleList()
+        skip_widths, ch = [widths[0]], widths[0]
+        for level, width in enumerate(widths):
+            blocks = nn.ModuleList()
+            for _ in range(num_res_blocks):
+                blocks.append(block(ch, width))
+                ch = width
+                skip_widths.append(ch)
+            self.enc.append(blocks)
+            if level < self.levels - 1:
+                self.downs.append(Downsample(ch))
+                skip_widths.append(ch)
+        # Middle, at the lowest resolution.
+        self.mid1 = block(ch, ch)
+        self.mid_attn = Attention(ch, attention_heads, groups) if attention else nn.Identity()
+        self.mid2 = block(ch, ch)
+        # Decoder, listed from the top level down like the encoder but run bottom-up; every block
+        # consumes one skip (concatenated on channels); ups[level - 1] leaves level for level - 1.
+        dec = {}
+        for level in reversed(range(self.levels)):
+            blocks = nn.ModuleList()
+            for _ in range(num_res_blocks + 1):
+                blocks.append(block(ch + skip_widths.pop(), widths[level]))
+                ch = widths[level]
+            dec[level] = blocks
+        self.dec = nn.ModuleList(dec[level] for level in range(self.levels))
+        self.ups = nn.ModuleList(Upsample(widths[level]) for level in range(1, self.levels))
+        self.norm_out = _norm(ch, groups)
+        self.conv_out = _zero(nn.Conv2d(ch, out_channels, 3, padding=1))
+
+    @property
+    def multiple(self) -> int:
+        """F and T are padded up to a multiple of this (2^(levels-1))."""
+        return 2 ** (self.levels - 1)
+
+    @property
+    def receptive_field(self) -> Tuple[int, int]:
+        """(frequency bins, frames) of the convolutional receptive field through the deepest path.
+
+        1 + sum over the 3x3 convolutions on that path of 2 * (downsampling factor at that conv).
+        Approximate: it ignores padding; every output also depends on every input position
+        through the GroupNorm statistics, and with ``attention=True`` through the attention at
+        the lowest level (global context).
+        """
+        rf = 1 + 2  # conv_in
+        for level in range(self.levels):
+            factor = 2 ** level
+            rf += 2 * 2 * factor * self.num_res_blocks  # encoder blocks, two 3x3 convs each
+            rf += 2 * 2 * factor * (self.num_res_blocks + 1)  # decoder blocks
+            if level < self.levels - 1:
+                rf += 2 * factor  # Down: stride-2 conv reading the finer level
+                rf += 2 * factor  # Up: conv after upsampling back to this level
+        rf += 2 * 2 * 2 * 2 ** (self.levels - 1)  # two middle blocks
+        rf += 2  # conv_out
+        return rf, rf
+
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
+        """x: (B, C_in, F, T), c_noise: (B,) -> (B, C_out, F, T)."""
+        if x.ndim != 4:
+            raise ValueError(f"UNet2d expects (B, C, F, T), got shape {tuple(x.shape)}")
+        n_freq, n_frames = x.shape[-2:]
+        m = self.multiple
+        # Round up with floor division (not %): symbolic shapes under torch.compile handle it.
+        pad_f, pad_t = (n_freq + m - 1) // m * m - n_freq, (n_frames + m - 1) // m * m - n_frames
+        if pad_f or pad_t:
+            x = F.pad(x, (0, pad_t, 0, pad_f))  # zeros at high frequencies / late frames
+        emb = F.silu(self.embed(c_noise))  # (B, 4E); SiLU once here, a Linear per block
+
+        h = self.conv_in(x)
+        skips = [h]
+        for level in range(self.levels):
+            for blk in self.enc[level]:
+                h = blk(h, emb)
+                skips.append(h)
+            if level < self.levels - 1:
+                h = self.downs[level](h)
+                skips.append(h)
+        h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+        for level in reversed(range(self.levels)):
+            for blk in self.dec[level]:
+                h = blk(torch.cat([h, skips.pop()], dim=1), emb)
+            if level > 0:
+                h = self.ups[level - 1](h)
+        h = self.conv_out(F.silu(self.norm_out(h)))
+        return h[..., :n_freq, :n_frames]  # (B, C_out, F, T)

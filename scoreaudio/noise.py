@@ -1,0 +1,327 @@
+"""Noise levels: sigma ladders, training-time sigma samplers and the NCSNv2 selection rules.
+
+Everything is in the variance-exploding (sigma) view: data ``x0`` is perturbed as
+``x = x0 + sigma * z`` with ``z ~ N(0, I)``. A *ladder* is a 1-D tensor of noise levels in
+descending order, ``sigmas[0] = sigma_max`` ... ``sigmas[-1] = sigma_min``; samplers walk it from
+left to right.
+
+The rules at the end pick the ladder from the data, following Song & Ermon (2020), "Improved
+Techniques for Training Score-Based Generative Models" (NCSNv2), Techniques 1, 2 and 4.
+"""
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+
+import torch
+
+__all__ = [
+    "geometric_sigmas",
+    "karras_sigmas",
+    "sample_sigmas_log_uniform",
+    "sample_sigmas_discrete",
+    "sigma_max_from_data",
+    "gamma_from_dim",
+    "num_levels_from_dim",
+    "langevin_variance_ratio",
+    "langevin_eps",
+]
+
+
+def _positive_int(name: str, value: object) -> int:
+    """``value`` as a Python int > 0 (numpy integers accepted), else a ValueError naming it."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        v = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
+    if v <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return v
+
+
+def _check_range(n: int, sigma_min: float, sigma_max: float) -> int:
+    n = _positive_int("n", n)
+    if not (0.0 < sigma_min <= sigma_max) or not math.isfinite(sigma_max):
+        raise ValueError(
+            f"need 0 < sigma_min <= sigma_max < inf, got sigma_min={sigma_min}, sigma_max={sigma_max}"
+        )
+    if n > 1 and sigma_min == sigma_max:
+        raise ValueError(f"a ladder of {n} distinct levels needs sigma_min < sigma_max, both are {sigma_min}")
+    return n
+
+
+# --------------------------------------------------------------------------------------------
+# Ladders
+# --------------------------------------------------------------------------------------------
+def geometric_sigmas(
+    n: int,
+    sigma_min: float,
+    sigma_max: float,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Geometric ladder of ``n`` noise levels, descending: shape (n,).
+
+    ``sigma_i = sigma_max * (sigma_min / sigma_max) ** (i / (n - 1))``, i = 0..n-1 (NCSN, Song &
+    Ermon 2019, Sec. 4.1: "a positive geometric sequence"). The constant ratio
+    ``gamma = sigma_{i-1} / sigma_i`` is what NCSNv2 Technique 2 fixes. ``n == 1`` gives
+    ``[sigma_max]``.
+    """
+    n = _check_range(n, sigma_min, sigma_max)
+    if n == 1:
+        return torch.tensor([float(sigma_max)], dtype=dtype, device=device)
+    log_s = torch.linspace(math.log(sigma_max), math.log(sigma_min), n, dtype=torch.float64)
+    sigmas = log_s.exp()
+    sigmas[0], sigmas[-1] = float(sigma_max), float(sigma_min)  # exact end points
+    return sigmas.to(dtype=dtype, device=device)
+
+
+def karras_sigmas(
+    n: int,
+    sigma_min: float,
+    sigma_max: float,
+    rho: float = 7.0,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Karras et al. (2022, EDM) ladder, descending: shape (n,).
+
+    EDM Eq. (5): ``sigma_i = (sigma_max^(1/rho) + i/(n-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho``,
+    i = 0..n-1. ``rho = 7`` spends more steps at small sigma than the geometric ladder
+    (which is the limit rho -> inf). The trailing ``sigma_N = 0`` of EDM is *not* included: the ODE
+    sampler :func:`scoreaudio.sampling.heun` appends it itself.
+    """
+    n = _check_range(n, sigma_min, sigma_max)
+    if rho <= 0:
+        raise ValueError(f"rho must be positive, got {rho}")
+    if n == 1:
+        return torch.tensor([float(sigma_max)], dtype=dtype, device=device)
+    ramp = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
+    lo, hi = sigma_min ** (1.0 / rho), sigma_max ** (1.0 / rho)
+    sigmas = (hi + ramp * (lo - hi)) ** rho
+    sigmas[0], sigmas[-1] = float(sigma_max), float(sigma_min)
+    return sigmas.to(dtype=dtype, device=device)
+
+
+# --------------------------------------------------------------------------------------------
+# Training-time sigma samplers: (B,) tensors
+# --------------------------------------------------------------------------------------------
+def sample_sigmas_log_uniform(
+    batch: int,
+    sigma_min: float,
+    sigma_max: float,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Draw ``batch`` sigmas with ``log sigma ~ U[log sigma_min, log sigma_max]``: shape (B,).
+
+    The continuous counterpart of NCSN's uniform choice among geometric levels (the VE SDE of
+    Song et al. 2021 trains with ``sigma(t) = sigma_min (sigma_max/sigma_min)^t``, ``t ~ U[0, 1]``,
+    which is the same distribution).
+    """
+    batch = _positive_int("batch", batch)
+    _check_range(1, sigma_min, sigma_max)
+    u = torch.rand(batch, generator=generator, device=device, dtype=torch.float32)
+    lo, hi = math.log(sigma_min), math.log(sigma_max)
+    return torch.exp(lo + (hi - lo) * u).to(dtype)
+
+
+def sample_sigmas_discrete(
+    batch: int,
+    sigmas: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Draw ``batch`` levels uniformly from a ladder ``sigmas`` (L,): shape (B,).
+
+    NCSN (Song & Ermon 2019), Eq. (6): the training loss averages over the L levels with equal
+    probability; sampling a level index per example is the unbiased stochastic version.
+    Output dtype follows ``sigmas``; ``device`` defaults to the ladder's device.
+    """
+    batch = _positive_int("batch", batch)
+    sigmas = torch.as_tensor(sigmas)
+    if sigmas.ndim != 1 or sigmas.numel() == 0:
+        raise ValueError(f"sigmas must be a non-empty 1-D tensor, got shape {tuple(sigmas.shape)}")
+    device = sigmas.device if device is None else torch.device(device)
+    idx = torch.randint(sigmas.numel(), (batch,), generator=generator, device=device)
+    return sigmas.to(device)[idx]
+
+
+# --------------------------------------------------------------------------------------------
+# NCSNv2 rules (Song & Ermon 2020, "Improved Techniques for Training SBGMs")
+# --------------------------------------------------------------------------------------------
+def sigma_max_from_data(x: torch.Tensor, *, chunk: int = 1024) -> float:
+    """NCSNv2 Technique 1: ``sigma_max`` = the largest pairwise Euclidean distance in the data.
+
+    Song & Ermon (2020), Technique 1: "Choose sigma_1 to be as large as the maximum Euclidean distance
+    between all pairs of training data points." ``x`` is a sample of training examples of shape
+    (N, ...), N >= 2, each flattened to a vector. Exact O(N^2 D) computation in float64, done in
+    blocks of ``chunk`` rows so memory stays O(chunk * N); pass a random subset for big corpora
+    (the max over a subset is a lower bound of the max over all data).
+    """
+    if x.ndim < 2 or x.shape[0] < 2:
+        raise ValueError(f"need at least 2 examples of shape (N, ...), got {tuple(x.shape)}")
+    flat = x.detach().reshape(x.shape[0], -1).to(torch.float64)
+    best = 0.0
+    for start in range(0, flat.shape[0], chunk):
+        block = flat[start : start + chunk]
+        # only pairs (i, j) with j >= i are needed, but the simple full block is fast enough
+        d = torch.cdist(block, flat[start:], compute_mode="donot_use_mm_for_euclid_dist")
+        best = max(best, float(d.max()))
+    return best
+
+
+def _phi(x: float) -> float:
+    """Standard normal CDF."""
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+def _overlap(gamma: float, dim: int) -> float:
+    """NCSNv2 Technique 2 criterion: Phi(sqrt(2D)(g-1) + 3g) - Phi(sqrt(2D)(g-1) - 3g)."""
+    a = math.sqrt(2.0 * dim) * (gamma - 1.0)
+    return _phi(a + 3.0 * gamma) - _phi(a - 3.0 * gamma)
+
+
+def gamma_from_dim(dim: int, *, target: float = 0.5) -> float:
+    """NCSNv2 Technique 2: the geometric ratio ``gamma = sigma_{i-1}/sigma_i`` for data of dimension D.
+
+    Song & Ermon (2020), Technique 2: choose gamma such that
+    ``Phi(sqrt(2D)(gamma - 1) + 3 gamma) - Phi(sqrt(2D)(gamma - 1) - 3 gamma) ~= 0.5``,
+    i.e. a sample's norm at level i-1 still falls, with probability 0.5, inside the high-density
+    shell (+-3 std) of level i, so consecutive Gaussians overlap enough for Langevin to hand over.
+    Solved here to ~1e-12 by bracketing (doubling gamma - 1) and bisection; the smallest root is taken.
+
+    The criterion starts at Phi(3) - Phi(-3) = 0.9973 for gamma = 1 and only falls to 0.5 when
+    sqrt(2D) > 3; for D <= 4 no gamma satisfies it and a ValueError is raised.
+    For CIFAR-10 (D = 3072) this gives gamma ~= 1.0401.
+    """
+    dim = _positive_int("dim", dim)
+    if not 0.0 < target < _overlap(1.0, dim):
+        raise ValueError(f"target must be in (0, {_overlap(1.0, dim):.4f}), got {target}")
+    if math.sqrt(2.0 * dim) <= 3.0:
+        raise ValueError(
+            f"the NCSNv2 gamma rule has no solution for D={dim}: the overlap never falls to {target} "
+            "when sqrt(2D) <= 3 (D <= 4); choose the number of levels by hand"
+        )
+    lo, step = 1.0, 1e-4
+    hi = lo + step
+    while _overlap(hi, dim) > target:  # expand the bracket: [lo, hi] with f(lo) > target >= f(hi)
+        lo, step = hi, step * 2.0
+        hi = lo + step
+        if step > 1e12:  # pragma: no cover - unreachable for sqrt(2D) > 3
+            raise ValueError(f"no gamma found for D={dim}")
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if _overlap(mid, dim) > target:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-13 * hi:
+            break
+    return 0.5 * (lo + hi)
+
+
+def num_levels_from_dim(dim: int, sigma_min: float, sigma_max: float, *, target: float = 0.5) -> int:
+    """NCSNv2 Technique 2: number of geometric levels L from the data dimension D.
+
+    With gamma = :func:`gamma_from_dim` (D), the ladder from sigma_max to sigma_min needs
+    ``L = ceil(log(sigma_max / sigma_min) / log(gamma)) + 1`` levels so that the ratio of
+    consecutive levels is at most gamma. L grows like sqrt(D) log(sigma_max/sigma_min).
+    Note: for CIFAR-10 (D = 3072, sigma 50 -> 0.01) this gives L = 220; the NCSNv2 config uses 232
+    (a slightly finer ladder than the rule asks for).
+    """
+    _check_range(2, sigma_min, sigma_max)
+    gamma = gamma_from_dim(dim, target=target)
+    return int(math.ceil(math.log(sigma_max / sigma_min) / math.log(gamma) - 1e-9)) + 1
+
+
+def langevin_variance_ratio(eps: float, n_steps_each: int, gamma: float, sigma_min: float) -> float:
+    """``s_T^2 / sigma_i^2`` after one level of annealed Langevin, NCSN step convention (see :func:`langevin_eps`).
+
+    ``u = eps / sigma_L^2``, ``r = 1 - u/2``, ``v = u / (1 - r^2)``:
+    ratio = ``r^(2T) (gamma^2 - v) + v``.
+    """
+    u = eps / sigma_min**2
+    r = 1.0 - 0.5 * u
+    v = u / (1.0 - r * r)
+    return r ** (2 * n_steps_each) * (gamma**2 - v) + v
+
+
+def langevin_eps(n_steps_each: int, gamma: float, sigma_min: float) -> float:
+    """NCSNv2 Technique 4: the annealed-Langevin step size eps for T steps per level.
+
+    Song & Ermon (2020), Technique 4: pick T as large as the budget allows, then choose eps that
+    makes the variance ratio of their Proposition 3 as close to 1 as possible. Returned in
+    **this package's convention** (NCSN 2019, Alg. 1, used by
+    :func:`scoreaudio.sampling.annealed_langevin`):
+
+        alpha_i = eps * sigma_i^2 / sigma_L^2,    x <- x + (alpha_i / 2) s(x, sigma_i) + sqrt(alpha_i) z.
+
+    NCSNv2 (and the NCSN/NCSNv2 code, ``step_lr``) write the same update as
+    ``x <- x + alpha' s + sqrt(2 alpha') z`` with ``alpha' = eps' sigma_i^2 / sigma_L^2``, so
+    **eps (here) = 2 * eps' (NCSNv2 paper / code)**. Example: CIFAR-10 (T = 5, L = 232, sigma
+    50 -> 0.01) gives eps = 1.24e-5 here, i.e. eps' = 6.2e-6 as in the NCSNv2 config.
+
+    Derivation (Proposition 3 of NCSNv2, redone in our convention). Take one training point at 0,
+    so ``p_{sigma_i} = N(0, sigma_i^2 I)`` and ``s(x, sigma_i) = -x / sigma_i^2``. One Langevin step
+    at level i is the linear recursion
+
+        x_t = (1 - alpha_i / (2 sigma_i^2)) x_{t-1} + sqrt(alpha_i) z_t = r x_{t-1} + sqrt(alpha_i) z_t,
+
+    with ``r = 1 - u/2`` and ``u = alpha_i / sigma_i^2 = eps / sigma_L^2`` (the same for every i).
+    Per coordinate the variance obeys ``v_t = r^2 v_{t-1} + alpha_i``; its fixed point is
+    ``v* = alpha_i / (1 - r^2)``, and ``v_T = r^(2T) (v_0 - v*) + v*``. Starting from the previous
+    level's distribution, ``v_0 = sigma_{i-1}^2 = gamma^2 sigma_i^2``; dividing by sigma_i^2,
+
+        s_T^2 / sigma_i^2 = r^(2T) (gamma^2 - u/(1 - r^2)) + u/(1 - r^2).
+
+    Substituting ``u = 2 eps'/sigma_L^2`` gives exactly the ratio of NCSNv2 Proposition 3:
+    ``(1 - eps'/sigma_L^2)^(2T) (gamma^2 - 2 eps'/(sigma_L^2 - sigma_L^2 (1 - eps'/sigma_L^2)^2))
+    + 2 eps'/(sigma_L^2 - sigma_L^2 (1 - eps'/sigma_L^2)^2)``.
+    Both parts of the mixture exceed 1 (gamma > 1, and ``u/(1-r^2) = 1/(1 - u/4) > 1``), so the
+    ratio can only approach 1 from above: we minimise it over ``u in (0, 2)`` (0 < r < 1) by a
+    log-spaced grid search refined by golden-section search, and return ``eps = u * sigma_L^2``.
+    """
+    n_steps_each = _positive_int("n_steps_each", n_steps_each)
+    if not gamma > 1.0:
+        raise ValueError(f"gamma = sigma_(i-1)/sigma_i must be > 1, got {gamma}")
+    if not sigma_min > 0.0:
+        raise ValueError(f"sigma_min must be positive, got {sigma_min}")
+
+    def ratio_u(u: float) -> float:
+        return langevin_variance_ratio(u * sigma_min**2, n_steps_each, gamma, sigma_min)
+
+    u_best = _minimise_log(ratio_u, 1e-10, 2.0)
+    return u_best * sigma_min**2
+
+
+def _minimise_log(f: Callable[[float], float], lo: float, hi: float, n_grid: int = 2001) -> float:
+    """Minimise a unimodal-ish f on [lo, hi]: log-spaced grid, then golden section on log u."""
+    la, lb = math.log(lo), math.log(hi)
+    grid = [la + (lb - la) * k / (n_grid - 1) for k in range(n_grid)]
+    vals = [f(math.exp(g)) for g in grid]
+    k = min(range(n_grid), key=vals.__getitem__)
+    a, b = grid[max(k - 1, 0)], grid[min(k + 1, n_grid - 1)]
+    inv_phi = (math.sqrt(5.0) - 1.0) / 2.0
+    c, d = b - inv_phi * (b - a), a + inv_phi * (b - a)
+    fc, fd = f(math.exp(c)), f(math.exp(d))
+    for _ in range(100):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - inv_phi * (b - a)
+            fc = f(math.exp(c))
+        else:
+            a, c, fc = c, d, fd
+            d = a + inv_phi * (b - a)
+            fd = f(math.exp(d))
+        if b - a < 1e-12:
+            break
+    return math.exp(0.5 * (a + b))

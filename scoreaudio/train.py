@@ -1,0 +1,554 @@
+"""Training: ``python -m scoreaudio.train RECIPE [key=value ...]``.
+
+One function, :func:`train`, reads top to bottom (DESIGN.md §5):
+
+    build run dir -> data -> representation -> sigma settings (NCSNv2 rules) -> network, AdamW,
+    EMA -> resume -> DDP -> for each step: batch -> encode on device -> sample sigma -> per-example
+    loss -> backward (bf16 autocast on CUDA) -> clip -> step -> EMA -> log / validate / sample /
+    checkpoint (atomic)
+
+Every random draw (data order, crops, noise mixing, sigmas, noise) is a pure function of
+(train.seed, step, rank), so a run killed at any point resumes from its last checkpoint and
+continues exactly as if it had never stopped.
+
+Distributed: ``torchrun --nproc_per_node=K -m scoreaudio.train RECIPE`` (NCCL on GPUs, gloo on
+CPUs); only rank 0 writes; the effective batch is batch_size x K x grad_accum.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence
+
+import torch
+import torch.distributed as dist
+from omegaconf import DictConfig, OmegaConf
+
+from . import __version__
+from .audio.representation import build_representation
+from .config import compose, to_yaml
+from .data.datasets import build_datasets
+from .errors import ConfigError, DataError, ScoreAudioError, TrainingError
+from .losses import dsm_loss, ssm_loss
+from .nn.build import build_score_model, count_parameters
+from .noise import (geometric_sigmas, num_levels_from_dim, sample_sigmas_discrete, sample_sigmas_log_uniform,
+                    sigma_max_from_data)
+from .utils.checkpoint import LAST, load_checkpoint_dict, save_checkpoint
+from .utils.ema import EMA
+from .utils.logging import MetricsWriter, log
+
+_MIX = 0x9E3779B97F4A7C15  # 64-bit golden-ratio constant for mixing seeds
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed that is a deterministic hash of integers (splitmix64 rounds)."""
+    h = 0
+    for p in parts:
+        h = (h ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 + _MIX
+        h &= 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 31
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+# --------------------------------------------------------------------------------------------
+# Data order: a function of (seed, step)
+# --------------------------------------------------------------------------------------------
+class StepBatchSampler(torch.utils.data.Sampler):
+    """Yields, for each (step, micro-batch) from ``start_step``, a list of (index, draw_seed).
+
+    The global draw number g = ((step * accum + micro) * world + rank) * batch + b walks through
+    a fresh permutation of the files every epoch (epoch = g // n), so every file is seen once per
+    epoch across all ranks; ``draw_seed`` = hash(seed, g) drives the random crop and noise mixing.
+    """
+
+    def __init__(self, n_items: int, batch_size: int, seed: int, start_step: int, total_steps: int,
+                 *, rank: int = 0, world: int = 1, accum: int = 1):
+        self.n, self.batch, self.seed = n_items, batch_size, seed
+        self.start, self.total, self.rank, self.world, self.accum = start_step, total_steps, rank, world, accum
+        self._perm_epoch, self._perm = -1, None
+
+    def _index(self, g: int) -> int:
+        epoch, pos = divmod(g, self.n)
+        if epoch != self._perm_epoch:
+            gen = torch.Generator().manual_seed(derive_seed(self.seed, 1, epoch))
+            self._perm, self._perm_epoch = torch.randperm(self.n, generator=gen).tolist(), epoch
+        return self._perm[pos]
+
+    def __iter__(self) -> Iterator[List[tuple]]:
+        for step in range(self.start, self.total):
+            for micro in range(self.accum):
+                g0 = ((step * self.accum + micro) * self.world + self.rank) * self.batch
+                yield [(self._index(g), derive_seed(self.seed, 2, g)) for g in range(g0, g0 + self.batch)]
+
+    def __len__(self) -> int:
+        return max(0, self.total - self.start) * self.accum
+
+
+def _collate(items: Sequence[Dict[str, torch.Tensor]]) -> Dict[str, torch.Tensor]:
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+# --------------------------------------------------------------------------------------------
+# Distributed setup
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(device_cfg: str) -> Dist:
+    """Pick the device; join the process group when started by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device_cfg == "auto":
+        device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    else:
+        device = torch.device(device_cfg)
+        if device.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ConfigError(f"train.device={device_cfg} but CUDA is not available; use train.device=cpu or auto")
+            if device.index is None:
+                device = torch.device("cuda", local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(rank, world, local_rank, device)
+
+
+def _broadcast(obj, d: Dist):
+    if d.world == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Pieces of the step
+# --------------------------------------------------------------------------------------------
+def compute_loss(model, x0: torch.Tensor, sigma: torch.Tensor, cond: Optional[torch.Tensor], noise: torch.Tensor,
+                 cfg: DictConfig, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Per-example training loss (B,) for the configured objective."""
+    if cfg.loss.objective in ("dsm", "cdsm"):
+        return dsm_loss(model, x0, sigma, cond, noise=noise)
+    return ssm_loss(model, x0, sigma, cond, n_projections=cfg.loss.n_projections,
+                    variance_reduction=cfg.loss.variance_reduction, projection=cfg.loss.projection,
+                    generator=generator)
+
+
+def lr_at(step: int, cfg: DictConfig) -> float:
+    """Linear warm-up to train.lr, then constant (EDM's schedule)."""
+    warm = max(1, cfg.train.warmup_steps)
+    return cfg.train.lr * min(1.0, (step + 1) / warm)
+
+
+def sigma_bucket(sigma: float) -> str:
+    """Decade bucket of a sigma for per-level loss logging ("1e-2..1e-1")."""
+    k = math.floor(math.log10(max(sigma, 1e-12)))
+    return f"1e{k}..1e{k + 1}"
+
+
+def choose_sigmas(cfg: DictConfig, dataset, representation, device: torch.device, n_examples: int = 64) -> dict:
+    """The run's sigma settings: given by the recipe, or picked from data by the NCSNv2 rules.
+
+    sigma_max: technique 1 (largest pairwise distance among ``n_examples`` deterministic crops, in
+    model space); num_levels: technique 2 (from the dimension); sigma_data: the std of the encoded
+    data (EDM preconditioning).
+    """
+    n = min(n_examples, len(dataset))
+    clean = torch.stack([dataset[i]["clean"] for i in range(n)]).to(device)
+    with torch.no_grad():
+        x = representation.encode(clean).float()
+    sigma_min = float(cfg.noise.sigma_min)
+    sigma_max = float(cfg.noise.sigma_max) if cfg.noise.sigma_max is not None else sigma_max_from_data(x.cpu())
+    if sigma_max <= sigma_min:
+        raise ConfigError(f"sigma_max ({sigma_max:.4g}) must exceed noise.sigma_min ({sigma_min:.4g}); "
+                          f"is the training audio silent? set noise.sigma_max explicitly otherwise")
+    dim = x[0].numel()
+    num_levels = int(cfg.noise.num_levels) if cfg.noise.num_levels is not None else \
+        num_levels_from_dim(dim, sigma_min, sigma_max)
+    sigma_data = float(cfg.model.sigma_data) if cfg.model.sigma_data is not None else float(x.std())
+    return {"sigma_min": sigma_min, "sigma_max": sigma_max, "num_levels": num_levels,
+            "sigma_data": max(sigma_data, 1e-4), "dim": dim}
+
+
+def _autocast(device: torch.device, precision: str):
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if use_bf16:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# --------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------
+@torch.no_grad()
+def validate(model, dataset, representation, cfg: DictConfig, device: torch.device) -> Dict[str, float]:
+    """DSM loss at fixed sigmas on fixed validation crops with fixed noise (a curve per sigma);
+    for paired data, SI-SDR of one-step (Tweedie) denoising at the true noise level."""
+    from .metrics import si_sdr  # local: metrics pulls in nothing heavy, but keeps train import small
+
+    n = min(cfg.train.val_examples, len(dataset))
+    items = [dataset[i] for i in range(n)]
+    clean = torch.stack([it["clean"] for it in items]).to(device)
+    x0 = representation.encode(clean)
+    cond = None
+    if cfg.loss.objective == "cdsm":
+        cond = representation.encode(torch.stack([it["noisy"] for it in items]).to(device))
+    gen = torch.Generator(device=device).manual_seed(derive_seed(cfg.train.seed, 3))
+    out: Dict[str, float] = {}
+    for s in cfg.train.val_sigmas:
+        sigma = torch.full((n,), float(s), device=device)
+        noise = torch.randn(x0.shape, generator=gen, device=device)
+        losses = []
+        for i in range(0, n, cfg.train.batch_size):
+            sl = slice(i, i + cfg.train.batch_size)
+            losses.append(dsm_loss(model, x0[sl], sigma[sl], None if cond is None else cond[sl], noise=noise[sl]))
+        out[f"val_loss/sigma={s:g}"] = float(torch.cat(losses).mean())
+    if "noisy" in items[0]:
+        noisy = torch.stack([it["noisy"] for it in items]).to(device)
+        wav_std = (noisy - clean).flatten(1).std(dim=1)  # the true noise level of each example
+        sig = torch.tensor([representation.noise_std_in_model_space(float(v)) for v in wav_std], device=device)
+        y = representation.encode(noisy)
+        est = []
+        for i in range(0, n, cfg.train.batch_size):
+            sl = slice(i, i + cfg.train.batch_size)
+            est.append(model.denoise(y[sl], sig[sl].clamp_min(1e-5), None if cond is None else cond[sl]))
+        wav_hat = representation.decode(torch.cat(est), clean.shape[-1])
+        out["val_si_sdr_noisy"] = float(si_sdr(noisy[:, 0], clean[:, 0]).mean())
+        out["val_si_sdr_tweedie"] = float(si_sdr(wav_hat[:, 0], clean[:, 0]).mean())
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------
+def make_run_dir(cfg: DictConfig, d: Dist) -> Path:
+    if cfg.train.run_dir:
+        run_dir = Path(cfg.train.run_dir)
+    else:
+        stamp = _broadcast(datetime.now().strftime("%Y%m%d-%H%M%S"), d)
+        run_dir = Path(cfg.train.runs_root) / f"{cfg.name}-{stamp}"
+    if d.main:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            probe = run_dir / ".write_test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as e:
+            raise TrainingError(f"cannot write to run directory {run_dir}: {e.strerror}; "
+                                f"set train.run_dir=A_WRITABLE_FOLDER") from None
+    return run_dir
+
+
+def _resume_path(cfg: DictConfig, run_dir: Path) -> Optional[Path]:
+    if cfg.train.resume == "never":
+        return None
+    if cfg.train.resume == "auto":
+        p = run_dir / LAST
+        return p if p.is_file() else None
+    p = Path(cfg.train.resume)
+    if not p.is_file():
+        raise ConfigError(f"train.resume={cfg.train.resume}: no such checkpoint; use auto, never or a .pt path")
+    return p
+
+
+def train(cfg: DictConfig) -> Path:
+    """Train the model a config describes; returns the run directory. See the module docstring."""
+    d = setup(cfg.train.device)
+    device = d.device
+    run_dir = make_run_dir(cfg, d)
+
+    # ---- data (fails before any compute if unusable) -------------------------------------
+    # Rank 0 scans (and, for the synthetic corpus, writes) first; the others then read its result.
+    if d.main:
+        datasets = build_datasets(cfg, cache_dir=run_dir)
+    if d.world > 1:
+        dist.barrier()
+    if not d.main:
+        datasets = build_datasets(cfg, cache_dir=run_dir)
+    train_set, valid_set = datasets["train"], datasets.get("valid")
+    if len(train_set) == 0:
+        raise DataError(f"{cfg.data.dataset}: the train split has no usable files")
+    if cfg.loss.objective == "cdsm" and "noisy" not in train_set[0]:
+        raise ConfigError("loss.objective=cdsm needs clean/noisy pairs: a paired corpus (voicebank_demand) "
+                          "or data.noise_mix.enabled=true")
+
+    # ---- representation, sigma settings, network -----------------------------------------
+    representation = build_representation(cfg.representation)
+    resume_from = _resume_path(cfg, run_dir)
+    ckpt = load_checkpoint_dict(resume_from) if resume_from else None
+    sigmas = ckpt["sigmas"] if ckpt else choose_sigmas(cfg, train_set, representation, device)
+    cond_channels = representation.channels if cfg.loss.objective == "cdsm" else 0
+    model = build_score_model(cfg.model, representation.channels, cond_channels=cond_channels).to(device)
+    model.sigma_data.fill_(sigmas["sigma_data"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
+                                  betas=(0.9, 0.999))
+    ema = EMA(model, cfg.train.ema_half_life)
+    start_step = 0
+    if ckpt:
+        try:
+            model.load_state_dict(ckpt["model"])
+            ema.load_state_dict(ckpt["ema"])
+        except RuntimeError as e:
+            raise TrainingError(f"{resume_from} does not fit this recipe's model ({str(e).splitlines()[0]}); "
+                                f"use train.resume=never or another train.run_dir") from None
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start_step = int(ckpt["step"])
+    ladder = geometric_sigmas(sigmas["num_levels"], sigmas["sigma_min"], sigmas["sigma_max"]).to(device)
+
+    train_model = torch.compile(model) if cfg.train.compile else model
+    if d.world > 1:
+        train_model = torch.nn.parallel.DistributedDataParallel(
+            train_model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    writer = MetricsWriter(run_dir, enabled=d.main, resume_step=start_step)
+    n_params = count_parameters(model)
+    if d.main:
+        (run_dir / "config.yaml").write_text(to_yaml(cfg))
+        (run_dir / "sigmas.json").write_text(json.dumps(sigmas, indent=2))
+        eff = cfg.train.batch_size * d.world * cfg.train.grad_accum
+        log(f"run dir {run_dir}  |  {cfg.model.preset} {cfg.model.backbone}: {n_params / 1e6:.2f}M params  |  "
+            f"device {device} x{d.world}  |  effective batch {eff}")
+        log(f"sigmas: min {sigmas['sigma_min']:.4g}  max {sigmas['sigma_max']:.4g}  levels {sigmas['num_levels']}  "
+            f"sigma_data {sigmas['sigma_data']:.4g}" + ("  (from checkpoint)" if ckpt else "  (NCSNv2 rules / data)"))
+        if ckpt:
+            log(f"resuming from {resume_from} at step {start_step}")
+
+    def checkpoint_payload(step: int, metrics: dict) -> dict:
+        return {"package_version": __version__, "step": step,
+                "config": OmegaConf.to_container(cfg, resolve=True),
+                "representation": representation.to_dict(), "sigmas": sigmas,
+                "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
+                "metrics": metrics}
+
+    def write_checkpoint(step: int, metrics: dict, numbered: bool) -> None:
+        if not d.main:
+            return
+        payload = checkpoint_payload(step, metrics)
+        save_checkpoint(run_dir / LAST, payload)
+        if numbered:
+            save_checkpoint(run_dir / f"step_{step:07d}.pt", payload)
+
+    # ---- loader ---------------------------------------------------------------------------
+    total = int(cfg.train.steps)
+    sampler = StepBatchSampler(len(train_set), cfg.train.batch_size, cfg.train.seed, start_step, total,
+                               rank=d.rank, world=d.world, accum=cfg.train.grad_accum)
+    loader = torch.utils.data.DataLoader(
+        train_set, batch_sampler=sampler, collate_fn=_collate, num_workers=cfg.train.num_workers,
+        pin_memory=device.type == "cuda", persistent_workers=cfg.train.num_workers > 0)
+    batches = iter(loader)
+    segment_s = cfg.data.segment_seconds
+
+    # ---- loop -----------------------------------------------------------------------------
+    step = start_step
+    last_metrics: dict = {}
+    bucket_sum: Dict[str, float] = {}
+    bucket_n: Dict[str, int] = {}
+    window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
+    progress = _progress(d.main, start_step, total)
+    interrupted = False
+    try:
+        while step < total:
+            model.train()
+            optimizer.zero_grad(set_to_none=True)
+            for g in optimizer.param_groups:
+                g["lr"] = lr_at(step, cfg)
+            step_losses, step_sigmas = [], []
+            for micro in range(cfg.train.grad_accum):
+                batch = next(batches)
+                gen = torch.Generator(device=device).manual_seed(derive_seed(cfg.train.seed, 4, step, micro, d.rank))
+                clean = batch["clean"].to(device, non_blocking=True)
+                x0 = representation.encode(clean)
+                cond = representation.encode(batch["noisy"].to(device, non_blocking=True)) \
+                    if cfg.loss.objective == "cdsm" else None
+                B = x0.shape[0]
+                if cfg.noise.train_distribution == "discrete":
+                    sigma = sample_sigmas_discrete(B, ladder, generator=gen, device=device)
+                else:
+                    sigma = sample_sigmas_log_uniform(B, sigmas["sigma_min"], sigmas["sigma_max"],
+                                                      generator=gen, device=device)
+                noise = torch.randn(x0.shape, generator=gen, device=device)
+                sync = contextlib.nullcontext()
+                if d.world > 1 and micro < cfg.train.grad_accum - 1:
+                    sync = train_model.no_sync()
+                with sync:
+                    with _autocast(device, cfg.train.precision):
+                        per_example = compute_loss(train_model, x0, sigma, cond, noise, cfg, gen)
+                    per_example = per_example.float()
+                    (per_example.mean() / cfg.train.grad_accum).backward()
+                step_losses.append(per_example.detach())
+                step_sigmas.append(sigma.detach())
+            losses = torch.cat(step_losses)
+            sig = torch.cat(step_sigmas)
+            if not torch.isfinite(losses).all():  # one host sync per step; needed to stop at once
+                bad = int((~torch.isfinite(losses)).nonzero()[0])
+                raise TrainingError(f"non-finite loss at step {step + 1} (sigma={float(sig[bad]):.4g}); the last good "
+                                    f"checkpoint is {run_dir / LAST}; lower train.lr or check the data")
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                                       cfg.train.grad_clip if cfg.train.grad_clip > 0 else float("inf"))
+            optimizer.step()
+            step += 1
+            ema.update(model, step)
+
+            # bookkeeping on the host, off the critical path of the next step's compute
+            loss_value = float(losses.mean())
+            window_loss += loss_value
+            window_n += 1
+            for s, l in zip(sig.tolist(), losses.tolist()):
+                b = sigma_bucket(s)
+                bucket_sum[b] = bucket_sum.get(b, 0.0) + l
+                bucket_n[b] = bucket_n.get(b, 0) + 1
+            if progress is not None:
+                progress.update(1)
+                progress.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
+
+            if step % cfg.train.log_every == 0 or step == total:
+                dt = time.perf_counter() - window_t
+                steps_per_s = window_n / max(dt, 1e-9)
+                row = {"step": step, "loss": window_loss / window_n, "lr": lr_at(step - 1, cfg),
+                       "grad_norm": float(grad_norm), "steps_per_s": steps_per_s,
+                       "audio_s_per_s": steps_per_s * cfg.train.batch_size * d.world * cfg.train.grad_accum * segment_s}
+                row.update({f"loss_bucket/{b}": bucket_sum[b] / bucket_n[b] for b in sorted(bucket_sum)})
+                writer.write("train", row)
+                last_metrics = row
+                bucket_sum.clear()
+                bucket_n.clear()
+                window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
+
+            if d.main and valid_set is not None and cfg.train.val_every > 0 and \
+                    (step % cfg.train.val_every == 0 or step == total):
+                val = validate(ema.module, valid_set, representation, cfg, device)
+                writer.write("valid", {"step": step, **val})
+                last_metrics = {**last_metrics, **val}
+                if progress is not None:
+                    progress.write(f"step {step}: " + "  ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in val.items()))
+
+            if d.main and cfg.train.sample_every > 0 and step % cfg.train.sample_every == 0 and step < total:
+                _sample_hook(ema.module, representation, sigmas, cfg, run_dir, step, device)
+
+            if step % cfg.train.ckpt_every == 0 or step == total:
+                write_checkpoint(step, last_metrics, numbered=step % cfg.train.ckpt_every == 0)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if progress is not None:
+            progress.close()
+    if interrupted:
+        write_checkpoint(step, last_metrics, numbered=False)
+        if d.main:
+            log(f"interrupted at step {step}; checkpoint saved to {run_dir / LAST}. "
+                f"Continue with: python -m scoreaudio.train {cfg.name} train.run_dir={run_dir}")
+        writer.close()
+        raise KeyboardInterrupt
+
+    # ---- end of run -----------------------------------------------------------------------
+    identical = _ranks_identical(model, d)
+    if d.main:
+        _sample_hook(ema.module, representation, sigmas, cfg, run_dir, step, device)
+        summary = {"step": step, "params": n_params, "world_size": d.world, "ranks_identical": identical,
+                   **{k: v for k, v in last_metrics.items() if isinstance(v, (int, float))}}
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    writer.close()
+    if d.world > 1:
+        dist.barrier()
+    return run_dir
+
+
+def _ranks_identical(model: torch.nn.Module, d: Dist) -> bool:
+    """Whether every rank holds the same weights (DDP sanity check at the end of a run)."""
+    if d.world == 1:
+        return True
+    with torch.no_grad():
+        flat = torch.cat([p.detach().flatten().double() for p in model.parameters()])
+        mine = torch.stack([flat.sum(), (flat * torch.arange(1, flat.numel() + 1, device=flat.device,
+                                                             dtype=torch.float64).sin()).sum()])
+        gathered = [torch.zeros_like(mine) for _ in range(d.world)]
+        dist.all_gather(gathered, mine)
+    return all(torch.equal(g, gathered[0]) for g in gathered)
+
+
+def _sample_hook(model, representation, sigmas: dict, cfg: DictConfig, run_dir: Path, step: int,
+                 device: torch.device) -> None:
+    """Draw a few samples from the EMA weights with the recipe's sampler: WAV + spectrogram PNG."""
+    from .generate import draw_samples, write_sample_files
+
+    if cfg.train.num_samples <= 0 or cfg.model.backbone == "mlp" or cfg.loss.objective == "cdsm":
+        return  # a conditional model has nothing to generate from without an input
+    gen = torch.Generator(device=device).manual_seed(derive_seed(cfg.train.seed, 5, step))
+    wavs = draw_samples(model, representation, sigmas, cfg.sampler, num=cfg.train.num_samples,
+                        seconds=cfg.train.sample_seconds, sample_rate=cfg.data.sample_rate,
+                        device=device, generator=gen)
+    write_sample_files(wavs, cfg.data.sample_rate, run_dir / "samples" / f"step_{step:07d}")
+
+
+def _progress(enabled: bool, start: int, total: int):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, disable=None,
+                desc="train", mininterval=1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", help="recipe YAML (e.g. recipes/quickstart.yaml) or a recipe name")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="config overrides, e.g. train.steps=1000 data.root=/data/LJSpeech-1.1 model=unet2d_tiny")
+    p.add_argument("--print-config", action="store_true", help="print the composed config and exit")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    cfg = compose(args.recipe, args.overrides)
+    if args.print_config:
+        print(to_yaml(cfg), end="")
+        return 0
+    t0 = time.perf_counter()
+    run_dir = train(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:
+        minutes = (time.perf_counter() - t0) / 60
+        log(f"done in {minutes:.1f} min. Run directory: {run_dir}")
+        log("next:\n"
+            f"  scoreaudio generate --checkpoint {run_dir} --out samples/\n"
+            f"  python -c \"from scoreaudio import SpeechDenoiser; den = SpeechDenoiser.from_pretrained('{run_dir}'); "
+            f"den.denoise_file('noisy.wav', 'clean.wav')\"\n"
+            f"  scoreaudio denoise noisy.wav -o denoised/ --checkpoint {run_dir}")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    from .cli import run
+
+    parser = argparse.ArgumentParser(prog="python -m scoreaudio.train",
+                                     description="Train a score model from a recipe.")
+    configure_parser(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(run_cli, args)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
