@@ -27,8 +27,8 @@ import argparse
 import json
 import math
 import os
+import secrets
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -332,15 +332,20 @@ def check_outputs(out_dir: Path, names: List[str], overwrite: bool) -> None:
         raise OutputExistsError(f"{Path(out_dir) / existing[0]} exists{more}; pass --overwrite or another --out folder")
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> Path:
+def atomic_write(path: Union[str, Path], write: Callable[[str], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it into place.
+
+    The temporary file is created by ``write`` itself (plain ``open``), so it gets the usual
+    permissions (umask), unlike ``tempfile.mkstemp``'s private 0600 files.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=str(path.parent))
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        write(tmp)
+        write(str(tmp))
         os.replace(tmp, path)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -350,12 +355,12 @@ def write_json(path: Path, data: dict) -> Path:
         with open(tmp, "w") as f:
             json.dump(data, f, indent=2)
             f.write("\n")
-    return _atomic_write(Path(path), w)
+    return atomic_write(path, w)
 
 
 def save_tensor(path: Path, x: torch.Tensor) -> Path:
     """``torch.save`` a plain tensor atomically (loadable with ``weights_only=True``)."""
-    return _atomic_write(Path(path), lambda tmp: torch.save(x.contiguous().clone(), tmp))
+    return atomic_write(path, lambda tmp: torch.save(x.contiguous().clone(), tmp))
 
 
 def _level_dbfs(wav: torch.Tensor) -> Optional[float]:

@@ -21,6 +21,7 @@ tensor (a Python float is broadcast), and must be positive. The model must treat
 independently (no batch statistics in train mode) for SSM / exact SM, whose Jacobian terms are
 computed with one backward pass over the whole batch.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -30,7 +31,7 @@ import torch
 
 from scoreaudio.utils.tensor import append_dims, as_sigma_batch
 
-__all__ = ["dsm_loss", "ssm_loss", "exact_sm_loss"]
+__all__ = ["dsm_loss", "exact_sm_loss", "ssm_loss"]
 
 ScoreModel = Callable[..., torch.Tensor]
 _TARGETS = ("score", "noise", "x0")
@@ -40,7 +41,9 @@ _PROJECTIONS = ("rademacher", "gaussian")
 def _call(model: ScoreModel, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
     out = model(x, sigma) if cond is None else model(x, sigma, cond)
     if out.shape != x.shape:
-        raise ValueError(f"model returned shape {tuple(out.shape)}, expected the input shape {tuple(x.shape)}")
+        raise ValueError(
+            f"model returned shape {tuple(out.shape)}, expected the input shape {tuple(x.shape)}"
+        )
     return out
 
 
@@ -101,9 +104,7 @@ def dsm_loss(
     return 0.5 * _per_example_mean(err.square())
 
 
-def _projections(
-    like: torch.Tensor, kind: str, generator: torch.Generator | None
-) -> torch.Tensor:
+def _projections(like: torch.Tensor, kind: str, generator: torch.Generator | None) -> torch.Tensor:
     v = torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
     if kind == "rademacher":
         v = torch.where(v >= 0, 1.0, -1.0).to(like.dtype)  # sign of a Gaussian: +-1 with p = 1/2
@@ -163,9 +164,7 @@ def ssm_loss(
         for _ in range(n_projections):
             v = _projections(x, projection, generator)
             vs = (v * score).flatten(1).sum(dim=1)  # (B,) v^T s
-            (grad_vs,) = torch.autograd.grad(
-                vs.sum(), x, create_graph=create_graph, retain_graph=True
-            )
+            (grad_vs,) = torch.autograd.grad(vs.sum(), x, create_graph=create_graph, retain_graph=True)
             jvp = (v * grad_vs).flatten(1).sum(dim=1)  # (B,) v^T (grad_x s) v
             first = 0.5 * vs.square() if not variance_reduction else 0.0
             total = total + jvp + first
@@ -202,9 +201,7 @@ def exact_sm_loss(
         flat = score.flatten(1)  # (B, D)
         trace = x.new_zeros(x.shape[0])
         for i in range(d):
-            (g,) = torch.autograd.grad(
-                flat[:, i].sum(), x, create_graph=create_graph, retain_graph=True
-            )
+            (g,) = torch.autograd.grad(flat[:, i].sum(), x, create_graph=create_graph, retain_graph=True)
             trace = trace + g.flatten(1)[:, i]
         total = 0.5 * flat.square().sum(dim=1) + trace
     return sigma.square() * total / d

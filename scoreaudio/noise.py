@@ -8,6 +8,7 @@ left to right.
 The rules at the end pick the ladder from the data, following Song & Ermon (2020), "Improved
 Techniques for Training Score-Based Generative Models" (NCSNv2), Techniques 1, 2 and 4.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,15 +18,15 @@ from collections.abc import Callable
 import torch
 
 __all__ = [
+    "gamma_from_dim",
     "geometric_sigmas",
     "karras_sigmas",
-    "sample_sigmas_log_uniform",
-    "sample_sigmas_discrete",
-    "sigma_max_from_data",
-    "gamma_from_dim",
-    "num_levels_from_dim",
-    "langevin_variance_ratio",
     "langevin_eps",
+    "langevin_variance_ratio",
+    "num_levels_from_dim",
+    "sample_sigmas_discrete",
+    "sample_sigmas_log_uniform",
+    "sigma_max_from_data",
 ]
 
 
@@ -240,7 +241,7 @@ def num_levels_from_dim(dim: int, sigma_min: float, sigma_max: float, *, target:
     """
     _check_range(2, sigma_min, sigma_max)
     gamma = gamma_from_dim(dim, target=target)
-    return int(math.ceil(math.log(sigma_max / sigma_min) / math.log(gamma) - 1e-9)) + 1
+    return math.ceil(math.log(sigma_max / sigma_min) / math.log(gamma) - 1e-9) + 1
 
 
 def langevin_variance_ratio(eps: float, n_steps_each: int, gamma: float, sigma_min: float) -> float:

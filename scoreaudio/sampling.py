@@ -21,8 +21,10 @@ Conventions shared by every sampler here:
   Samplers never force it, because an energy-based ``score_fn``
   (:class:`scoreaudio.nn.energy.EnergyScoreModel`) needs autograd inside and enables it locally.
 """
+
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 from collections.abc import Callable, Sequence
@@ -35,13 +37,13 @@ from scoreaudio.noise import geometric_sigmas, karras_sigmas, langevin_eps, num_
 from scoreaudio.utils.tensor import as_sigma_batch
 
 __all__ = [
-    "langevin",
-    "annealed_langevin",
-    "pc_sampler",
-    "heun",
     "SAMPLERS",
-    "get_sampler",
     "SamplerPlan",
+    "annealed_langevin",
+    "get_sampler",
+    "heun",
+    "langevin",
+    "pc_sampler",
     "sampler_ladder",
 ]
 
@@ -63,9 +65,13 @@ def _ladder(sigmas: torch.Tensor | Sequence[float]) -> list[float]:
     if not vals:
         raise ValueError("sigmas is empty: need at least one noise level")
     if not all(math.isfinite(s) and s > 0 for s in vals):
-        raise ValueError(f"sigmas must be positive and finite, got min {min(vals)} (samplers append 0 themselves)")
-    if any(a <= b for a, b in zip(vals, vals[1:])):
-        raise ValueError("sigmas must be strictly descending (sigma_max first), e.g. noise.geometric_sigmas(...)")
+        raise ValueError(
+            f"sigmas must be positive and finite, got min {min(vals)} (samplers append 0 themselves)"
+        )
+    if any(a <= b for a, b in itertools.pairwise(vals)):
+        raise ValueError(
+            "sigmas must be strictly descending (sigma_max first), e.g. noise.geometric_sigmas(...)"
+        )
     return vals
 
 
@@ -172,7 +178,16 @@ def annealed_langevin(
     if final_denoise:
         x = x + s_last2 * score_fn(x, sig)  # Tweedie: E[x0 | x] at sigma_L
         if callback is not None:
-            callback({"i": i, "total": total, "x": x, "sigma": vals[-1], "level": len(vals) - 1, "stage": "denoise"})
+            callback(
+                {
+                    "i": i,
+                    "total": total,
+                    "x": x,
+                    "sigma": vals[-1],
+                    "level": len(vals) - 1,
+                    "stage": "denoise",
+                }
+            )
     return x
 
 
@@ -237,7 +252,16 @@ def pc_sampler(
     if final_denoise:
         x = x + vals[-1] ** 2 * score_fn(x, sig_prev)  # Tweedie at sigma_L
         if callback is not None:
-            callback({"i": i, "total": total, "x": x, "sigma": vals[-1], "level": len(vals) - 1, "stage": "denoise"})
+            callback(
+                {
+                    "i": i,
+                    "total": total,
+                    "x": x,
+                    "sigma": vals[-1],
+                    "level": len(vals) - 1,
+                    "stage": "denoise",
+                }
+            )
     return x
 
 
@@ -278,8 +302,17 @@ def heun(
             x_next = x + (s_next - s) * 0.5 * (d + d_next)
         if callback is not None:
             denoised = x + (s * s) * score
-            callback({"i": i, "total": total, "x": x_next, "sigma": s, "level": i, "stage": "heun",
-                      "denoised": denoised})
+            callback(
+                {
+                    "i": i,
+                    "total": total,
+                    "x": x_next,
+                    "sigma": s,
+                    "level": i,
+                    "stage": "heun",
+                    "denoised": denoised,
+                }
+            )
         x = x_next
     return x
 

@@ -3,6 +3,7 @@
 The default mixture is the one of NCSN (Song & Ermon 2019), Sec. 3.2 / Fig. 3:
 ``p(x) = 1/5 N((-5, -5), I) + 4/5 N((5, 5), I)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,7 +26,9 @@ class GaussianMixture:
         means = torch.as_tensor(means, dtype=torch.float32)
         weights = torch.as_tensor(weights, dtype=torch.float32)
         if means.ndim != 2 or weights.shape != (means.shape[0],):
-            raise ValueError(f"need means (K, D) and weights (K,), got {tuple(means.shape)} and {tuple(weights.shape)}")
+            raise ValueError(
+                f"need means (K, D) and weights (K,), got {tuple(means.shape)} and {tuple(weights.shape)}"
+            )
         if (weights <= 0).any() or abs(float(weights.sum()) - 1.0) > 1e-5:
             raise ValueError(f"weights must be positive and sum to 1, got {weights.tolist()}")
         if std <= 0:

@@ -285,6 +285,8 @@ def train(cfg: DictConfig) -> Path:
     if not d.main:
         datasets = build_datasets(cfg, cache_dir=run_dir)
     train_set, valid_set = datasets["train"], datasets.get("valid")
+    if valid_set is not None and len(valid_set) == 0:
+        valid_set = None  # build_datasets has warned; nothing to validate on
     if len(train_set) == 0:
         raise DataError(f"{cfg.data.dataset}: the train split has no usable files")
     if cfg.loss.objective == "cdsm" and "noisy" not in train_set[0]:
@@ -297,7 +299,9 @@ def train(cfg: DictConfig) -> Path:
     ckpt = load_checkpoint_dict(resume_from) if resume_from else None
     sigmas = ckpt["sigmas"] if ckpt else choose_sigmas(cfg, train_set, representation, device)
     cond_channels = representation.channels if cfg.loss.objective == "cdsm" else 0
-    model = build_score_model(cfg.model, representation.channels, cond_channels=cond_channels).to(device)
+    with torch.random.fork_rng(devices=[]):  # weight init from train.seed, global RNG left untouched
+        torch.manual_seed(derive_seed(cfg.train.seed, 0))
+        model = build_score_model(cfg.model, representation.channels, cond_channels=cond_channels).to(device)
     model.sigma_data.fill_(sigmas["sigma_data"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
                                   betas=(0.9, 0.999))

@@ -3,6 +3,7 @@
 Gaussian data x0 ~ N(mu, Sigma) perturbed by sigma has the score
 ``-(Sigma + sigma^2 I)^-1 (x - mu)`` and the posterior mean ``mu + Sigma (Sigma + sigma^2 I)^-1 (y - mu)``.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -66,8 +67,11 @@ def test_dsm_and_exact_sm_are_lowest_at_the_true_score():
     with torch.no_grad():
         dsm_true = float(dsm_loss(true, x0, sig, noise=z).mean())
         esm_true = float(exact_sm_loss(true, x0 + sigma * z, sig).mean())
-    for da, db in [(0.2 * torch.eye(D), torch.zeros(D)), (torch.zeros(D, D), torch.full((D,), 0.3)),
-                   (torch.tensor([[0.0, 0.3, 0], [0.0, 0, 0], [0, 0, -0.2]]), torch.zeros(D))]:
+    for da, db in [
+        (0.2 * torch.eye(D), torch.zeros(D)),
+        (torch.zeros(D, D), torch.full((D,), 0.3)),
+        (torch.tensor([[0.0, 0.3, 0], [0.0, 0, 0], [0, 0, -0.2]]), torch.zeros(D)),
+    ]:
         other = LinearScore(a + da.double(), b + db.double())
         with torch.no_grad():
             assert float(dsm_loss(other, x0, sig, noise=z).mean()) > dsm_true + 1e-3
@@ -155,8 +159,12 @@ def test_score_noise_and_x0_targets_are_one_objective():
 
 def _per_example_estimates(model, x0, sig, z, seeds, **kw):
     return torch.stack(
-        [ssm_loss(model, x0, sig, noise=z, generator=torch.Generator().manual_seed(s), create_graph=False,
-                  **kw).detach() for s in seeds]
+        [
+            ssm_loss(
+                model, x0, sig, noise=z, generator=torch.Generator().manual_seed(s), create_graph=False, **kw
+            ).detach()
+            for s in seeds
+        ]
     )  # (R, B)
 
 
@@ -167,7 +175,9 @@ def test_ssm_and_ssm_vr_agree_with_exact_sm_and_vr_has_lower_variance(projection
     sigma = 0.6
     a, b = _true_score(mu, cov, sigma)
     # a linear score model that is not the true one (non-symmetric, to make the slices matter)
-    model = LinearScore(a + torch.tensor([[0.0, 0.5, 0.0], [-0.3, 0.2, 0.0], [0.0, 0.4, -0.1]], dtype=a.dtype), b)
+    model = LinearScore(
+        a + torch.tensor([[0.0, 0.5, 0.0], [-0.3, 0.2, 0.0], [0.0, 0.4, -0.1]], dtype=a.dtype), b
+    )
     x0 = _data(2000, mu, cov, g)
     z = torch.randn(x0.shape, generator=g, dtype=x0.dtype)
     sig = torch.full((len(x0),), sigma, dtype=x0.dtype)
@@ -180,8 +190,10 @@ def test_ssm_and_ssm_vr_agree_with_exact_sm_and_vr_has_lower_variance(projection
         stderr = float(diff.std() / len(diff) ** 0.5)
         assert abs(float(diff.mean())) < 4 * stderr + 1e-12
     var_vr, var_plain = float(vr.var(0).mean()), float(plain.var(0).mean())
-    print(f"\n[{projection}] per-example variance over projections: SSM {var_plain:.4g}, "
-          f"SSM-VR {var_vr:.4g}, ratio SSM/SSM-VR {var_plain / var_vr:.2f}")
+    print(
+        f"\n[{projection}] per-example variance over projections: SSM {var_plain:.4g}, "
+        f"SSM-VR {var_vr:.4g}, ratio SSM/SSM-VR {var_plain / var_vr:.2f}"
+    )
     assert var_vr < var_plain
     # E[dsm] = E[exact sm] + 1/2 with this normalisation
     with torch.no_grad():
@@ -198,9 +210,18 @@ def test_ssm_n_projections_averages():
     x0 = _data(256, mu, cov, g)
     sig = torch.ones(256, dtype=x0.dtype)
     z = torch.randn(x0.shape, generator=g, dtype=x0.dtype)
-    one = ssm_loss(model, x0, sig, noise=z, generator=torch.Generator().manual_seed(0), variance_reduction=False)
-    many = ssm_loss(model, x0, sig, noise=z, n_projections=64, generator=torch.Generator().manual_seed(0),
-                    variance_reduction=False)
+    one = ssm_loss(
+        model, x0, sig, noise=z, generator=torch.Generator().manual_seed(0), variance_reduction=False
+    )
+    many = ssm_loss(
+        model,
+        x0,
+        sig,
+        noise=z,
+        n_projections=64,
+        generator=torch.Generator().manual_seed(0),
+        variance_reduction=False,
+    )
     exact = exact_sm_loss(model, x0 + z, sig)
     assert (many - exact).abs().mean() < (one - exact).abs().mean()
 
@@ -307,8 +328,12 @@ def test_energy_model_trains_with_dsm_ssm_and_exact_sm():
     model = EnergyScoreModel(EnergyMLP(2, hidden=16, layers=2))
     x0 = torch.randn(32, 2, generator=g)
     sig = torch.rand(32, generator=g) + 0.1
-    for loss in (dsm_loss(model, x0, sig, generator=g), ssm_loss(model, x0, sig, generator=g),
-                 ssm_loss(model, x0, sig, variance_reduction=False, generator=g), exact_sm_loss(model, x0, sig)):
+    for loss in (
+        dsm_loss(model, x0, sig, generator=g),
+        ssm_loss(model, x0, sig, generator=g),
+        ssm_loss(model, x0, sig, variance_reduction=False, generator=g),
+        exact_sm_loss(model, x0, sig),
+    ):
         assert loss.shape == (32,)
         model.zero_grad()
         loss.mean().backward()

@@ -1,4 +1,5 @@
 """Sigma ladders, training-time sigma samplers and the NCSNv2 selection rules."""
+
 from __future__ import annotations
 
 import math
@@ -54,7 +55,9 @@ def test_karras_ladder():
     expect = (hi ** (1 / rho) + i / (n - 1) * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho
     assert float(s[i]) == pytest.approx(expect, rel=1e-5)
     # large rho tends to the geometric ladder
-    assert torch.allclose(karras_sigmas(n, lo, hi, rho=1e4).double(), geometric_sigmas(n, lo, hi).double(), rtol=1e-2)
+    assert torch.allclose(
+        karras_sigmas(n, lo, hi, rho=1e4).double(), geometric_sigmas(n, lo, hi).double(), rtol=1e-2
+    )
 
 
 @pytest.mark.parametrize("fn", [geometric_sigmas, karras_sigmas])

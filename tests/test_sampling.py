@@ -1,4 +1,5 @@
 """Samplers with exact Gaussian scores: moments, determinism, shapes, budgets and bad input."""
+
 from __future__ import annotations
 
 import pytest
@@ -94,8 +95,10 @@ def test_same_generator_same_result(name):
     if name != "heun":
         assert not torch.equal(a, _run(name, gaussian_score, x, sigmas, 124, **KW[name]))
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    assert torch.equal(langevin(gaussian_score, x, 1.0, n_steps=5, step_size=0.1, generator=g1),
-                       langevin(gaussian_score, x, 1.0, n_steps=5, step_size=0.1, generator=g2))
+    assert torch.equal(
+        langevin(gaussian_score, x, 1.0, n_steps=5, step_size=0.1, generator=g1),
+        langevin(gaussian_score, x, 1.0, n_steps=5, step_size=0.1, generator=g2),
+    )
 
 
 def _shape_checking_score(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
@@ -103,7 +106,13 @@ def _shape_checking_score(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return -x / (1.0 + sigma.reshape(-1, *([1] * (x.ndim - 1))) ** 2)
 
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")],
+    ),
+]
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -130,8 +139,14 @@ def test_budget_helper_spends_the_same_nfe(name, nfe):
         return _shape_checking_score(x, s)
 
     infos = []
-    get_sampler(plan.name)(counting, torch.zeros(2, 1, 8), plan.sigmas, generator=torch.Generator().manual_seed(0),
-                           callback=infos.append, **plan.kwargs)
+    get_sampler(plan.name)(
+        counting,
+        torch.zeros(2, 1, 8),
+        plan.sigmas,
+        generator=torch.Generator().manual_seed(0),
+        callback=infos.append,
+        **plan.kwargs,
+    )
     assert len(calls) == plan.nfe <= nfe
     assert plan.nfe >= nfe - {"ald": 5, "pc": 2, "heun": 1}[name]  # only the remainder is left unspent
     assert [info["i"] for info in infos] == list(range(len(infos)))
@@ -167,7 +182,9 @@ def test_energy_model_with_annealed_langevin():
     kw = {"n_steps_each": 20, "eps": 5e-4}
     with torch.inference_mode():
         x = annealed_langevin(model, x_init, sigmas, generator=torch.Generator().manual_seed(4), **kw)
-    exact = annealed_langevin(gaussian_score, x_init, sigmas, generator=torch.Generator().manual_seed(4), **kw)
+    exact = annealed_langevin(
+        gaussian_score, x_init, sigmas, generator=torch.Generator().manual_seed(4), **kw
+    )
     assert torch.allclose(x, exact, atol=1e-4)
     with torch.no_grad():
         y = annealed_langevin(model, x_init, sigmas, generator=torch.Generator().manual_seed(4), **kw)
@@ -186,8 +203,14 @@ def test_bad_input():
         get_sampler("ddim")
     with pytest.raises(ValueError, match="valid: ald, heun, pc"):
         sampler_ladder("euler", 10, 0.1, 1.0)
-    for bad, msg in [([1.0, 2.0], "descending"), ([1.0, 1.0], "descending"), ([1.0, 0.0], "positive"),
-                     ([1.0, -0.5], "positive"), ([], "empty"), (torch.ones(2, 2), "1-D")]:
+    for bad, msg in [
+        ([1.0, 2.0], "descending"),
+        ([1.0, 1.0], "descending"),
+        ([1.0, 0.0], "positive"),
+        ([1.0, -0.5], "positive"),
+        ([], "empty"),
+        (torch.ones(2, 2), "1-D"),
+    ]:
         for name in ("ald", "pc", "heun"):
             with pytest.raises(ValueError, match=msg):
                 SAMPLERS[name](_shape_checking_score, x, bad, **KW[name])

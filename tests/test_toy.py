@@ -1,4 +1,5 @@
 """The 2-D mixture of NCSN Sec. 3.2: exact scores, Langevin vs annealed Langevin, and trained MLPs."""
+
 from __future__ import annotations
 
 import pytest
@@ -58,8 +59,15 @@ def test_ncsn_experiment_langevin_fails_annealed_langevin_recovers_weights():
     g = torch.Generator().manual_seed(2)
     x0 = _uniform_starts(N_SAMPLES, g)
     plain = langevin(mix.score, x0, 0.0, n_steps=1000, step_size=0.1, generator=g)
-    annealed = annealed_langevin(mix.score, x0, geometric_sigmas(10, 1.0, 20.0), n_steps_each=100, eps=0.1,
-                                 final_denoise=False, generator=g)
+    annealed = annealed_langevin(
+        mix.score,
+        x0,
+        geometric_sigmas(10, 1.0, 20.0),
+        n_steps_each=100,
+        eps=0.1,
+        final_denoise=False,
+        generator=g,
+    )
     w_plain, w_ald = float(mix.recovered_weights(plain)[0]), float(mix.recovered_weights(annealed)[0])
     print(f"\nweight of (-5,-5) (true {TRUE_W}): plain Langevin {w_plain:.3f}, annealed Langevin {w_ald:.3f}")
     # plain Langevin keeps the ~1/2 : 1/2 split of the uniform starts (the basins' border is the anti-diagonal)
@@ -94,8 +102,15 @@ def test_trained_mlp_recovers_mixture_weights(loss_name, steps, batch):
     model = _train(loss_name, steps, batch, seed=0)
     g = torch.Generator().manual_seed(3)
     with torch.inference_mode():
-        x = annealed_langevin(model, _uniform_starts(2000, g), geometric_sigmas(10, 1.0, 20.0), n_steps_each=100,
-                              eps=0.1, final_denoise=False, generator=g)
+        x = annealed_langevin(
+            model,
+            _uniform_starts(2000, g),
+            geometric_sigmas(10, 1.0, 20.0),
+            n_steps_each=100,
+            eps=0.1,
+            final_denoise=False,
+            generator=g,
+        )
     w = float(mix.recovered_weights(x)[0])
     print(f"\n{loss_name}-MLP ({steps} steps x {batch}): weight of (-5,-5) {w:.3f} (true {TRUE_W})")
     assert abs(w - TRUE_W) < 0.1

@@ -9,6 +9,7 @@ its uniform starts; annealing recovers 1/5 : 4/5).
 
     python tools/toy2d.py --out toy2d.png [--steps 1500] [--samples 2000] [--seed 0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,13 +83,19 @@ def main(argv: list[str] | None = None) -> None:
     panels: dict[str, torch.Tensor] = {}
     t0 = time.time()
     panels["Langevin, exact score"] = langevin(mix.score, starts, 0.0, generator=g, **LANGEVIN)
-    panels["annealed Langevin, exact score"] = annealed_langevin(mix.score, starts, ALD_SIGMAS, generator=g, **ALD)
+    panels["annealed Langevin, exact score"] = annealed_langevin(
+        mix.score, starts, ALD_SIGMAS, generator=g, **ALD
+    )
     for loss_name, label in (("dsm", "DSM"), ("ssm_vr", "SSM-VR")):
         t = time.time()
         model, final_loss = train(mix, loss_name, args.steps, args.batch, args.seed)
-        print(f"trained {label}-MLP: {args.steps} steps in {time.time() - t:.1f}s, final loss {final_loss:.4f}")
+        print(
+            f"trained {label}-MLP: {args.steps} steps in {time.time() - t:.1f}s, final loss {final_loss:.4f}"
+        )
         with torch.inference_mode():
-            panels[f"annealed Langevin, {label}-MLP"] = annealed_langevin(model, starts, ALD_SIGMAS, generator=g, **ALD)
+            panels[f"annealed Langevin, {label}-MLP"] = annealed_langevin(
+                model, starts, ALD_SIGMAS, generator=g, **ALD
+            )
 
     print(f"recovered mixture weights, (-5,-5) : (5,5), true {mix.weights[0]:.2f} : {mix.weights[1]:.2f}")
     weights = {}
@@ -117,22 +124,34 @@ def main(argv: list[str] | None = None) -> None:
     ax = axes[0, 1]
     levels = (float(dens.max()) * torch.tensor([0.02, 0.1, 0.3, 0.6])).tolist()
     ax.contour(xx.numpy(), yy.numpy(), dens.numpy(), levels=levels, colors="0.7", linewidths=0.8)
-    ax.quiver(qx.numpy(), qy.numpy(), unit[:, 0].reshape(qx.shape).numpy(), unit[:, 1].reshape(qx.shape).numpy(),
-              mag.log1p().reshape(qx.shape).numpy(), cmap="magma", scale=30, width=0.004)
+    ax.quiver(
+        qx.numpy(),
+        qy.numpy(),
+        unit[:, 0].reshape(qx.shape).numpy(),
+        unit[:, 1].reshape(qx.shape).numpy(),
+        mag.log1p().reshape(qx.shape).numpy(),
+        cmap="magma",
+        scale=30,
+        width=0.004,
+    )
     ax.set_title(r"(b) score $\nabla_x \log p(x)$ (direction; colour: log |s|)")
     letters = "cdef"
     for k, (ax, (name, x)) in enumerate(zip(axes.reshape(-1)[2:], panels.items())):
         ax.scatter(x[:, 0].numpy(), x[:, 1].numpy(), s=2, alpha=0.4)
         w = weights[name]
-        ax.set_title(f"({letters[k]}) {name}\nweights {float(w[0]):.2f} : {float(w[1]):.2f} (true 0.20 : 0.80)",
-                     fontsize=10)
+        ax.set_title(
+            f"({letters[k]}) {name}\nweights {float(w[0]):.2f} : {float(w[1]):.2f} (true 0.20 : 0.80)",
+            fontsize=10,
+        )
     for ax in axes.reshape(-1):
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
-    fig.suptitle("1/5 N((-5,-5), I) + 4/5 N((5,5), I): Langevin vs annealed Langevin (NCSN Sec. 3.2)\n"
-                 "Langevin: eps 0.1, 1000 steps; annealed: sigma 20 -> 1 (10 levels, 100 steps each), "
-                 "samples shown at sigma = 1")
+    fig.suptitle(
+        "1/5 N((-5,-5), I) + 4/5 N((5,5), I): Langevin vs annealed Langevin (NCSN Sec. 3.2)\n"
+        "Langevin: eps 0.1, 1000 steps; annealed: sigma 20 -> 1 (10 levels, 100 steps each), "
+        "samples shown at sigma = 1"
+    )
     fig.tight_layout()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

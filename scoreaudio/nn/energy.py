@@ -5,6 +5,7 @@ compare the two): a network outputs one scalar energy per example, and the score
 gradient, so the learned vector field is conservative by construction and
 ``p_sigma(x) ~ exp(-E(x, sigma))``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

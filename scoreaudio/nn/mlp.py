@@ -6,12 +6,13 @@ as Fourier features of ``c_noise = log(sigma) / 4`` (EDM's c_noise). The output 
 ``1 / sigma`` as in NCSNv2 Technique 3 (Song & Ermon 2020: ``s(x, sigma) = s(x) / sigma``),
 because the true score of a sigma-perturbed density has size ~1/sigma.
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-__all__ = ["ScoreMLP", "EnergyMLP"]
+__all__ = ["EnergyMLP", "ScoreMLP"]
 
 
 def _sigma_features(sigma: torch.Tensor, n_freqs: int) -> torch.Tensor:
@@ -38,7 +39,14 @@ def _trunk(in_dim: int, hidden: int, layers: int, out_dim: int, out_bias: bool) 
 
 class _SigmaMLP(nn.Module):
     def __init__(
-        self, dim: int, hidden: int, layers: int, out_dim: int, sigma_data: float, n_freqs: int, out_bias: bool
+        self,
+        dim: int,
+        hidden: int,
+        layers: int,
+        out_dim: int,
+        sigma_data: float,
+        n_freqs: int,
+        out_bias: bool,
     ) -> None:
         super().__init__()
         if dim <= 0 or hidden <= 0:

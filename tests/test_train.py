@@ -1,0 +1,229 @@
+"""The trainer: every recipe on its corpus layout, learning, resume after SIGKILL, DDP, failures."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import corpus_fixtures as fx
+from conftest import REPO, TINY, train_tiny
+from scoreaudio.config import compose
+from scoreaudio.errors import DataError, TrainingError
+from scoreaudio.pretrained import load_pretrained
+from scoreaudio.train import StepBatchSampler, train
+from scoreaudio.utils.checkpoint import load_checkpoint_dict
+from scoreaudio.utils.logging import read_metrics
+
+# recipe -> (fixture maker, extra overrides that shrink it to a CPU test)
+RECIPE_FIXTURES = {
+    "ljspeech": (fx.make_ljspeech, []),
+    "vctk": (fx.make_vctk, []),
+    "voicebank_demand": (fx.make_voicebank_demand, []),
+    "libritts": (fx.make_libritts, []),
+    "sc09": (fx.make_sc09, ["model=wavenet_tiny"]),
+    "folder": (fx.make_folder, []),
+}
+
+
+def _tiny_overrides(recipe: str, extra):
+    model = [] if any(e.startswith("model=") for e in extra) else ["model=unet2d_tiny"]
+    return [*TINY, *model, *extra, "train.num_workers=0", "train.precision=fp32", "train.val_every=2"]
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPE_FIXTURES))
+def test_every_recipe_trains_two_steps_on_its_layout(recipe, tmp_path):
+    make, extra = RECIPE_FIXTURES[recipe]
+    root = make(tmp_path / "data")
+    run = tmp_path / "run"
+    cfg = compose(REPO / "recipes" / f"{recipe}.yaml",
+                  _tiny_overrides(recipe, extra) + [f"data.root={root}", f"train.run_dir={run}"])
+    train(cfg)
+    ckpt = load_checkpoint_dict(run / "last.pt")
+    assert ckpt["step"] == 2
+    assert ckpt["config"]["data"]["dataset"] == cfg.data.dataset
+    rows = read_metrics(run, "train")
+    assert [r["step"] for r in rows] == [1, 2] and all(r["loss"] > 0 for r in rows)
+    assert (run / "config.yaml").is_file() and (run / "metrics_train.csv").is_file()
+    if recipe == "voicebank_demand":  # conditional denoiser: one-step SI-SDR on the paired valid set
+        val = read_metrics(run, "valid")[-1]
+        assert "val_si_sdr_tweedie" in val and "val_si_sdr_noisy" in val
+
+
+def test_quickstart_recipe_is_sized_for_a_cpu():
+    cfg = compose(REPO / "recipes/quickstart.yaml")
+    assert cfg.data.dataset == "synthetic" and cfg.model.preset == "unet2d_small"
+    assert cfg.train.precision == "fp32" and cfg.representation.kind == "stft"
+
+
+def test_loss_falls(tmp_path):
+    run = train_tiny(tmp_path / "run", "train.steps=40", "train.val_every=5", "train.ckpt_every=40",
+                     "train.lr=3e-3", "train.warmup_steps=5", "train.ema_half_life=2", "train.batch_size=4")
+    val = read_metrics(run, "valid")
+    first, last = val[0], val[-1]
+    keys = [k for k in first if k.startswith("val_loss/")]
+    assert keys
+    before = sum(first[k] for k in keys)
+    after = sum(last[k] for k in keys)
+    assert after < 0.8 * before, (before, after)
+
+
+def test_ssm_objective_trains(tmp_path):
+    run = train_tiny(tmp_path / "run", "loss=ssm_vr", "model=wavenet_tiny", "representation=waveform")
+    rows = read_metrics(run, "train")
+    assert len(rows) == 2 and all(torch.isfinite(torch.tensor(r["loss"])) for r in rows)
+
+
+def test_checkpoint_loads_from_its_path_alone(tiny_run):
+    pre = load_pretrained(tiny_run / "last.pt", device="cpu")
+    assert pre.step == 2 and pre.sample_rate == 16000
+    x = torch.randn(1, *pre.representation.encoded_shape(4000))
+    sigma = torch.tensor([0.1])
+    assert torch.isfinite(pre.model(x, sigma)).all()
+    ckpt = load_checkpoint_dict(tiny_run / "last.pt")
+    for key in ("model", "ema", "optimizer", "step", "config", "representation", "sigmas", "package_version"):
+        assert key in ckpt
+
+
+def test_step_sampler_covers_each_file_once_per_epoch():
+    n, batch, world = 10, 3, 2
+    seen = []
+    for rank in range(world):
+        s = StepBatchSampler(n, batch, seed=1, start_step=0, total_steps=5, rank=rank, world=world)
+        seen.append([i for b in s for i, _ in b])
+    # 5 steps x 2 ranks x 3 = 30 draws = 3 epochs of 10 files, interleaved by rank per step
+    merged = []
+    for step in range(5):
+        for rank in range(world):
+            merged += seen[rank][step * batch:(step + 1) * batch]
+    for epoch in range(3):
+        assert sorted(merged[epoch * n:(epoch + 1) * n]) == list(range(n))
+    # resuming mid-way yields exactly the tail of the same order
+    full = [b for b in StepBatchSampler(n, batch, 1, 0, 5)]
+    tail = [b for b in StepBatchSampler(n, batch, 1, 3, 5)]
+    assert full[3:] == tail
+
+
+def _train_cmd(run: Path, steps: int, *extra: str):
+    return [sys.executable, "-m", "scoreaudio.train", str(REPO / "recipes/quickstart.yaml"), *TINY,
+            f"train.run_dir={run}", f"train.steps={steps}", "train.ckpt_every=3", "train.val_every=0",
+            "train.lr=1e-3", "train.warmup_steps=2", *extra]
+
+
+def test_resume_after_sigkill_continues_as_if_never_stopped(tmp_path, synthetic_cache):
+    env = {**os.environ, "SCOREAUDIO_CACHE": str(synthetic_cache), "OMP_NUM_THREADS": "1"}
+    full = tmp_path / "full"
+    subprocess.run(_train_cmd(full, 9), env=env, check=True, capture_output=True, timeout=300)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(killed, 10_000), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            if (killed / "step_0000003.pt").exists() and any(r["step"] >= 4 for r in read_metrics(killed, "train")):
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("training did not reach step 4 in time")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    resumed_from = load_checkpoint_dict(killed / "last.pt")["step"]
+    assert 3 <= resumed_from < 9
+    subprocess.run(_train_cmd(killed, 9), env=env, check=True, capture_output=True, timeout=300)
+
+    a = {r["step"]: r["loss"] for r in read_metrics(full, "train")}
+    b = {r["step"]: r["loss"] for r in read_metrics(killed, "train")}
+    assert sorted(b) == list(range(1, 10)), "the resumed curve has each step exactly once"
+    assert a == b, "the resumed run's losses equal the uninterrupted run's at every step"
+    wa = load_checkpoint_dict(full / "last.pt")["ema"]
+    wb = load_checkpoint_dict(killed / "last.pt")["ema"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_ddp_two_cpu_processes_hold_identical_weights(tmp_path, synthetic_cache):
+    env = {**os.environ, "SCOREAUDIO_CACHE": str(synthetic_cache), "OMP_NUM_THREADS": "1"}
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "scoreaudio.train", str(REPO / "recipes/quickstart.yaml"), *TINY, f"train.run_dir={run}",
+           "train.steps=3", "train.val_every=0"]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["ranks_identical"] is True
+    assert load_checkpoint_dict(run / "last.pt")["step"] == 3
+
+
+def test_non_finite_loss_stops_with_checkpoint_intact(tmp_path, monkeypatch):
+    import scoreaudio.train as tr
+
+    real = tr.compute_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(tr, "compute_loss", poisoned)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingError, match=r"non-finite loss at step 3 \(sigma=.*last good checkpoint"):
+        train_tiny(run, "train.steps=5")
+    assert load_checkpoint_dict(run / "last.pt")["step"] == 2
+    load_pretrained(run, device="cpu")  # the last good checkpoint still loads
+
+
+def test_ctrl_c_saves_and_exits_cleanly(tmp_path, monkeypatch):
+    import scoreaudio.train as tr
+
+    real = tr.compute_loss
+    calls = {"n": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tr, "compute_loss", interrupted)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train_tiny(run, "train.steps=10", "train.ckpt_every=100")
+    assert load_checkpoint_dict(run / "last.pt")["step"] == 3
+
+
+def test_unwritable_run_dir_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(TrainingError, match="cannot write to run directory"):
+        train_tiny(blocker / "run")
+
+
+def test_dataset_without_usable_files_fails_before_compute(tmp_path):
+    root = tmp_path / "corrupt"
+    (root / "spk").mkdir(parents=True)
+    for i in range(5):
+        (root / "spk" / f"bad{i}.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    with pytest.raises(DataError):
+        train_tiny(tmp_path / "run", "data=folder", f"data.root={root}")
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_train_cli_help_and_errors(capsys):
+    from scoreaudio.train import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    assert main([str(REPO / "recipes/quickstart.yaml"), "train.stpes=3"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'train.steps'" in err and "Traceback" not in err
+    assert main([str(REPO / "recipes/quickstart.yaml"), "--print-config"]) == 0
+    assert "unet2d_small" in capsys.readouterr().out
