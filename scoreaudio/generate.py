@@ -57,7 +57,7 @@ def plan_for(sampler_cfg, sigmas: dict, dim: int) -> SamplerPlan:
 
 
 def limit_peaks(wav: torch.Tensor, limit: float = PEAK_LIMIT) -> torch.Tensor:
-    """(N, 1, T) -> (N, 1, T): each example whose peak exceeds ``limit`` is scaled down to it (no clipping)."""
+    """(N, 1, T) -> (N, 1, T): examples peaking above ``limit`` are scaled down to it (never clipped)."""
     peak = wav.abs().flatten(1).amax(dim=1).clamp_min(1e-12)  # (N,)
     gain = torch.where(peak > limit, limit / peak, torch.ones_like(peak))
     return wav * gain.view(-1, *([1] * (wav.ndim - 1)))
@@ -78,7 +78,8 @@ def sample_model_space(model, representation, sigmas: dict, sampler_cfg, *, num:
     try:
         plan = plan_for(sampler_cfg, sigmas, dim=math.prod(shape[1:]))
     except ValueError as e:
-        raise ConfigError(f"--steps {sampler_cfg.steps} does not work for sampler '{sampler_cfg.name}': {e}") from None
+        raise ConfigError(f"{sampler_cfg.steps} network evaluations (--steps / sampler.steps) are too few "
+                          f"for sampler '{sampler_cfg.name}': {e}") from None
     x = plan.sigmas[0].item() * torch.randn(shape, generator=generator, device=device)
     first_bad = torch.full((), -1, dtype=torch.long, device=device)
     bad_sigma = torch.zeros((), dtype=torch.float64, device=device)
@@ -99,9 +100,9 @@ def sample_model_space(model, representation, sigmas: dict, sampler_cfg, *, num:
         x = sampler(score_fn, x, plan.sigmas.to(device), generator=generator, callback=watch, **plan.kwargs)
     step = int(first_bad)
     if step >= 0:
-        raise ScoreAudioError(f"sampler '{plan.name}' produced non-finite values at step {step + 1} of {total[0]} "
-                              f"(sigma={float(bad_sigma):.4g}); try another --sampler or more --steps, "
-                              f"or a later checkpoint")
+        raise ScoreAudioError(f"sampler '{plan.name}' produced non-finite values at step {step + 1} of "
+                              f"{total[0]} (sigma={float(bad_sigma):.4g}); try another --sampler or more "
+                              f"--steps, or a later checkpoint")
     return x, plan
 
 
@@ -127,8 +128,8 @@ def draw_samples(model, representation, sigmas: dict, sampler_cfg, *, num: int, 
     ``cond`` (num, C, *S) conditions a conditional model on an input.
     """
     length = num_samples_for(seconds, sample_rate)
-    x, plan = sample_model_space(model, representation, sigmas, sampler_cfg, num=num, length=length, device=device,
-                                 generator=generator, cond=cond, callback=callback)
+    x, plan = sample_model_space(model, representation, sigmas, sampler_cfg, num=num, length=length,
+                                 device=device, generator=generator, cond=cond, callback=callback)
     return decode_samples(representation, x, length, sampler=plan.name)
 
 
@@ -138,9 +139,10 @@ def num_samples_for(seconds: float, sample_rate: int) -> int:
         seconds = float(seconds)
     except (TypeError, ValueError):
         raise ConfigError(f"seconds must be a number, got {seconds!r}") from None
-    length = int(round(seconds * sample_rate)) if math.isfinite(seconds) else 0
+    length = round(seconds * sample_rate) if math.isfinite(seconds) else 0
     if length <= 0:
-        raise ConfigError(f"--seconds must be positive (at least one sample at {sample_rate} Hz), got {seconds}")
+        raise ConfigError(f"--seconds must be positive (at least one sample at {sample_rate} Hz), "
+                          f"got {seconds}")
     return length
 
 
@@ -222,16 +224,17 @@ def sample_checkpoint(checkpoint=None, num: int = 4, seconds: float = 2.0, *, sa
     t0 = time.perf_counter()
     pre = load_pretrained(checkpoint, device=device, ema=ema, runs_root=runs_root)
     if pre.conditional:
-        raise ConfigError(f"{pre.path} is a conditional denoiser (trained with loss.objective=cdsm): it needs a "
-                          f"noisy input to condition on and cannot generate from noise; use "
+        raise ConfigError(f"{pre.path} is a conditional denoiser (trained with loss.objective=cdsm): it "
+                          f"needs a noisy input to condition on and cannot generate from noise; use "
                           f"'scoreaudio denoise NOISY.wav --checkpoint {pre.path}'")
     if pre.cfg.model.backbone == "mlp":
         raise ConfigError(f"{pre.path} is a toy model (mlp backbone) of fixed-size data, not audio; "
                           f"generate needs a unet2d or wavenet checkpoint")
     length = num_samples_for(seconds, pre.sample_rate)
-    sampler_cfg = SimpleNamespace(name=sampler or str(pre.cfg.sampler.name),
-                                  steps=int(steps if steps is not None else pre.cfg.sampler.steps),
-                                  snr=float(pre.cfg.sampler.snr), final_denoise=bool(pre.cfg.sampler.final_denoise))
+    sc = pre.cfg.sampler
+    n_steps = int(sc.steps if steps is None else steps)
+    sampler_cfg = SimpleNamespace(name=sampler or str(sc.name), steps=n_steps, snr=float(sc.snr),
+                                  final_denoise=bool(sc.final_denoise))
     if pre.device.type == "cuda":
         torch.cuda.synchronize(pre.device)
     load_s = time.perf_counter() - t0
@@ -260,7 +263,7 @@ def sample_checkpoint(checkpoint=None, num: int = 4, seconds: float = 2.0, *, sa
             x, plan = sample_model_space(pre.model, pre.representation, pre.sigmas, sampler_cfg, num=n,
                                          length=length, device=pre.device, generator=gen,
                                          callback=tick if bar is not None else None)
-            wavs.append(decode_samples(pre.representation, x, length, sampler=plan.name))  # syncs with the device
+            wavs.append(decode_samples(pre.representation, x, length, sampler=plan.name))  # syncs the device
             batch_s.append(time.perf_counter() - tb)
             if keep_model_space:
                 latents.append(x.float().cpu())
@@ -271,7 +274,7 @@ def sample_checkpoint(checkpoint=None, num: int = 4, seconds: float = 2.0, *, sa
     sample_s = float(sum(batch_s))
     audio_s = num * length / pre.sample_rate
     settings = {"checkpoint": None if checkpoint is None else str(checkpoint), "runs_root": str(runs_root),
-                "num": num, "seconds": float(seconds), "sampler": sampler_cfg.name, "steps": sampler_cfg.steps,
+                "num": num, "seconds": seconds, "sampler": sampler_cfg.name, "steps": sampler_cfg.steps,
                 "batch_size": batch_size, "seed": seed, "device": str(pre.device), "ema": bool(ema),
                 "snr": sampler_cfg.snr, "final_denoise": sampler_cfg.final_denoise}
     timings = {"load_s": load_s, "sample_s": sample_s, "batch_s": batch_s, "audio_s": audio_s,
@@ -329,7 +332,8 @@ def check_outputs(out_dir: Path, names: List[str], overwrite: bool) -> None:
     existing = [n for n in names if (Path(out_dir) / n).exists()]
     if existing:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise OutputExistsError(f"{Path(out_dir) / existing[0]} exists{more}; pass --overwrite or another --out folder")
+        raise OutputExistsError(f"{Path(out_dir) / existing[0]} exists{more}; pass --overwrite or another "
+                                f"--out folder")
 
 
 def atomic_write(path: Union[str, Path], write: Callable[[str], None]) -> Path:
@@ -381,9 +385,9 @@ def build_manifest(result: Generation, files: List[Dict[str, object]], extra: Di
         "created_by": f"scoreaudio {__version__} generate",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "settings": {**result.settings, **extra},
-        "checkpoint": {"path": str(Path(pre.path).resolve()), "sha256": file_sha256(pre.path), "step": pre.step,
-                       "weights": "ema" if result.settings["ema"] else "model",
-                       "model": {"backbone": str(pre.cfg.model.backbone), "preset": str(pre.cfg.model.preset)},
+        "checkpoint": {"path": str(Path(pre.path).resolve()), "sha256": file_sha256(pre.path),
+                       "step": pre.step, "weights": "ema" if result.settings["ema"] else "model",
+                       "backbone": str(pre.cfg.model.backbone), "preset": str(pre.cfg.model.preset),
                        "dataset": str(pre.cfg.data.dataset)},
         "representation": pre.representation.to_dict(),
         "sample_rate": result.sample_rate,
@@ -412,7 +416,8 @@ def _device_name(device: torch.device) -> str:
 # Command line
 # --------------------------------------------------------------------------------------------
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", help="a .pt checkpoint or a run directory (default: the newest run under --runs-root)")
+    p.add_argument("--checkpoint",
+                   help="a .pt checkpoint or a run directory (default: the newest run under --runs-root)")
     p.add_argument("--runs-root", default="runs", help="where to look for the newest run (default: runs)")
     p.add_argument("--out", default="samples", help="output folder, created if needed (default: samples/)")
     p.add_argument("--overwrite", action="store_true", help="replace existing sample files in --out")
@@ -430,7 +435,8 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True,
                    help="use the EMA weights (default) or, with --no-ema, the live training weights")
     p.add_argument("--save-tensors", action="store_true",
-                   help="also save each sample's raw model-space tensor as sample_NNN.pt (for tools/export_wavs.py)")
+                   help="also save each sample's raw model-space tensor as sample_NNN.pt "
+                        "(for tools/export_wavs.py)")
     p.add_argument("--no-pictures", action="store_true", help="skip the spectrogram PNGs")
 
 
@@ -444,13 +450,14 @@ def run_cli(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seconds must be positive, got {args.seconds}")
     check_outputs(out, output_names(args.num, pictures=pictures, tensors=tensors), args.overwrite)
 
-    result = sample_checkpoint(args.checkpoint, args.num, args.seconds, sampler=args.sampler, steps=args.steps,
-                               batch_size=args.batch_size, seed=args.seed, device=args.device, ema=args.ema,
-                               runs_root=args.runs_root, progress=None, keep_model_space=tensors)
+    result = sample_checkpoint(args.checkpoint, args.num, args.seconds, sampler=args.sampler,
+                               steps=args.steps, batch_size=args.batch_size, seed=args.seed,
+                               device=args.device, ema=args.ema, runs_root=args.runs_root, progress=None,
+                               keep_model_space=tensors)
     t0 = time.perf_counter()
     paths = write_sample_files(result.wavs, result.sample_rate, out, overwrite=True, pictures=pictures)
     files = []
-    for k, (path, wav) in enumerate(zip(paths, result.wavs)):
+    for k, (path, wav) in enumerate(zip(paths, result.wavs, strict=True)):
         entry = {"wav": path.name, "peak": float(wav.abs().max()), "rms_dbfs": _level_dbfs(wav)}
         if pictures:
             entry["png"] = path.with_suffix(".png").name
@@ -465,7 +472,7 @@ def run_cli(args: argparse.Namespace) -> int:
     write_json(out / MANIFEST, manifest)
     t = result.timings
     plan = result.plan
-    log(f"wrote {len(paths)} samples of {args.seconds:g} s to {out}/ ({plan.name}, {plan.nfe} network evaluations, "
-        f"ladder of {len(plan.sigmas)}; {t['sample_s']:.1f} s sampling on {result.pretrained.device}, "
-        f"real-time factor {t['rtf']:.2f})")
+    log(f"wrote {len(paths)} samples of {args.seconds:g} s to {out}/ ({plan.name}, {plan.nfe} network "
+        f"evaluations, ladder of {len(plan.sigmas)}; {t['sample_s']:.1f} s sampling on "
+        f"{result.pretrained.device}, real-time factor {t['rtf']:.2f})")
     return 0

@@ -28,7 +28,8 @@ AUDIO_EXTS = (".wav",)
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em auto; max-width: 1100px;
        color: #222; padding: 0 1em; }
-h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; }
+h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 .meta { color: #666; font-size: 0.9em; }
 .item { margin: 1em 0 1.6em 0; } .item h3 { font-size: 1em; margin: 0 0 0.3em 0; font-family: monospace; }
 .item audio { width: 100%; max-width: 640px; display: block; margin-bottom: 0.3em; }
@@ -37,6 +38,10 @@ table { border-collapse: collapse; font-size: 0.85em; } td, th { border: 1px sol
         text-align: left; vertical-align: top; font-family: monospace; }
 .error { color: #b00; } pre { background: #f6f6f6; padding: 0.6em; overflow-x: auto; font-size: 0.8em; }
 """
+
+
+def _details(summary: str, body: str) -> str:
+    return f"<details><summary>{html.escape(summary)}</summary>{body}</details>"
 
 
 def _data_uri(mime: str, data: bytes) -> str:
@@ -82,8 +87,8 @@ def loss_curves_png(rows: Sequence[dict]) -> Optional[bytes]:
     FigureCanvasAgg(fig)
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     if train:
-        ax1.plot([r["step"] for r in train], [r["loss"] for r in train], marker="." if len(train) < 50 else None,
-                 label="train loss (mean over the logging window)")
+        ax1.plot([r["step"] for r in train], [r["loss"] for r in train],
+                 marker="." if len(train) < 50 else None, label="train loss (mean over the logging window)")
         ax1.legend(fontsize=8)
     _log_axis_if_positive(ax1, [r["loss"] for r in train])
     for ax in (ax1, ax2):
@@ -95,7 +100,8 @@ def loss_curves_png(rows: Sequence[dict]) -> Optional[bytes]:
     for k in val_keys:
         pts = [(r["step"], r[k]) for r in valid if isinstance(r.get(k), (int, float))]
         if pts:
-            ax2.plot(*zip(*pts), marker="o" if len(pts) < 50 else None, label=k.split("/", 1)[1])
+            ax2.plot([s for s, _ in pts], [v for _, v in pts], marker="o" if len(pts) < 50 else None,
+                     label=k.split("/", 1)[1])
             values += [v for _, v in pts]
     if values:
         ax2.legend(fontsize=8, title="validation loss at")
@@ -167,7 +173,7 @@ def build_report(folder: Union[str, Path], *, title: Optional[str] = None) -> Tu
         raise DataError(f"report: no WAV files under '{folder}' and no metrics.jsonl in it; "
                         f"pass a run directory or a folder written by 'scoreaudio generate'")
     title = title or f"scoreaudio report: {folder.resolve().name}"
-    parts = [f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+    parts = [f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
              f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
              f"<p class=\"meta\">{html.escape(str(folder.resolve()))} &middot; {len(wavs)} audio file"
              f"{'s' if len(wavs) != 1 else ''} &middot; made {time.strftime('%Y-%m-%d %H:%M')} by scoreaudio "
@@ -182,18 +188,17 @@ def build_report(folder: Union[str, Path], *, title: Optional[str] = None) -> Tu
                          f'src="{_data_uri("image/png", png)}"></div>')
         summary = folder / "summary.json"
         if summary.is_file():
-            parts.append(f"<details><summary>summary.json</summary><pre>{html.escape(summary.read_text())}</pre>"
-                         f"</details>")
+            parts.append(_details("summary.json", f"<pre>{html.escape(summary.read_text())}</pre>"))
         config = folder / "config.yaml"
         if config.is_file():
-            parts.append(f"<details><summary>config.yaml</summary><pre>{html.escape(config.read_text())}</pre>"
-                         f"</details>")
+            parts.append(_details("config.yaml", f"<pre>{html.escape(config.read_text())}</pre>"))
 
     for mpath in sorted(folder.rglob("manifest.json"), key=lambda p: p.relative_to(folder).as_posix()):
         try:
             manifest = json.loads(mpath.read_text())
         except (OSError, json.JSONDecodeError) as e:
-            parts.append(f'<p class="error">{html.escape(str(mpath))}: unreadable ({html.escape(str(e))})</p>')
+            parts.append(f'<p class="error">{html.escape(str(mpath))}: unreadable '
+                         f"({html.escape(str(e))})</p>")
             continue
         if isinstance(manifest, dict):
             counts["manifests"] += 1
@@ -201,9 +206,8 @@ def build_report(folder: Union[str, Path], *, title: Optional[str] = None) -> Tu
             rest = {k: v for k, v in manifest.items() if k not in ("settings", "files")}
             parts.append(f"<h2>Settings: {html.escape(mpath.relative_to(folder).as_posix())}</h2>"
                          + (_settings_table(settings) if settings else "")
-                         + (f"<details><summary>everything else in {html.escape(mpath.name)} "
-                            f"({', '.join(html.escape(k) for k in rest)})</summary>{_settings_table(rest)}</details>"
-                            if rest else ""))
+                         + (_details(f"everything else in {mpath.name} ({', '.join(rest)})",
+                                     _settings_table(rest)) if rest else ""))
 
     if wavs:
         parts.append("<h2>Audio</h2>")
@@ -221,7 +225,7 @@ def build_report(folder: Union[str, Path], *, title: Optional[str] = None) -> Tu
 
 def write_report(folder: Union[str, Path], out: Union[str, Path, None] = None, *,
                  title: Optional[str] = None) -> Path:
-    """Write the report of ``folder`` to ``out`` (default ``folder/report.html``), atomically; returns the path."""
+    """Write the report of ``folder`` to ``out`` (default ``folder/report.html``) atomically; returns it."""
     from .generate import atomic_write
 
     page, _ = build_report(folder, title=title)

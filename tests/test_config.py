@@ -33,7 +33,7 @@ def test_layering_order(tmp_path):
     assert schema().train.lr == 2e-4
     cfg = compose(REPO / "recipes/quickstart.yaml")
     assert cfg.train.precision == "fp32"  # from configs/train/cpu.yaml
-    assert cfg.train.steps == 600  # recipe body
+    assert cfg.train.steps == 150  # recipe body
     cfg = compose(REPO / "recipes/quickstart.yaml", ["train.steps=7", "data.sample_rate=8000"])
     assert cfg.train.steps == 7 and cfg.data.sample_rate == 8000
 

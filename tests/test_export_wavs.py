@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from conftest import REPO, TINY
+
 from scoreaudio.cli import main as cli
 
 _spec = importlib.util.spec_from_file_location("export_wavs", REPO / "tools" / "export_wavs.py")
@@ -31,8 +31,9 @@ def _one_thread():
 @pytest.fixture(scope="module")
 def generated(tiny_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("generated")
-    assert cli(["generate", "--checkpoint", str(tiny_run), "--out", str(out), "--num", "3", "--batch-size", "2",
-                "--seconds", "0.3", "--steps", "5", "--device", "cpu", "--save-tensors", "--no-pictures"]) == 0
+    assert cli(["generate", "--checkpoint", str(tiny_run), "--out", str(out), "--num", "3", "--seconds",
+                "0.3", "--batch-size", "2", "--steps", "5", "--device", "cpu", "--save-tensors",
+                "--no-pictures"]) == 0
     return out
 
 
@@ -57,8 +58,8 @@ def test_round_trip_with_checkpoint_or_explicit_representation(generated, tiny_r
     np.save(src / "x.npy", x.numpy())
     assert export_wavs.main(["tensors", str(src / "x.npy"), "--checkpoint", str(tiny_run), "--length", "4800",
                              "--out", str(tmp_path / "a")]) == 0
-    assert export_wavs.main(["tensors", str(src / "x.npy"), "--representation", "stft", "--sample-rate", "16000",
-                             "--length", "4800", "--out", str(tmp_path / "b")]) == 0
+    assert export_wavs.main(["tensors", str(src / "x.npy"), "--representation", "stft", "--sample-rate",
+                             "16000", "--length", "4800", "--out", str(tmp_path / "b")]) == 0
     ref, _ = _pcm(generated / "sample_001.wav")
     for folder in ("a", "b"):
         got, rate = _pcm(tmp_path / folder / "x.wav")
@@ -92,8 +93,9 @@ def test_tensor_errors(tmp_path, capsys):
 
 def test_dataset_clean_and_noisy_at_snr(tiny_run, tmp_path):
     out = tmp_path / "data"
-    assert export_wavs.main(["dataset", str(REPO / "recipes" / "quickstart.yaml"), *TINY_DATA, "--split", "valid",
-                             "--num", "2", "--snr", "5", "--noise", "pink", "--out", str(out)]) == 0
+    recipe = str(REPO / "recipes" / "quickstart.yaml")
+    assert export_wavs.main(["dataset", recipe, *TINY_DATA, "--split", "valid", "--num", "2", "--snr", "5",
+                             "--noise", "pink", "--out", str(out)]) == 0
     m = json.loads((out / "manifest.json").read_text())
     assert m["settings"]["snr_db"] == 5.0 and m["settings"]["noise"] == "pink" and len(m["files"]) == 2
     for k in range(2):
@@ -103,7 +105,6 @@ def test_dataset_clean_and_noisy_at_snr(tiny_run, tmp_path):
         snr = 10 * np.log10(np.mean(clean ** 2) / np.mean((noisy - clean) ** 2))
         assert abs(snr - 5.0) < 0.1
     # existing files are kept unless --overwrite
-    assert export_wavs.main(["dataset", str(REPO / "recipes" / "quickstart.yaml"), *TINY_DATA,
-                             "--num", "1", "--out", str(out)]) == 2
-    assert export_wavs.main(["dataset", str(REPO / "recipes" / "quickstart.yaml"), *TINY_DATA, "--num", "1",
-                             "--noise", "pink", "--out", str(tmp_path / "x")]) == 2  # --noise needs --snr
+    assert export_wavs.main(["dataset", recipe, *TINY_DATA, "--num", "1", "--out", str(out)]) == 2
+    assert export_wavs.main(["dataset", recipe, *TINY_DATA, "--num", "1", "--noise", "pink",
+                             "--out", str(tmp_path / "x")]) == 2  # --noise needs --snr

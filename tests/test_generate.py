@@ -1,6 +1,7 @@
 """scoreaudio generate: the Python API, the command line, the sampler budget and the user errors."""
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -9,14 +10,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-
 from conftest import train_tiny
-from scoreaudio import generate as gen_mod
+
 from scoreaudio.audio.representation import Waveform
 from scoreaudio.cli import main
 from scoreaudio.errors import ScoreAudioError
 from scoreaudio.generate import draw_samples, generate, sample_checkpoint
 from scoreaudio.utils.checkpoint import file_sha256
+
+# the module, even where scoreaudio/__init__.py exports the function `generate` under the same name
+gen_mod = importlib.import_module("scoreaudio.generate")
 
 FAST = ["--device", "cpu", "--steps", "5", "--seconds", "0.25"]
 
@@ -59,7 +62,7 @@ def test_api_returns_finite_arrays_and_reproduces_bit_exactly(tiny_run):
     assert not np.array_equal(out[0][0], out[1][0])  # different noise per sample
     # Same seed and batch size: bit-exact; asking for fewer samples keeps the earlier ones.
     again = generate(tiny_run, num=2, seconds=0.3, steps=5, batch_size=2, seed=7, device="cpu")
-    for (a, _), (b, _) in zip(out[:2], again):
+    for (a, _), (b, _) in zip(out[:2], again, strict=True):
         assert np.array_equal(a, b)
     other = generate(tiny_run, num=1, seconds=0.3, steps=5, batch_size=2, seed=8, device="cpu")
     assert not np.array_equal(other[0][0], out[0][0])
@@ -161,8 +164,9 @@ def test_user_errors_exit_2_with_one_line(case, tiny_run, tmp_path, capsys):
         "no_runs": (["--runs-root", str(tmp_path / "empty")], "no run found"),
         "corrupt": (["--checkpoint", str(tmp_path / "bad.pt")], "not a readable checkpoint"),
         "seconds0": (["--checkpoint", str(tiny_run), "--seconds", "0"], "--seconds must be positive"),
-        "negative_seconds": (["--checkpoint", str(tiny_run), "--seconds", "-1"], "--seconds must be positive"),
-        "too_few_steps": (["--checkpoint", str(tiny_run), "--steps", "1", "--sampler", "ald"], "--steps 1"),
+        "negative_seconds": (["--checkpoint", str(tiny_run), "--seconds", "-1"], "must be positive"),
+        "too_few_steps": (["--checkpoint", str(tiny_run), "--steps", "1", "--sampler", "ald"],
+                          "too few for sampler 'ald'"),
     }
     extra, message = expect[case]
     (tmp_path / "bad.pt").write_bytes(os.urandom(256))

@@ -2,7 +2,7 @@
 
     # (a) tensors -> WAVs through the right Representation.decode
     python tools/export_wavs.py tensors samples/ --out wavs/              # .pt/.npy files or folders
-    python tools/export_wavs.py tensors x.pt --checkpoint runs/quickstart-...   # representation from a checkpoint
+    python tools/export_wavs.py tensors x.pt --checkpoint runs/quickstart-...   # its representation
     python tools/export_wavs.py tensors x.npy --representation stft --sample-rate 16000 --length 32000
 
     # (b) a dataset's examples: clean, and noisy at a chosen SNR
@@ -26,6 +26,7 @@ page to listen to them.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -74,9 +75,11 @@ def load_array(path: Path) -> torch.Tensor:
         else:
             x = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise DataError(f"cannot read '{path}' ({type(e).__name__}: {' '.join(str(e).split())[:120]})") from None
+        why = " ".join(str(e).split())[:120]
+        raise DataError(f"cannot read '{path}' ({type(e).__name__}: {why})") from None
     if not isinstance(x, torch.Tensor):
-        raise DataError(f"'{path}' holds a {type(x).__name__}, not a tensor; save a plain tensor (torch.save(x, path))")
+        raise DataError(f"'{path}' holds a {type(x).__name__}, not a tensor; save a plain tensor "
+                        f"(torch.save(x, path))")
     if not x.is_floating_point():
         raise DataError(f"'{path}' holds a {x.dtype} tensor; expected real floating-point values")
     return x.float()
@@ -105,14 +108,16 @@ def _manifest_beside(path: Path) -> Optional[dict]:
     return data if isinstance(data, dict) and "representation" in data else None
 
 
-def representation_of_checkpoint(checkpoint) -> Tuple[object, int]:
+@functools.lru_cache(maxsize=4)
+def representation_of_checkpoint(checkpoint: str) -> Tuple[object, int]:
     """(representation, sample rate) stored in a checkpoint (a .pt file or a run directory)."""
     from scoreaudio.config import from_container
     from scoreaudio.utils.checkpoint import load_checkpoint_dict, resolve_checkpoint
 
     ckpt = load_checkpoint_dict(resolve_checkpoint(checkpoint))
     try:
-        return representation_from_dict(ckpt["representation"]), int(from_container(ckpt["config"]).data.sample_rate)
+        rate = int(from_container(ckpt["config"]).data.sample_rate)
+        return representation_from_dict(ckpt["representation"]), rate
     except KeyError as e:
         raise DataError(f"checkpoint {checkpoint} has no {e}; it is incomplete") from None
 
@@ -121,9 +126,7 @@ def resolve_representation(args, path: Path, x: torch.Tensor):
     """(representation, sample_rate, length or None) for one tensor file."""
     length = args.length
     if args.checkpoint:
-        if not hasattr(args, "_from_checkpoint"):
-            args._from_checkpoint = representation_of_checkpoint(args.checkpoint)
-        rep, sr = args._from_checkpoint
+        rep, sr = representation_of_checkpoint(str(args.checkpoint))
         return rep, args.sample_rate or sr, length
     if args.representation:
         if args.sample_rate is None:
@@ -139,8 +142,8 @@ def resolve_representation(args, path: Path, x: torch.Tensor):
         if args.sample_rate is None:
             raise ConfigError(f"'{path}' is a waveform: pass --sample-rate (or --checkpoint)")
         return Waveform(), args.sample_rate, length
-    raise ConfigError(f"'{path}' is a model-space tensor {tuple(x.shape)} and there is no {MANIFEST} beside it: "
-                      f"pass --checkpoint, or --representation stft --sample-rate RATE [--length N]")
+    raise ConfigError(f"'{path}' is a model-space tensor {tuple(x.shape)} and there is no {MANIFEST} beside "
+                      f"it: pass --checkpoint, or --representation stft --sample-rate RATE [--length N]")
 
 
 def decode(rep, x: torch.Tensor, length: Optional[int], path: Path) -> torch.Tensor:
@@ -161,22 +164,26 @@ def decode(rep, x: torch.Tensor, length: Optional[int], path: Path) -> torch.Ten
 
 
 def export_tensors(args) -> List[Path]:
+    if args.length is not None and args.length < 1:
+        raise ConfigError(f"--length must be >= 1 sample, got {args.length}")
+    if args.sample_rate is not None and args.sample_rate < 1:
+        raise ConfigError(f"--sample-rate must be positive, got {args.sample_rate}")
     out = Path(args.out)
     jobs: List[Tuple[Path, torch.Tensor, object, int, Optional[int]]] = []
     for path in find_tensor_files(args.inputs):
         x = as_batch(load_array(path), path)
         rep, sr, length = resolve_representation(args, path, x)
         jobs.append((path, x, rep, sr, length))
-    targets = [[out / (f"{p.stem}.wav" if x.shape[0] == 1 else f"{p.stem}_{k:03d}.wav") for k in range(x.shape[0])]
+    targets = [[out / (f"{p.stem}.wav" if len(x) == 1 else f"{p.stem}_{k:03d}.wav") for k in range(len(x))]
                for p, x, *_ in jobs]
     flat = [t for ts in targets for t in ts]
     if len(set(flat)) != len(flat):
         raise ConfigError("two inputs share a file name (stem); export them to different --out folders")
     _check_free(flat, args.overwrite)
     written = []
-    for (path, x, rep, sr, length), names in zip(jobs, targets):
+    for (path, x, rep, sr, length), names in zip(jobs, targets, strict=True):
         wav = decode(rep, x, length, path)
-        for name, w in zip(names, wav):
+        for name, w in zip(names, wav, strict=True):
             written.append(save(name, w, sr))
     return written
 
@@ -205,12 +212,14 @@ def export_dataset(args) -> List[Path]:
     kind = args.noise or "white"
     mixer = None if args.snr is None else NoiseMixer(kinds=[kind], snr_db_min=args.snr, snr_db_max=args.snr,
                                                      sample_rate=int(d.sample_rate))
-    ds = SegmentDataset(metas, int(d.sample_rate), None, normalize=str(d.normalize), peak_level=float(d.peak_level),
-                        rms_db=float(d.rms_db), noise_mixer=mixer, train=False)
+    ds = SegmentDataset(metas, int(d.sample_rate), None, normalize=str(d.normalize),  # whole files
+                        peak_level=float(d.peak_level), rms_db=float(d.rms_db), noise_mixer=mixer,
+                        train=False)
     out = Path(args.out)
     noisy = paired or mixer is not None
-    names = [out / f"{k:03d}_{what}.wav" for k in range(len(ds)) for what in (("clean", "noisy") if noisy else ("clean",))]
-    _check_free(names + [out / MANIFEST], args.overwrite)
+    kinds = ("clean", "noisy") if noisy else ("clean",)
+    _check_free([out / f"{k:03d}_{what}.wav" for k in range(len(ds)) for what in kinds] + [out / MANIFEST],
+                args.overwrite)
     written, files = [], []
     for k in range(len(ds)):
         ex = ds[k]
@@ -252,18 +261,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="what", metavar="WHAT", required=True)
     t = sub.add_parser("tensors", help="saved waveform or model-space tensors (.pt/.npy) -> WAVs")
     t.add_argument("inputs", nargs="+", help=".pt/.npy files, or folders holding them")
-    t.add_argument("--checkpoint", help="take the representation and sample rate from this checkpoint or run dir")
+    t.add_argument("--checkpoint",
+                   help="take the representation and sample rate from this checkpoint or run directory")
     t.add_argument("--representation", choices=["stft", "waveform"],
                    help="the representation (stft: the default CompressedSTFT settings)")
     t.add_argument("--sample-rate", type=int, help="sample rate of the WAVs, Hz")
     t.add_argument("--length", type=int, help="waveform length in samples (crop or zero-pad)")
     dset = sub.add_parser("dataset", help="a recipe's dataset examples (clean, and noisy at an SNR) -> WAVs")
     dset.add_argument("recipe", help="recipe YAML or name (e.g. recipes/quickstart.yaml)")
-    dset.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. data.root=PATH")
+    dset.add_argument("overrides", nargs="*", metavar="key=value",
+                      help="config overrides, e.g. data.root=PATH")
     dset.add_argument("--split", choices=["train", "valid", "test"], default="valid", help="default: valid")
     dset.add_argument("--num", type=int, default=8, help="examples to export (default: 8)")
     dset.add_argument("--snr", type=float, help="also write a noisy version mixed at this SNR, dB")
-    dset.add_argument("--noise", choices=["white", "pink", "brown"], help="noise colour for --snr (default: white)")
+    dset.add_argument("--noise", choices=["white", "pink", "brown"],
+                      help="noise colour for --snr (default: white)")
     for q in (t, dset):
         q.add_argument("--out", default="exported", help="output folder (default: exported/)")
         q.add_argument("--overwrite", action="store_true", help="replace existing files in --out")

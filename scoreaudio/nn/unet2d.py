@@ -20,7 +20,7 @@ Any F, T: the input is zero-padded on the high-frequency / late-time side up to 
 from __future__ import annotations
 
 import math
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -122,7 +122,16 @@ class UNet2d(nn.Module):
         groups: GroupNorm groups (every level's channel count must be divisible by it).
         embedding: ``"fourier"`` or ``"sinusoidal"`` features of c_noise.
         embedding_dim: width of those features; the embedding MLP is 4x as wide (DDPM++: 4 * nf).
+
+    Memory layout (performance only; results agree to float rounding): ``channels_last`` runs the
+    network on channels-last (NHWC) activations. ``None`` (the default) does so on the CPU, where
+    oneDNN's NHWC convolutions are markedly faster than NCHW ones (forward and backward; see
+    ``tools/benchmark.py``), and keeps the plain layout elsewhere. Set it on the class or an
+    instance to force either layout.
     """
+
+    #: True / False forces the activation layout; None = channels-last on the CPU only.
+    channels_last: Optional[bool] = None
 
     def __init__(self, in_channels: int, out_channels: int, channels: int = 32,
                  channel_mult: Sequence[int] = (1, 2, 2), num_res_blocks: int = 1,
@@ -210,6 +219,9 @@ class UNet2d(nn.Module):
         pad_f, pad_t = (n_freq + m - 1) // m * m - n_freq, (n_frames + m - 1) // m * m - n_frames
         if pad_f or pad_t:
             x = F.pad(x, (0, pad_t, 0, pad_f))  # zeros at high frequencies / late frames
+        use_cl = self.channels_last if self.channels_last is not None else x.device.type == "cpu"
+        if use_cl:
+            x = x.contiguous(memory_format=torch.channels_last)  # every layer below keeps NHWC
         emb = F.silu(self.embed(c_noise))  # (B, 4E); SiLU once here, a Linear per block
 
         h = self.conv_in(x)

@@ -17,6 +17,7 @@ Fully convolutional: any T.
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,15 @@ from torch import nn
 
 from ..utils.tensor import append_dims
 from .embeddings import SigmaEmbedding
+
+
+def _conv(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """Apply a Conv1d to (B, C, T), or to (B, C, 1, T) in channels-last layout as the equal 2-D
+    convolution of height 1 (same weights, viewed (out, in, 1, k))."""
+    if x.ndim == 3:
+        return conv(x)
+    return F.conv2d(x, conv.weight.unsqueeze(2), conv.bias, stride=(1, conv.stride[0]),
+                    padding=(0, conv.padding[0]), dilation=(1, conv.dilation[0]))
 
 
 class ResidualBlock(nn.Module):
@@ -37,10 +47,11 @@ class ResidualBlock(nn.Module):
         self.output_proj = nn.Conv1d(channels, 2 * channels, 1)
 
     def forward(self, h: torch.Tensor, emb: torch.Tensor):
+        """h: (B, R, T) or, channels-last, (B, R, 1, T); emb: (B, 4E)."""
         y = h + append_dims(self.emb_proj(emb), h.ndim)  # (B, R, T)
-        gate, filt = self.dilated_conv(y).chunk(2, dim=1)  # 2 x (B, R, T)
+        gate, filt = _conv(self.dilated_conv, y).chunk(2, dim=1)  # 2 x (B, R, T)
         y = torch.sigmoid(gate) * torch.tanh(filt)
-        residual, skip = self.output_proj(y).chunk(2, dim=1)
+        residual, skip = _conv(self.output_proj, y).chunk(2, dim=1)
         return (h + residual) / math.sqrt(2.0), skip
 
 
@@ -56,7 +67,16 @@ class WaveNet(nn.Module):
         kernel_size: dilated convolution kernel (odd).
         embedding: ``"fourier"`` or ``"sinusoidal"`` features of c_noise.
         embedding_dim: width of those features; the embedding MLP is 4x as wide (DiffWave: 128 -> 512).
+
+    Memory layout (performance only; results agree to float rounding): with ``channels_last`` the
+    stack runs on (B, R, 1, T) activations in channels-last layout, each Conv1d applied as the
+    equal 2-D convolution of height 1, which oneDNN runs markedly faster on the CPU than (B, R, T)
+    (see ``tools/benchmark.py``). ``None`` (the default) does so on the CPU only; set it on the
+    class or an instance to force either layout. Parameters and state_dict are the same either way.
     """
+
+    #: True / False forces the activation layout; None = channels-last on the CPU only.
+    channels_last: Optional[bool] = None
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, residual_channels: int = 64,
                  residual_layers: int = 30, dilation_cycle: int = 10, kernel_size: int = 3,
@@ -88,10 +108,14 @@ class WaveNet(nn.Module):
         if x.ndim != 3:
             raise ValueError(f"WaveNet expects (B, C, T), got shape {tuple(x.shape)}")
         emb = F.silu(self.embed(c_noise))  # (B, 4E); SiLU once here, a Linear per block
-        h = F.relu(self.input_proj(x))  # (B, R, T)
+        use_cl = self.channels_last if self.channels_last is not None else x.device.type == "cpu"
+        h = F.relu(_conv(self.input_proj, x.unsqueeze(2) if use_cl else x))  # (B, R, T)
+        if use_cl:  # (B, R, 1, T), NHWC (set here: a 1-channel input's layout is ambiguous)
+            h = h.contiguous(memory_format=torch.channels_last)
         skip = torch.zeros_like(h)
         for block in self.blocks:
             h, s = block(h, emb)
             skip = skip + s
-        out = F.relu(self.skip_proj(skip / math.sqrt(len(self.blocks))))
-        return self.output_proj(out)  # (B, C_out, T)
+        out = F.relu(_conv(self.skip_proj, skip / math.sqrt(len(self.blocks))))
+        out = _conv(self.output_proj, out)  # (B, C_out, T)
+        return out.squeeze(2) if use_cl else out

@@ -1,0 +1,242 @@
+"""Score enhanced audio against clean references: ``scoreaudio evaluate``.
+
+    scoreaudio evaluate --reference CLEAN_DIR --estimate ENH_DIR [--noisy NOISY_DIR] [-o results.csv]
+
+Files are matched by their path relative to each folder, without the extension (``a/b.wav`` in
+the reference folder matches ``a/b.flac`` in the estimate folder). Every file is read as mono
+(mean over channels); an estimate (or noisy file) at another rate than its reference is resampled
+to the reference's rate, and both are cropped to the shorter length. PESQ, ESTOI and DNSMOS work at
+16 kHz (soxr HQ resampling; :mod:`scoreaudio.metrics`). Writes a per-file CSV (with a ``notes``
+column saying why a value is NaN) and, beside it, a JSON with the summary (mean and t-based 95%
+interval per metric), the tool versions, the resampling used and the unmatched files.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from .errors import ScoreAudioError
+from .metrics import (EVAL_RATE, RESAMPLER, MetricWarning, _require, dnsmos, estoi, log_spectral_distance,
+                      mean_ci95, metric_versions, pesq_wb, si_sdr)
+
+#: Metrics by name; ``dnsmos`` adds three columns (ovrl, sig, bak).
+METRICS = ("si_sdr", "pesq", "estoi", "lsd", "dnsmos")
+DEFAULT_METRICS = ("si_sdr", "pesq", "estoi", "lsd")
+_PACKAGES = {"pesq": ("pesq",), "estoi": ("pystoi",), "dnsmos": ("onnxruntime", "speechmos.dnsmos")}
+_LABELS = {"pesq": "PESQ", "estoi": "ESTOI", "dnsmos": "DNSMOS"}
+
+
+@dataclass
+class EvalResult:
+    rows: List[Dict[str, object]]  # one per matched file: "file", metric columns, "notes"
+    summary: Dict[str, Dict[str, float]]  # column -> {n, mean, ci_low, ci_high}
+    unmatched: Dict[str, List[str]]  # "reference" / "estimate" / "noisy" -> relative names without a partner
+    meta: Dict[str, object] = field(default_factory=dict)
+
+
+def _index(folder: Path) -> Dict[str, Path]:
+    from .data.corpora import AUDIO_EXTS, _walk_audio
+
+    if not folder.is_dir():
+        raise ScoreAudioError(f"folder not found: '{folder}'")
+    out: Dict[str, Path] = {}
+    for p in _walk_audio(folder, AUDIO_EXTS):
+        key = p.relative_to(folder).with_suffix("").as_posix()
+        if key in out:
+            raise ScoreAudioError(f"'{out[key]}' and '{p}' have the same name apart from the extension; "
+                                  f"keep one of them")
+        out[key] = p
+    return out
+
+
+def match_files(reference: Path, estimate: Path, noisy: Optional[Path] = None
+                ) -> Tuple[List[Tuple[str, Path, Path, Optional[Path]]], Dict[str, List[str]]]:
+    """``[(name, ref, est, noisy_or_None)]`` for names present in reference and estimate (and noisy,
+    when given), and the names each folder has without a partner."""
+    ref, est = _index(Path(reference)), _index(Path(estimate))
+    noi = _index(Path(noisy)) if noisy is not None else None
+    names = sorted(set(ref) & set(est) & (set(noi) if noi is not None else set(ref)))
+    unmatched = {"reference": sorted(set(ref) - set(names)), "estimate": sorted(set(est) - set(names))}
+    if noi is not None:
+        unmatched["noisy"] = sorted(set(noi) - set(names))
+    matches = [(n, ref[n], est[n], noi[n] if noi is not None else None) for n in names]
+    return matches, unmatched
+
+
+def _read(path: Path, rate: Optional[int]) -> Tuple[np.ndarray, int]:
+    from .audio.io import load
+
+    wav, sr = load(path, rate)
+    return wav[0].numpy().astype(np.float64), sr
+
+
+def score_signals(est: np.ndarray, ref: np.ndarray, sample_rate: int, metrics: Sequence[str]
+                  ) -> Tuple[Dict[str, float], List[str]]:
+    """Metric columns of one (estimate, reference) pair at ``sample_rate`` and the reasons for NaNs."""
+    n = min(len(est), len(ref))
+    est, ref = est[:n], ref[:n]
+    out: Dict[str, float] = {}
+    notes: List[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MetricWarning)
+        if "si_sdr" in metrics:
+            if n == 0 or np.max(np.abs(ref)) < 1e-6:
+                out["si_sdr"] = math.nan
+                notes.append("si_sdr: silent reference")
+            else:
+                out["si_sdr"] = float(si_sdr(torch.from_numpy(est), torch.from_numpy(ref)))
+        if "pesq" in metrics:
+            out["pesq"] = pesq_wb(est, ref, sample_rate)
+        if "estoi" in metrics:
+            out["estoi"] = estoi(est, ref, sample_rate)
+        if "lsd" in metrics:
+            out["lsd"] = float(log_spectral_distance(est, ref, sample_rate)) if n else math.nan
+        if "dnsmos" in metrics:
+            d = dnsmos(est, sample_rate)
+            out.update({"dnsmos_ovrl": d["ovrl"], "dnsmos_sig": d["sig"], "dnsmos_bak": d["bak"]})
+    notes += [str(w.message).replace("; reported as NaN", "") for w in caught
+              if issubclass(w.category, MetricWarning)]
+    return out, notes
+
+
+def check_metrics(metrics: Sequence[str]) -> List[str]:
+    """Validate metric names and that their packages import (before any file is scored)."""
+    metrics = list(dict.fromkeys(metrics))
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        raise ScoreAudioError(f"unknown metric(s) {bad}; valid: {', '.join(METRICS)}")
+    for m in metrics:
+        for module in _PACKAGES.get(m, ()):
+            _require(module, _LABELS[m])
+    return metrics
+
+
+def evaluate(reference, estimate, noisy=None, *, metrics: Sequence[str] = DEFAULT_METRICS,
+             progress: bool = False) -> EvalResult:
+    """Score every matched file; see the module docstring."""
+    metrics = check_metrics(metrics)
+    matches, unmatched = match_files(Path(reference), Path(estimate), None if noisy is None else Path(noisy))
+    if not matches:
+        raise ScoreAudioError(f"no file names in common between '{reference}' and '{estimate}'"
+                              + (f" and '{noisy}'" if noisy is not None else "")
+                              + "; files are matched by relative path without extension")
+    it = matches
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(matches, unit="file", desc="evaluate", file=sys.stderr, disable=None)
+    rows: List[Dict[str, object]] = []
+    for name, ref_p, est_p, noi_p in it:
+        ref, sr = _read(ref_p, None)
+        est, _ = _read(est_p, sr)
+        row: Dict[str, object] = {"file": name}
+        notes: List[str] = []
+        if abs(len(est) - len(ref)) > max(1, int(0.01 * sr)):
+            notes.append(f"lengths differ ({len(est)} vs {len(ref)} samples): cropped to the shorter")
+        values, why = score_signals(est, ref, sr, metrics)
+        row.update(values)
+        notes += why
+        if noi_p is not None:
+            noi, _ = _read(noi_p, sr)
+            nv, nwhy = score_signals(noi, ref, sr, metrics)
+            row.update({f"noisy_{k}": v for k, v in nv.items()})
+            notes += [f"noisy {w}" for w in nwhy]
+            if "si_sdr" in values:
+                row["si_sdr_i"] = values["si_sdr"] - nv["si_sdr"]
+        row["notes"] = "; ".join(dict.fromkeys(notes))
+        rows.append(row)
+    columns = [c for c in rows[0] if c not in ("file", "notes")]
+    summary = {c: mean_ci95(r.get(c, math.nan) for r in rows) for c in columns}
+    meta = {
+        "reference": str(reference), "estimate": str(estimate), "noisy": None if noisy is None else str(noisy),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "metrics": metrics, "files": len(rows),
+        "resampling": {
+            "pesq/estoi/dnsmos": f"each signal to {EVAL_RATE} Hz with {RESAMPLER} when at another rate",
+            "estimate/noisy": f"to the reference's rate with {RESAMPLER} when it differs",
+            "channels": "mono: mean over channels",
+        },
+        "pesq_mode": "wb (ITU-T P.862.2)", "estoi": "pystoi extended=True",
+        "lsd": "mean over frames of the RMS over bins of the 10 log10 power difference; 32 ms Hann, 8 ms hop",
+        "interval": "mean +- t(0.975, n-1) * sd / sqrt(n) over the files with a finite value",
+        "versions": metric_versions(),
+    }
+    return EvalResult(rows, summary, unmatched, meta)
+
+
+def write_results(result: EvalResult, csv_path) -> Tuple[Path, Path]:
+    """Per-file CSV at ``csv_path`` and the summary JSON beside it (same stem, .json)."""
+    csv_path = Path(csv_path)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    cols = ["file"] + [c for c in result.rows[0] if c not in ("file", "notes")] + ["notes"]
+    with open(csv_path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        for r in result.rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    json_path = csv_path.with_suffix(".json")
+    payload = dict(result.meta, summary=result.summary, unmatched=result.unmatched, csv=csv_path.name)
+    json_path.write_text(json.dumps(_finite(payload), indent=1, default=str) + "\n")
+    return csv_path, json_path
+
+
+def _finite(obj):
+    """NaN/inf -> None, recursively (strict JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def format_table(summary: Dict[str, Dict[str, float]]) -> str:
+    """A plain-text table: metric, n, mean, 95% interval."""
+    lines = [f"{'metric':<18} {'n':>5} {'mean':>9}  95% interval", "-" * 52]
+    for c, s in summary.items():
+        ci = "" if math.isnan(s["ci_low"]) else f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
+        mean = "nan" if math.isnan(s["mean"]) else f"{s['mean']:.3f}"
+        lines.append(f"{c:<18} {s['n']:>5} {mean:>9}  {ci}")
+    return "\n".join(lines)
+
+
+def configure_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reference", required=True, metavar="CLEAN_DIR", help="folder of clean reference files")
+    p.add_argument("--estimate", required=True, metavar="ENH_DIR", help="folder of enhanced files (same relative names)")
+    p.add_argument("--noisy", default=None, metavar="NOISY_DIR",
+                   help="folder of the noisy inputs: adds noisy_* columns and si_sdr_i (the improvement)")
+    p.add_argument("-o", "--output", default=None, metavar="results.csv",
+                   help="per-file CSV (the summary JSON is written beside it); default: print only")
+    p.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
+                   help=f"comma-separated, from {', '.join(METRICS)} (default: %(default)s; dnsmos is slower)")
+
+
+def run_cli(args: argparse.Namespace) -> int:
+    metrics = [m.strip() for m in str(args.metrics).split(",") if m.strip()]
+    result = evaluate(args.reference, args.estimate, args.noisy, metrics=metrics, progress=True)
+    for side, names in result.unmatched.items():
+        if names:
+            shown = ", ".join(names[:5]) + (f" (and {len(names) - 5} more)" if len(names) > 5 else "")
+            print(f"unmatched in {side}: {len(names)} file(s): {shown}", file=sys.stderr)
+    nan_rows = [r for r in result.rows if r.get("notes")]
+    if nan_rows:
+        print(f"{len(nan_rows)} file(s) with notes (see the CSV), e.g. {nan_rows[0]['file']}: {nan_rows[0]['notes']}",
+              file=sys.stderr)
+    print(f"{len(result.rows)} file(s) scored")
+    print(format_table(result.summary))
+    if args.output:
+        csv_path, json_path = write_results(result, args.output)
+        print(f"wrote {csv_path} and {json_path}")
+    return 0
