@@ -27,8 +27,19 @@ import numpy as np
 import torch
 
 from .errors import ScoreAudioError
-from .metrics import (EVAL_RATE, RESAMPLER, MetricWarning, _require, dnsmos, estoi, log_spectral_distance,
-                      mean_ci95, metric_versions, pesq_wb, si_sdr)
+from .metrics import (
+    EVAL_RATE,
+    RESAMPLER,
+    MetricWarning,
+    _require,
+    dnsmos,
+    estoi,
+    log_spectral_distance,
+    mean_ci95,
+    metric_versions,
+    pesq_wb,
+    si_sdr,
+)
 
 #: Metrics by name; ``dnsmos`` adds three columns (ovrl, sig, bak).
 METRICS = ("si_sdr", "pesq", "estoi", "lsd", "dnsmos")

@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import secrets
 import sys
 import time
 from dataclasses import dataclass, field
@@ -40,6 +38,7 @@ import torch
 
 from .errors import ConfigError, ScoreAudioError
 from .sampling import SAMPLERS, SamplerPlan, get_sampler, sampler_ladder
+from .utils.files import atomic_write
 
 PEAK_LIMIT = 0.99  # samples louder than this are scaled down (never clipped)
 MANIFEST = "manifest.json"
@@ -204,7 +203,7 @@ def sample_checkpoint(checkpoint=None, num: int = 4, seconds: float = 2.0, *, sa
     stderr is a terminal. ``keep_model_space`` also returns the sampler's raw output.
     """
     from .pretrained import load_pretrained
-    from .train import derive_seed
+    from .utils.tensor import derive_seed
 
     num = _check_count("num", num)
     batch_size = _check_count("batch_size", batch_size)
@@ -336,23 +335,6 @@ def check_outputs(out_dir: Path, names: List[str], overwrite: bool) -> None:
                                 f"--out folder")
 
 
-def atomic_write(path: Union[str, Path], write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it into place.
-
-    The temporary file is created by ``write`` itself (plain ``open``), so it gets the usual
-    permissions (umask), unlike ``tempfile.mkstemp``'s private 0600 files.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        write(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 def write_json(path: Path, data: dict) -> Path:
     """Write ``data`` as indented JSON, atomically."""
     def w(tmp: str) -> None:
@@ -372,7 +354,7 @@ def _level_dbfs(wav: torch.Tensor) -> Optional[float]:
     return 20.0 * math.log10(rms) if rms > 0 else None  # None: digital silence (JSON has no -inf)
 
 
-def build_manifest(result: Generation, files: List[Dict[str, object]], extra: Dict[str, object]) -> dict:
+def generation_manifest(result: Generation, files: List[Dict[str, object]], extra: Dict[str, object]) -> dict:
     """The manifest.json content of one ``scoreaudio generate`` run."""
     from . import __version__
     from .utils.checkpoint import file_sha256
@@ -467,7 +449,7 @@ def run_cli(args: argparse.Namespace) -> int:
             entry["pt_shape"] = list(result.model_space[k:k + 1].shape)
         files.append(entry)
     result.timings["write_s"] = time.perf_counter() - t0
-    manifest = build_manifest(result, files, {"out": str(out), "overwrite": bool(args.overwrite),
+    manifest = generation_manifest(result, files, {"out": str(out), "overwrite": bool(args.overwrite),
                                               "pictures": pictures, "save_tensors": tensors})
     write_json(out / MANIFEST, manifest)
     t = result.timings

@@ -44,6 +44,18 @@ def _details(summary: str, body: str) -> str:
     return f"<details><summary>{html.escape(summary)}</summary>{body}</details>"
 
 
+def _generation_summary(m: dict) -> str:
+    """One line with what a ``scoreaudio generate`` manifest measured ("" for other manifests)."""
+    plan, ckpt = m.get("sampler_plan"), m.get("checkpoint")
+    if not isinstance(plan, dict) or not isinstance(ckpt, dict):
+        return ""
+    text = (f"{plan.get('name')}: {plan.get('nfe')} network evaluations over a ladder of "
+            f"{plan.get('ladder_length')} levels; real-time factor {m.get('rtf', float('nan')):.3g} on "
+            f"{m.get('timings', {}).get('device', '?')}; checkpoint {ckpt.get('path')} "
+            f"(step {ckpt.get('step')}, sha256 {str(ckpt.get('sha256'))[:12]}...)")
+    return f'<p class="meta">{html.escape(text)}</p>'
+
+
 def _data_uri(mime: str, data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
@@ -91,8 +103,6 @@ def loss_curves_png(rows: Sequence[dict]) -> Optional[bytes]:
                  marker="." if len(train) < 50 else None, label="train loss (mean over the logging window)")
         ax1.legend(fontsize=8)
     _log_axis_if_positive(ax1, [r["loss"] for r in train])
-    for ax in (ax1, ax2):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax1.set_title("training loss")
     ax1.set_xlabel("step")
     ax1.grid(alpha=0.3)
@@ -109,6 +119,8 @@ def loss_curves_png(rows: Sequence[dict]) -> Optional[bytes]:
     ax2.set_title("validation loss per sigma")
     ax2.set_xlabel("step")
     ax2.grid(alpha=0.3)
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
@@ -205,6 +217,7 @@ def build_report(folder: Union[str, Path], *, title: Optional[str] = None) -> Tu
             settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
             rest = {k: v for k, v in manifest.items() if k not in ("settings", "files")}
             parts.append(f"<h2>Settings: {html.escape(mpath.relative_to(folder).as_posix())}</h2>"
+                         + _generation_summary(manifest)
                          + (_settings_table(settings) if settings else "")
                          + (_details(f"everything else in {mpath.name} ({', '.join(rest)})",
                                      _settings_table(rest)) if rest else ""))

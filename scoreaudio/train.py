@@ -36,27 +36,15 @@ from . import __version__
 from .audio.representation import build_representation
 from .config import compose, to_yaml
 from .data.datasets import build_datasets
-from .errors import ConfigError, DataError, ScoreAudioError, TrainingError
+from .errors import ConfigError, DataError, TrainingError
 from .losses import dsm_loss, ssm_loss
 from .nn.build import build_score_model, count_parameters
 from .noise import (geometric_sigmas, num_levels_from_dim, sample_sigmas_discrete, sample_sigmas_log_uniform,
                     sigma_max_from_data)
 from .utils.checkpoint import LAST, load_checkpoint_dict, save_checkpoint
 from .utils.ema import EMA
+from .utils.tensor import derive_seed
 from .utils.logging import MetricsWriter, log
-
-_MIX = 0x9E3779B97F4A7C15  # 64-bit golden-ratio constant for mixing seeds
-
-
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed that is a deterministic hash of integers (splitmix64 rounds)."""
-    h = 0
-    for p in parts:
-        h = (h ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 + _MIX
-        h &= 0xFFFFFFFFFFFFFFFF
-        h ^= h >> 31
-    return h & 0x7FFFFFFFFFFFFFFF
-
 
 # --------------------------------------------------------------------------------------------
 # Data order: a function of (seed, step)

@@ -4,6 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
+
+# Test models are tiny: one thread avoids OpenMP start-up costs and contention on small machines.
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 

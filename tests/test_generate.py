@@ -33,10 +33,12 @@ def _one_thread():
 
 
 @pytest.fixture(scope="module")
-def cdsm_run(tmp_path_factory):
+def cdsm_run(tmp_path_factory, synthetic_cache):
     """A conditional (cdsm) denoiser checkpoint: one optimiser step, no validation."""
-    return train_tiny(tmp_path_factory.mktemp("runs") / "cdsm", "loss=cdsm", "data.noise_mix.enabled=true",
-                      "train.steps=1", "train.val_every=0")
+    with pytest.MonkeyPatch.context() as mp:  # module scope runs before the per-test cache fixture
+        mp.setenv("SCOREAUDIO_CACHE", str(synthetic_cache))
+        return train_tiny(tmp_path_factory.mktemp("runs") / "cdsm", "loss=cdsm", "data.noise_mix.enabled=true",
+                          "train.steps=1", "train.val_every=0")
 
 
 def _one_line_error(capsys) -> str:

@@ -113,3 +113,17 @@ def test_unreadable_wav_is_reported_not_fatal(tmp_path):
     (folder / "bad.wav").write_bytes(b"RIFF garbage")
     page, counts = build_report(folder)
     assert counts["audio"] == 2 and page.count("<audio") == 1 and "cannot read" in page
+
+
+def test_make_report_tool_is_the_same_command(tmp_path):
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("make_report", REPO / "tools" / "make_report.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    _tone(tmp_path / "s" / "a.wav")
+    assert tool.main([str(tmp_path / "s"), "-o", str(tmp_path / "r.html")]) == 0
+    assert (tmp_path / "r.html").read_text().count("<audio") == 1
+    assert tool.main([str(tmp_path / "nothing")]) == 2

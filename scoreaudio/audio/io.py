@@ -9,7 +9,6 @@ one-line message names the file and what to do; the error carries a short ``reas
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
@@ -18,6 +17,7 @@ import soundfile as sf
 import torch
 
 from ..errors import AudioError
+from ..utils.files import atomic_write
 
 PathLike = Union[str, os.PathLike]
 
@@ -142,14 +142,9 @@ def save(path: PathLike, wav, sample_rate: int, *, subtype: Optional[str] = None
         data = np.clip(data, -1.0, 1.0)
     dtype = np.float64 if data.dtype == np.float64 else np.float32
     frames = np.ascontiguousarray(data.T, dtype=dtype)  # (T, C)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=str(path.parent))
-    os.close(fd)
     try:
-        sf.write(tmp, frames, int(sample_rate), subtype=subtype, format=fmt)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: sf.write(tmp, frames, int(sample_rate), subtype=subtype, format=fmt))
     except Exception as e:
-        Path(tmp).unlink(missing_ok=True)
         if isinstance(e, AudioError):
             raise
         raise AudioError(f"cannot write '{path}': {_one_line(e)}") from None

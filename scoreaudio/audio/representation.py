@@ -16,8 +16,6 @@ Also here: :func:`log_mel` (features for plots and metrics) and :func:`spectrogr
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, Optional, Protocol, Tuple
 
@@ -25,6 +23,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..utils.files import atomic_write
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -340,13 +339,4 @@ def spectrogram_png(wav, sample_rate: int, path, title: Optional[str] = None, *,
     fig.colorbar(im, ax=ax, label="dB")
     fig.tight_layout()
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.png", dir=str(path.parent))
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))

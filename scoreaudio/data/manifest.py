@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterable, List, Optional
 
 from ..errors import DataError
+from ..utils.files import atomic_write
 
 SPLITS = ("train", "valid", "test")
 
@@ -37,17 +36,12 @@ _FIELDS = {f.name for f in fields(AudioMeta)}
 
 def write_manifest(path, metas: Iterable[AudioMeta]) -> Path:
     """Write metas as JSON Lines, atomically (temp file then rename); creates parent folders."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
             for m in metas:
                 f.write(json.dumps(asdict(m), ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+
+    return atomic_write(path, write)
 
 
 def read_manifest(path) -> List[AudioMeta]:

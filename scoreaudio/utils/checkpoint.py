@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 import torch
 
 from ..errors import CheckpointError, TrainingError
+from .files import atomic_write
 
 FORMAT = "scoreaudio-checkpoint"
 FORMAT_VERSION = 1
@@ -41,17 +40,8 @@ def save_checkpoint(path: Union[str, Path], payload: Dict[str, Any]) -> Path:
     """
     path = Path(path)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
-    fd, tmp = None, None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            fd = None
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
+        atomic_write(path, lambda tmp: torch.save(payload, tmp), fsync=True)
     except OSError as e:
         if e.errno == errno.ENOSPC:
             raise TrainingError(f"disk full while writing checkpoint {path}; free space and resume "
@@ -60,11 +50,6 @@ def save_checkpoint(path: Union[str, Path], payload: Dict[str, Any]) -> Path:
             raise TrainingError(f"cannot write checkpoint to {path.parent}: {e.strerror}; "
                                 f"choose a writable train.run_dir") from None
         raise
-    finally:
-        if fd is not None:
-            os.close(fd)
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -24,3 +24,16 @@ def as_sigma_batch(sigma, batch: int, *, device=None, dtype=None) -> torch.Tenso
     if sigma.shape != (batch,):
         raise ValueError(f"sigma must be a float or of shape ({batch},), got {tuple(sigma.shape)}")
     return sigma
+
+
+_MIX = 0x9E3779B97F4A7C15  # 64-bit golden-ratio constant for mixing seeds
+
+
+def derive_seed(*parts: int) -> int:
+    """A 63-bit seed that is a deterministic hash of integers (splitmix64 rounds)."""
+    h = 0
+    for p in parts:
+        h = (h ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 + _MIX
+        h &= 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 31
+    return h & 0x7FFFFFFFFFFFFFFF
