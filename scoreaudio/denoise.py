@@ -119,7 +119,7 @@ def estimate_noise_std(wav: ArrayLike, sample_rate: int, *, quantile: float = 0.
     Two minimum-statistics estimates, each unbiased for white Gaussian noise alone and biased
     *upward* by speech; the smaller one is returned:
 
-    1. **Frame energy**: mean square of ``frame_seconds`` frames (hop half a frame, the signal's
+    1. **Frame energy**: mean square of non-overlapping ``frame_seconds`` frames (the signal's
        mean removed), its ``quantile`` over time (the quietest frames: pauses), divided by the
        same quantile of chi^2_N / N (N samples per frame), which is where the quantile of pure
        white-noise frames lies.
@@ -136,7 +136,7 @@ def estimate_noise_std(wav: ArrayLike, sample_rate: int, *, quantile: float = 0.
     Pass ``noise_std=`` or ``snr_db=`` to the denoiser when you know better.
 
     Args:
-        wav: (T,) ndarray or tensor (any device; computed on the CPU in float64).
+        wav: (T,) ndarray or tensor (any device; computed on the CPU).
         sample_rate: Hz.
         quantile: the low quantile used by both estimates.
         max_frames: frames beyond this are subsampled evenly (long recordings).
@@ -147,26 +147,32 @@ def estimate_noise_std(wav: ArrayLike, sample_rate: int, *, quantile: float = 0.
     from scipy.stats import chi2
 
     if isinstance(wav, torch.Tensor):
-        wav = wav.detach().to("cpu", torch.float64).numpy()
-    x = np.asarray(wav, dtype=np.float64).reshape(-1)
-    x = x - x.mean() if x.size else x
+        wav = wav.detach().to("cpu", torch.float32).numpy()
+    x = np.asarray(wav, dtype=np.float32).reshape(-1)
+    x = x - np.float32(x.mean(dtype=np.float64)) if x.size else x
     sr = int(sample_rate)
     if not 0.0 < quantile < 0.5:
         raise ValueError(f"quantile must be in (0, 0.5), got {quantile}")
     estimates = []
-    # 1. frame energies
+    # 1. frame energies (non-overlapping frames)
     n = max(8, int(round(frame_seconds * sr)))
-    if len(x) >= n:
-        f = _frames(x, n, max(1, n // 2))
-        e = np.mean(np.square(f[_spread(len(f), max_frames * 4)]), axis=1)
+    k = len(x) // n
+    if k >= 1:
+        e = np.empty(k, dtype=np.float64)
+        for a in range(0, k, 65536):  # blocks: no full-length squared copy
+            b = min(k, a + 65536)
+            e[a:b] = np.mean(np.square(x[a * n:b * n].reshape(b - a, n), dtype=np.float64), axis=1)
         estimates.append(float(np.quantile(e, quantile)) / (chi2.ppf(quantile, n) / n))
     # 2. per-bin minimum statistics
     n_fft = 1 << max(4, int(round(math.log2(0.032 * sr))))
     if len(x) >= n_fft:
         w = np.hanning(n_fft + 1)[:-1]  # periodic Hann
         f = _frames(x, n_fft, n_fft // 4)
-        f = f[_spread(len(f), max_frames)]
-        p = np.square(np.abs(np.fft.rfft(f * w, axis=1)))[:, 1:-1] / np.sum(w * w)  # E p = sigma^2 (white)
+        rows = _spread(len(f), max_frames)
+        p = np.empty((len(rows), n_fft // 2 - 1), dtype=np.float32)
+        for a in range(0, len(rows), 4096):  # blocks of frames: bounded float64 temporaries
+            spec = np.fft.rfft(f[rows[a:a + 4096]] * w, axis=1)[:, 1:-1]
+            p[a:a + 4096] = np.square(np.abs(spec)) / np.sum(w * w)  # E p = sigma^2 for white noise
         per_bin = np.quantile(p, quantile, axis=0) / -math.log1p(-quantile)
         estimates.append(float(np.mean(per_bin)))
     if not estimates:  # shorter than one frame: all we know is an upper bound
@@ -413,7 +419,8 @@ class SpeechDenoiser:
         chunk = max(unit, int(round(self.chunk_seconds * self.sample_rate / unit)) * unit)
         overlap = int(round(self.overlap_seconds * self.sample_rate / unit)) * unit
         overlap = min(overlap, chunk - unit)
-        min_len = max(int(math.ceil(MIN_SECONDS * self.sample_rate)), 2 * int(getattr(self.representation, "n_fft", 0)))
+        n_fft = int(getattr(self.representation, "n_fft", 0))
+        min_len = max(int(math.ceil(MIN_SECONDS * self.sample_rate)), 2 * n_fft)
         starts = chunk_starts(T, chunk, chunk - overlap, unit)
         clen = chunk if T > chunk else max(T, min_len)
         acc = torch.zeros(starts[-1] + clen, device=y.device, dtype=torch.float32)
@@ -504,7 +511,8 @@ def _check_rate(sample_rate) -> int:
 
 
 def _as_channels(wav) -> Tuple[torch.Tensor, Callable[[torch.Tensor], ArrayLike]]:
-    """(T,) or (C, T) ndarray/tensor -> ((C, T) float32 CPU tensor, function restoring type/shape/dtype/device)."""
+    """(T,) or (C, T) ndarray/tensor -> ((C, T) float32 CPU tensor, a function that restores the
+    input's type, shape, dtype and device)."""
     if isinstance(wav, torch.Tensor):
         if not torch.is_floating_point(wav):
             raise AudioError(f"expected floating-point samples, got a tensor of dtype {wav.dtype}; "
@@ -594,10 +602,13 @@ def plan_outputs(inputs: Sequence[Union[str, Path]], output: Union[str, Path]) -
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files and/or folders (searched recursively)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="audio files and/or folders (searched recursively)")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
-                   help="output folder (a folder input's tree is mirrored in it), or a file name for one file input")
-    p.add_argument("--checkpoint", default=None, help="checkpoint file or run directory (default: newest run under runs/)")
+                   help="output folder (a folder input's tree is mirrored in it), "
+                        "or a file name for one file input")
+    p.add_argument("--checkpoint", default=None,
+                   help="checkpoint file or run directory (default: newest run under runs/)")
     p.add_argument("--method", choices=METHODS, default=None,
                    help="denoising method (default: conditional for conditional checkpoints, else "
                         f"{DEFAULT_UNCONDITIONAL_METHOD})")
@@ -606,12 +617,15 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                         + ", ".join(f"{k} {v}" for k, v in DEFAULT_STEPS.items()) + ")")
     p.add_argument("--device", default="auto", help="auto (CUDA when available) | cpu | cuda | cuda:N")
     level = p.add_mutually_exclusive_group()
-    level.add_argument("--noise-std", type=float, default=None, help="noise std of the inputs (default: estimated per file)")
-    level.add_argument("--snr-db", type=float, default=None, help="SNR of the inputs in dB (default: estimated)")
+    level.add_argument("--noise-std", type=float, default=None,
+                       help="noise std of the inputs (default: estimated per file)")
+    level.add_argument("--snr-db", type=float, default=None,
+                       help="SNR of the inputs in dB (default: estimated)")
     p.add_argument("--seed", type=int, default=0, help="seed for langevin/conditional sampling")
     p.add_argument("--chunk-seconds", type=float, default=4.0, help="chunk length for long files")
     p.add_argument("--overlap-seconds", type=float, default=0.5, help="overlap between chunks")
-    p.add_argument("--batch-size", type=int, default=None, help="chunks per network call (default 4 CPU, 16 CUDA)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="chunks per network call (default 4 CPU, 16 CUDA)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
@@ -623,7 +637,8 @@ def run_cli(args: argparse.Namespace) -> int:
     if existing and not args.overwrite:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise ScoreAudioError(f"'{existing[0]}' exists{more}; pass --overwrite or another -o")
-    den = SpeechDenoiser.from_pretrained(args.checkpoint, device=args.device, chunk_seconds=args.chunk_seconds,
+    den = SpeechDenoiser.from_pretrained(args.checkpoint, device=args.device,
+                                         chunk_seconds=args.chunk_seconds,
                                          overlap_seconds=args.overlap_seconds, batch_size=args.batch_size)
     method = den._method(args.method)
     steps = den._steps(method, args.steps)
@@ -638,5 +653,6 @@ def run_cli(args: argparse.Namespace) -> int:
         except AudioError as e:
             failed += 1
             tqdm.write(f"skipped {src}: {e}", file=sys.stderr)
-    print(f"wrote {len(pairs) - failed} file(s) under {args.output}" + (f"; {failed} skipped" if failed else ""))
+    skipped = f"; {failed} skipped" if failed else ""
+    print(f"wrote {len(pairs) - failed} file(s) under {args.output}{skipped}")
     return 1 if failed else 0

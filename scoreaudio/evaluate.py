@@ -170,7 +170,8 @@ def evaluate(reference, estimate, noisy=None, *, metrics: Sequence[str] = DEFAUL
     columns = [c for c in rows[0] if c not in ("file", "notes")]
     summary = {c: mean_ci95(r.get(c, math.nan) for r in rows) for c in columns}
     meta = {
-        "reference": str(reference), "estimate": str(estimate), "noisy": None if noisy is None else str(noisy),
+        "reference": str(reference), "estimate": str(estimate),
+        "noisy": None if noisy is None else str(noisy),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "metrics": metrics, "files": len(rows),
         "resampling": {
@@ -225,13 +226,15 @@ def format_table(summary: Dict[str, Dict[str, float]]) -> str:
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", required=True, metavar="CLEAN_DIR", help="folder of clean reference files")
-    p.add_argument("--estimate", required=True, metavar="ENH_DIR", help="folder of enhanced files (same relative names)")
+    p.add_argument("--estimate", required=True, metavar="ENH_DIR",
+                   help="folder of enhanced files (same relative names)")
     p.add_argument("--noisy", default=None, metavar="NOISY_DIR",
                    help="folder of the noisy inputs: adds noisy_* columns and si_sdr_i (the improvement)")
     p.add_argument("-o", "--output", default=None, metavar="results.csv",
                    help="per-file CSV (the summary JSON is written beside it); default: print only")
     p.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
-                   help=f"comma-separated, from {', '.join(METRICS)} (default: %(default)s; dnsmos is slower)")
+                   help=f"comma-separated, from {', '.join(METRICS)} "
+                        f"(default: %(default)s; dnsmos is slower)")
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -243,7 +246,8 @@ def run_cli(args: argparse.Namespace) -> int:
             print(f"unmatched in {side}: {len(names)} file(s): {shown}", file=sys.stderr)
     nan_rows = [r for r in result.rows if r.get("notes")]
     if nan_rows:
-        print(f"{len(nan_rows)} file(s) with notes (see the CSV), e.g. {nan_rows[0]['file']}: {nan_rows[0]['notes']}",
+        first = nan_rows[0]
+        print(f"{len(nan_rows)} file(s) with notes (see the CSV), e.g. {first['file']}: {first['notes']}",
               file=sys.stderr)
     print(f"{len(result.rows)} file(s) scored")
     print(format_table(result.summary))

@@ -45,7 +45,8 @@ def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8) -
     s = <x, r> r / ||r||^2, e = x - s, SI-SDR = 10 log10(||s||^2 / ||e||^2). Returns shape (...).
     """
     if estimate.shape != reference.shape:
-        raise ValueError(f"shape mismatch: estimate {tuple(estimate.shape)} vs reference {tuple(reference.shape)}")
+        raise ValueError(f"shape mismatch: estimate {tuple(estimate.shape)} vs reference "
+                         f"{tuple(reference.shape)}")
     x = estimate.double() - estimate.double().mean(dim=-1, keepdim=True)
     r = reference.double() - reference.double().mean(dim=-1, keepdim=True)
     scale = (x * r).sum(-1, keepdim=True) / (r.square().sum(-1, keepdim=True) + eps)

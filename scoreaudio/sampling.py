@@ -95,6 +95,23 @@ def _randn(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
+def _sigma_rows(x: torch.Tensor, vals: Sequence[float]) -> torch.Tensor:
+    """(L, B): row i is ``_full(x, vals[i])``, made in one transfer instead of one fill per step.
+
+    Same values as ``torch.full`` (each float rounded once to x's dtype); each row is contiguous.
+    """
+    col = torch.tensor(vals, dtype=x.dtype).to(x.device, non_blocking=True)
+    return col[:, None].repeat(1, x.shape[0])
+
+
+# Performance notes for the loops below (results are bit-identical to the plain expressions in the
+# comments): the updates are evaluated in the same order with the same roundings, but the
+# temporaries the sampler itself created are reused in place (``t.add_(x)`` for ``x + t``: IEEE
+# addition is commutative), which saves an allocation and a pass over memory per term. Neither
+# ``x`` (the caller's tensor, or one handed to ``callback``) nor ``score_fn``'s output is ever
+# modified in place.
+
+
 # --------------------------------------------------------------------------------------------
 # samplers
 # --------------------------------------------------------------------------------------------
@@ -127,7 +144,8 @@ def langevin(
     half, root = 0.5 * step_size, math.sqrt(step_size)
     x = x_init
     for t in range(n_steps):
-        x = x + half * score_fn(x, sig) + root * _randn(x, generator)  # Eq. (4)
+        # Eq. (4): x = x + half * s(x, sigma) + root * z
+        x = torch.mul(score_fn(x, sig), half).add_(x).add_(_randn(x, generator).mul_(root))
         if callback is not None:
             callback({"i": t, "total": n_steps, "x": x, "sigma": s_float, "level": 0, "stage": "langevin"})
     return x
@@ -166,17 +184,19 @@ def annealed_langevin(
     s_last2 = vals[-1] ** 2
     total = len(vals) * n_steps_each + int(final_denoise)
     x, i, sig = x_init, 0, None
+    rows = _sigma_rows(x, vals)  # (L, B)
     for level, s in enumerate(vals):
-        sig = _full(x, s)  # (B,)
+        sig = rows[level]  # (B,)
         alpha = eps * s * s / s_last2  # Alg. 1, line 3
         half, root = 0.5 * alpha, math.sqrt(alpha)
         for _ in range(n_steps_each):
-            x = x + half * score_fn(x, sig) + root * _randn(x, generator)  # Alg. 1, line 6
+            # Alg. 1, line 6: x = x + half * s(x, sigma_i) + root * z
+            x = torch.mul(score_fn(x, sig), half).add_(x).add_(_randn(x, generator).mul_(root))
             if callback is not None:
                 callback({"i": i, "total": total, "x": x, "sigma": s, "level": level, "stage": "langevin"})
             i += 1
     if final_denoise:
-        x = x + s_last2 * score_fn(x, sig)  # Tweedie: E[x0 | x] at sigma_L
+        x = torch.mul(score_fn(x, sig), s_last2).add_(x)  # Tweedie: E[x0 | x] = x + sigma_L^2 s at sigma_L
         if callback is not None:
             callback(
                 {
@@ -227,30 +247,34 @@ def pc_sampler(
         raise ValueError(f"snr must be positive, got {snr}")
     total = (len(vals) - 1) * (1 + corrector_steps) + int(final_denoise)
     x, i = x_init, 0
-    sig_prev = _full(x, vals[0])
+    rows = _sigma_rows(x, vals)  # (L, B)
+    sig_prev = rows[0]
     for level in range(1, len(vals)):
         s_prev, s = vals[level - 1], vals[level]
-        # Predictor: reverse-diffusion step sigma_{i-1} -> sigma_i.
+        # Predictor: reverse-diffusion step sigma_{i-1} -> sigma_i,
+        # x = x + dvar * s(x, sigma_{i-1}) + sqrt(dvar) * z.
         dvar = s_prev * s_prev - s * s
-        x = x + dvar * score_fn(x, sig_prev) + math.sqrt(dvar) * _randn(x, generator)
+        x = torch.mul(score_fn(x, sig_prev), dvar).add_(x).add_(_randn(x, generator).mul_(math.sqrt(dvar)))
         if callback is not None:
             callback({"i": i, "total": total, "x": x, "sigma": s, "level": level, "stage": "predictor"})
         i += 1
         # Corrector: Langevin steps at sigma_i with the step from the target snr.
-        sig = _full(x, s)
+        sig = rows[level]
+        tiny = torch.finfo(x.dtype).tiny
         for _ in range(corrector_steps):
             g = score_fn(x, sig)
             z = _randn(x, generator)
-            g_norm = g.flatten(1).norm(dim=1).mean().clamp_min(torch.finfo(x.dtype).tiny)
+            g_norm = g.flatten(1).norm(dim=1).mean().clamp_min(tiny)
             z_norm = z.flatten(1).norm(dim=1).mean()
             alpha = 4.0 * (snr * z_norm / g_norm).square()  # 0-d tensor: no device sync
-            x = x + (0.5 * alpha) * g + alpha.sqrt() * z
+            # x = x + (alpha / 2) * g + sqrt(alpha) * z
+            x = torch.mul(g, 0.5 * alpha).add_(x).add_(z.mul_(alpha.sqrt()))
             if callback is not None:
                 callback({"i": i, "total": total, "x": x, "sigma": s, "level": level, "stage": "corrector"})
             i += 1
         sig_prev = sig
     if final_denoise:
-        x = x + vals[-1] ** 2 * score_fn(x, sig_prev)  # Tweedie at sigma_L
+        x = torch.mul(score_fn(x, sig_prev), vals[-1] ** 2).add_(x)  # Tweedie at sigma_L: x + sigma_L^2 s
         if callback is not None:
             callback(
                 {
@@ -292,16 +316,18 @@ def heun(
     vals = _ladder(sigmas) + [0.0]
     total = len(vals) - 1
     x = x_init
+    rows = _sigma_rows(x, vals[:-1])  # (L, B)
     for i in range(total):
         s, s_next = vals[i], vals[i + 1]
-        score = score_fn(x, _full(x, s))
-        d = -s * score  # dx/dsigma at sigma_i
-        x_next = x + (s_next - s) * d  # Euler step
-        if s_next > 0:  # Apply 2nd order correction.
-            d_next = -s_next * score_fn(x_next, _full(x, s_next))
-            x_next = x + (s_next - s) * 0.5 * (d + d_next)
+        h = s_next - s
+        score = score_fn(x, rows[i])
+        d = torch.mul(score, -s)  # dx/dsigma at sigma_i: -s * score
+        x_next = torch.mul(d, h).add_(x)  # Euler step: x + h * d
+        if s_next > 0:  # Apply 2nd order correction: x + h * 0.5 * (d + d'), d' = -s_next * score'.
+            d_next = torch.mul(score_fn(x_next, rows[i + 1]), -s_next)
+            x_next = d_next.add_(d).mul_(h * 0.5).add_(x)
         if callback is not None:
-            denoised = x + (s * s) * score
+            denoised = torch.mul(score, s * s).add_(x)  # x + s^2 score
             callback(
                 {
                     "i": i,

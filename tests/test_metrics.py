@@ -35,7 +35,8 @@ def test_si_sdr_of_signal_plus_orthogonal_noise_is_the_snr(snr_db):
     n -= n.mean(-1, keepdim=True)
     n -= (n * x).sum(-1, keepdim=True) / x.square().sum(-1, keepdim=True) * x  # orthogonal to x
     n *= (x.square().sum(-1, keepdim=True) / n.square().sum(-1, keepdim=True) / 10 ** (snr_db / 10)).sqrt()
-    torch.testing.assert_close(si_sdr(x + n, x), torch.full((3,), snr_db, dtype=torch.float64), atol=1e-6, rtol=0)
+    expected = torch.full((3,), snr_db, dtype=torch.float64)
+    torch.testing.assert_close(si_sdr(x + n, x), expected, atol=1e-6, rtol=0)
     torch.testing.assert_close(si_sdr(7.0 * (x + n), x), si_sdr(x + n, x))  # scale-invariant
 
 
@@ -47,7 +48,8 @@ def test_log_spectral_distance_known_values():
     assert d == pytest.approx(20 * math.log10(2.0), abs=0.05)
     batch = log_spectral_distance(torch.stack([x, 0.5 * x]), torch.stack([x, x]), SR)
     assert batch.shape == (2,) and batch[0] == 0 and batch[1] > 5.9
-    noisy = x + 0.05 * torch.randn(x.shape[-1], dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    noisy = x + 0.05 * torch.randn(x.shape[-1], dtype=torch.float64, generator=g)
     assert float(log_spectral_distance(noisy, x, SR)) > 1.0
 
 

@@ -1,0 +1,417 @@
+"""Benchmark scoreaudio's denoisers against what a user would otherwise pick.
+
+    python tools/benchmark_denoise.py --checkpoint RUN [--recipe RECIPE | --clean-dir DIR] --out results.md
+    python tools/benchmark_denoise.py --checkpoint RUN --quick --out quick.md      # a smoke run (seconds)
+    python tools/benchmark_denoise.py --checkpoint RUN --clean-dir DIR --out results.md --update-readme
+
+Held-out clean speech (the test split of ``--recipe``, else of the checkpoint's own recipe, or the
+files of ``--clean-dir``, resampled to the model's rate) is mixed with white, pink and babble noise
+(babble: the sum of ``--babble-talkers`` other utterances of the same set, each at equal RMS) at 0, 5
+and 10 dB SNR (``mix_at_snr``: powers over the whole file), all drawn from ``--seed``. Systems:
+
+* the noisy input;
+* ``noisereduce`` (Sainburg 2020) in its default, non-stationary mode and with ``stationary=True``;
+* ``pyroomacoustics.denoise``: spectral subtraction (Boll 1979) and iterative Wiener filtering
+  (Lim & Oppenheim 1978), with their default settings;
+* scoreaudio ``tweedie`` with the estimated noise level and with the true one (the std of the
+  added noise), ``langevin`` (``--steps``), and ``conditional`` when the checkpoint is conditional.
+
+Every output is aligned to the noisy input by cross-correlation (lags up to 100 ms; the delay is
+reported) before scoring, because SI-SDR and ESTOI punish a shift. Metrics (scoreaudio.metrics):
+SI-SDR, its improvement over the noisy input, wide-band PESQ and ESTOI (16 kHz), DNSMOS P.835 OVRL
+when ``speechmos`` and ``onnxruntime`` are installed, and the real-time factor (processing time /
+audio duration, one file at a time). Writes a Markdown report (machine, date, settings, git
+revision) to ``--out`` and, with ``--update-readme``, between the markers
+``<!-- denoise-benchmark:start -->`` and ``<!-- denoise-benchmark:end -->`` of README.md.
+
+Needs the ``eval`` extra (pesq, pystoi; speechmos + onnxruntime for DNSMOS) and, for the baselines,
+``pip install noisereduce pyroomacoustics`` (baselines that are not installed are left out and
+named in the report).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import subprocess
+import sys
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+try:
+    import scoreaudio  # noqa: F401
+except ImportError:  # running from a source checkout without installing
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from scoreaudio.data.datasets import mix_at_snr, pink_noise, white_noise
+from scoreaudio.errors import ScoreAudioError
+
+REPO = Path(__file__).resolve().parents[1]
+START, END = "<!-- denoise-benchmark:start -->", "<!-- denoise-benchmark:end -->"
+MAX_LAG_SECONDS = 0.1
+COLUMNS = ("SI-SDR (dB)", "SI-SDRi (dB)", "PESQ", "ESTOI", "DNSMOS OVRL", "RTF", "delay (ms)")
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+def _spread(items: list, n: Optional[int]) -> list:
+    if n is None or len(items) <= n:
+        return list(items)
+    idx = np.linspace(0, len(items) - 1, n).round().astype(int)
+    return [items[i] for i in idx]
+
+
+def load_clean(paths: Sequence[Path], sample_rate: int, max_files: Optional[int], max_seconds: float
+               ) -> List[Tuple[str, np.ndarray]]:
+    """``(name, wav)`` of up to ``max_files`` files (evenly spaced), mono at ``sample_rate``,
+    the middle ``max_seconds`` of each; files shorter than 0.5 s or silent are skipped."""
+    from scoreaudio.audio.io import load
+
+    out = []
+    for p in paths:
+        wav = load(p, sample_rate)[0][0].numpy().astype(np.float64)
+        limit = int(max_seconds * sample_rate)
+        if len(wav) > limit:
+            start = (len(wav) - limit) // 2
+            wav = wav[start:start + limit]
+        if len(wav) < 0.5 * sample_rate or np.max(np.abs(wav)) < 1e-4:
+            continue
+        out.append((Path(p).stem, wav))
+    return out
+
+
+def clean_paths(args, ckpt_cfg) -> Tuple[List[Path], str]:
+    """The held-out files and a description of where they came from."""
+    if args.clean_dir:
+        from scoreaudio.data.corpora import AUDIO_EXTS, _walk_audio
+
+        root = Path(args.clean_dir)
+        if not root.is_dir():
+            raise ScoreAudioError(f"--clean-dir '{root}' is not a folder")
+        return _walk_audio(root, AUDIO_EXTS), f"folder {root.name}/"
+    if args.recipe:
+        from scoreaudio.config import compose
+
+        cfg = compose(args.recipe, args.override)
+        source = f"test split of recipe {args.recipe}"
+    else:
+        cfg = ckpt_cfg
+        source = f"test split of the checkpoint's recipe ({cfg.name}, {cfg.data.dataset})"
+    from scoreaudio.data.corpora import build_manifest
+
+    return [Path(m.path) for m in build_manifest(cfg)["test"]], source
+
+
+def babble(clean: List[np.ndarray], i: int, n: int, talkers: int, rng: np.random.Generator) -> np.ndarray:
+    """Sum of ``talkers`` other utterances (each zero-mean, unit RMS, looped from a random offset)."""
+    others = [k for k in range(len(clean)) if k != i]
+    pick = rng.choice(others, size=min(talkers, len(others)), replace=False)
+    out = np.zeros(n)
+    for k in pick:
+        x = clean[int(k)] - clean[int(k)].mean()
+        x = x / (np.sqrt(np.mean(x * x)) + 1e-12)
+        start = int(rng.integers(0, len(x)))
+        out += np.tile(x, -(-(start + n) // len(x)))[start:start + n]
+    return out
+
+
+def make_mixtures(clean: List[Tuple[str, np.ndarray]], noises: Sequence[str], snrs: Sequence[float],
+                  seed: int, talkers: int) -> List[Dict[str, object]]:
+    waves = [w for _, w in clean]
+    mixes = []
+    for i, (name, c) in enumerate(clean):
+        for a, kind in enumerate(noises):
+            for b, snr in enumerate(snrs):
+                rng = np.random.default_rng([seed, i, a, b])
+                if kind == "white":
+                    n = white_noise(len(c), rng)
+                elif kind == "pink":
+                    n = pink_noise(len(c), rng)
+                elif kind == "babble":
+                    n = babble(waves, i, len(c), talkers, rng)
+                else:
+                    raise ScoreAudioError(f"unknown noise {kind!r}; valid: white, pink, babble")
+                noisy = mix_at_snr(c, n, float(snr))
+                mixes.append({"file": name, "noise": kind, "snr": float(snr), "clean": c, "noisy": noisy,
+                              "noise_std": float(np.std(noisy - c))})
+    return mixes
+
+
+# --------------------------------------------------------------------------------------------
+# Systems
+# --------------------------------------------------------------------------------------------
+def baseline_systems() -> Tuple[Dict[str, Callable], List[str]]:
+    """name -> f(noisy, sr, mix) for the installed baselines, and the names left out."""
+    systems: Dict[str, Callable] = {}
+    missing: List[str] = []
+    try:
+        import noisereduce as nr
+
+        systems["noisereduce (default, non-stationary)"] = lambda y, sr, m: nr.reduce_noise(y=y, sr=sr)
+        systems["noisereduce (stationary)"] = lambda y, sr, m: nr.reduce_noise(y=y, sr=sr, stationary=True)
+    except ImportError:
+        missing.append("noisereduce")
+    try:
+        from pyroomacoustics.denoise import apply_iterative_wiener, apply_spectral_sub
+
+        systems["pyroomacoustics spectral subtraction"] = lambda y, sr, m: apply_spectral_sub(y)
+        systems["pyroomacoustics iterative Wiener"] = lambda y, sr, m: apply_iterative_wiener(y)
+    except ImportError:
+        missing.append("pyroomacoustics")
+    return systems, missing
+
+
+def scoreaudio_systems(den, steps: Optional[int], seed: int) -> Dict[str, Callable]:
+    def run(method, true_level=False, n_steps=None):
+        def f(y, sr, m):
+            g = torch.Generator(device=den.device).manual_seed(seed)
+            kw = {"noise_std": m["noise_std"]} if true_level else {}
+            return den(y.astype(np.float32), sr, method=method, steps=n_steps, generator=g, **kw)
+        return f
+
+    out = {"scoreaudio tweedie (estimated noise level)": run("tweedie"),
+           "scoreaudio tweedie (true noise level)": run("tweedie", true_level=True),
+           f"scoreaudio langevin ({steps or 'default'} steps)": run("langevin", n_steps=steps)}
+    if den.conditional:
+        out[f"scoreaudio conditional ({steps or 'default'} steps)"] = run("conditional", n_steps=steps)
+    return out
+
+
+def align(out: np.ndarray, noisy: np.ndarray, max_lag: int) -> Tuple[np.ndarray, int]:
+    """Shift ``out`` by the lag (|lag| <= max_lag) that maximises its cross-correlation with
+    ``noisy``; returns the shifted signal at ``noisy``'s length and the lag (positive: delayed)."""
+    out = np.asarray(out, np.float64).reshape(-1)
+    n = len(noisy) + len(out)
+    nfft = 1 << (n - 1).bit_length()
+    xc = np.fft.irfft(np.fft.rfft(out, nfft) * np.conj(np.fft.rfft(noisy, nfft)), nfft)
+    lags = np.concatenate([np.arange(0, max_lag + 1), np.arange(-max_lag, 0)])
+    lag = int(lags[np.argmax(xc[lags])])
+    shifted = out[lag:] if lag >= 0 else np.concatenate([np.zeros(-lag), out])
+    shifted = shifted[:len(noisy)]
+    return np.pad(shifted, (0, len(noisy) - len(shifted))), lag
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring and the report
+# --------------------------------------------------------------------------------------------
+def score_all(systems: Dict[str, Callable], mixes, sr: int, use_dnsmos: bool, progress: bool):
+    from scoreaudio.metrics import MetricWarning, dnsmos, estoi, pesq_wb, si_sdr
+
+    def sdr(a, b):
+        return float(si_sdr(torch.from_numpy(a), torch.from_numpy(b)))
+
+    rows = []
+    total = len(systems) * len(mixes)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="run", desc="benchmark", file=sys.stderr, disable=None)
+    max_lag = int(MAX_LAG_SECONDS * sr)
+    for name, f in systems.items():
+        for m in mixes:
+            y, c = m["noisy"], m["clean"]
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out = f(y.copy(), sr, m) if name != "noisy input" else y
+            elapsed = time.perf_counter() - t0
+            out, lag = align(out, y, max_lag) if name != "noisy input" else (y, 0)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", MetricWarning)
+                row = {"system": name, "noise": m["noise"], "snr": m["snr"], "file": m["file"],
+                       "si_sdr": sdr(out, c), "si_sdr_noisy": sdr(y, c), "pesq": pesq_wb(out, c, sr),
+                       "estoi": estoi(out, c, sr), "rtf": elapsed / (len(y) / sr),
+                       "delay_ms": 1000.0 * lag / sr,
+                       "dnsmos": dnsmos(out, sr)["ovrl"] if use_dnsmos else math.nan}
+            row["si_sdr_i"] = row["si_sdr"] - row["si_sdr_noisy"]
+            rows.append(row)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    return rows
+
+
+def _fmt(v: float, digits: int = 2) -> str:
+    return "–" if v is None or not math.isfinite(v) else f"{v:.{digits}f}"
+
+
+def _mean(rows, key):
+    v = np.array([r[key] for r in rows], dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else math.nan
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True,
+                             text=True, timeout=10)
+        if rev.returncode != 0:
+            return "unknown (no commit)"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    threads = torch.get_num_threads()
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return (f"{platform.system()} {platform.machine()}, {cpu}, {threads} torch threads{gpu}; "
+            f"torch {torch.__version__}")
+
+
+def render(rows, systems: Sequence[str], settings: Dict[str, str], noises, snrs) -> str:
+    lines = ["### Denoising benchmark", ""]
+    lines += [f"- **{k}**: {v}" for k, v in settings.items()]
+    lines += ["", "| system | " + " | ".join(COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]
+    for s in systems:
+        r = [x for x in rows if x["system"] == s]
+        vals = [_fmt(_mean(r, "si_sdr")), _fmt(_mean(r, "si_sdr_i")), _fmt(_mean(r, "pesq")),
+                _fmt(_mean(r, "estoi"), 3), _fmt(_mean(r, "dnsmos")), _fmt(_mean(r, "rtf"), 3),
+                _fmt(_mean(r, "delay_ms"), 1)]
+        lines.append(f"| {s} | " + " | ".join(vals) + " |")
+    conds = [(n, s) for n in noises for s in snrs]
+    lines += ["", "SI-SDR improvement (dB) by noise and input SNR:", "",
+              "| system | " + " | ".join(f"{n} {s:g} dB" for n, s in conds) + " |",
+              "|---|" + "---:|" * len(conds)]
+    for s in systems:
+        vals = [_fmt(_mean([x for x in rows if x["system"] == s and x["noise"] == n and x["snr"] == snr],
+                           "si_sdr_i")) for n, snr in conds]
+        lines.append(f"| {s} | " + " | ".join(vals) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(readme: Path, table: str) -> None:
+    text = readme.read_text() if readme.is_file() else ""
+    if START not in text or END not in text or text.index(START) > text.index(END):
+        raise ScoreAudioError(f"{readme} has no '{START}' ... '{END}' block; add the two marker lines where "
+                              f"the table should go")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{table}{END}{tail}")
+
+
+# --------------------------------------------------------------------------------------------
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", default=None,
+                   help="checkpoint or run directory (default: newest run under runs/)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--recipe", default=None, help="take clean speech from this recipe's test split")
+    src.add_argument("--clean-dir", default=None,
+                     help="take clean speech from the audio files of this folder")
+    p.add_argument("--override", nargs="*", default=[], metavar="key=value",
+                   help="config overrides for --recipe")
+    p.add_argument("--out", default="denoise_benchmark.md", help="Markdown report to write")
+    p.add_argument("--update-readme", action="store_true",
+                   help="also put the report between the README markers")
+    p.add_argument("--readme", default=str(REPO / "README.md"), help=argparse.SUPPRESS)
+    p.add_argument("--files", type=int, default=20, help="clean files used (evenly spaced over the set)")
+    p.add_argument("--seconds", type=float, default=8.0, help="at most this much of each file (its middle)")
+    p.add_argument("--noises", nargs="+", default=["white", "pink", "babble"])
+    p.add_argument("--snrs", nargs="+", type=float, default=[0.0, 5.0, 10.0])
+    p.add_argument("--babble-talkers", type=int, default=4)
+    p.add_argument("--steps", type=int, default=None, help="steps for langevin/conditional (default: theirs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS even when installed")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 2 files of at most 2.5 s, one SNR (5 dB), 4 steps")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.quick:
+        args.files, args.seconds, args.snrs = min(args.files, 2), min(args.seconds, 2.5), [5.0]
+        args.steps = args.steps or 4
+    from scoreaudio.denoise import SpeechDenoiser
+    from scoreaudio.metrics import _require, metric_versions
+    from scoreaudio.pretrained import load_pretrained
+
+    _require("pesq", "PESQ")
+    _require("pystoi", "ESTOI")
+    use_dnsmos = not args.no_dnsmos
+    if use_dnsmos:
+        try:
+            _require("onnxruntime", "DNSMOS")
+            _require("speechmos.dnsmos", "DNSMOS")
+        except ScoreAudioError:
+            use_dnsmos = False
+    pre = load_pretrained(args.checkpoint, device=args.device)
+    den = SpeechDenoiser.from_pretrained(pre.path, device=pre.device)
+    sr = den.sample_rate
+    paths, source = clean_paths(args, pre.cfg)
+    clean = load_clean(_spread(sorted(paths), max(args.files * 2, args.files + 4)), sr, None, args.seconds)
+    clean = _spread(clean, args.files)
+    if len(clean) < 2:
+        raise ScoreAudioError(f"need at least 2 usable clean files (>= 0.5 s, not silent) from the {source}; "
+                              f"found {len(clean)}")
+    mixes = make_mixtures(clean, args.noises, args.snrs, args.seed, args.babble_talkers)
+    baselines, missing = baseline_systems()
+    systems: Dict[str, Callable] = {"noisy input": lambda y, sr_, m: y}
+    systems.update(baselines)
+    systems.update(scoreaudio_systems(den, args.steps, args.seed))
+    rows = score_all(systems, mixes, sr, use_dnsmos, progress=True)
+
+    v = metric_versions()
+    rep = den.representation
+    settings = {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "git revision": git_revision(),
+        "machine": machine() + f"; scoreaudio on {den.device}",
+        "checkpoint": f"{Path(pre.path).parent.name}/{Path(pre.path).name}, step {pre.step}, "
+                      f"{pre.cfg.model.preset} ({pre.cfg.model.backbone}), {rep!r}, "
+                      f"{'conditional' if den.conditional else 'unconditional'} ({pre.cfg.loss.objective})",
+        "clean speech": f"{len(clean)} files from the {source}, at most {args.seconds:g} s each, {sr} Hz",
+        "noise": f"{', '.join(args.noises)} (babble: {args.babble_talkers} other utterances) at "
+                 f"{', '.join(f'{s:g}' for s in args.snrs)} dB SNR; seed {args.seed}; "
+                 f"{len(mixes)} mixtures per system",
+        "scoreaudio": f"steps {args.steps or 'method default'}, chunks {den.chunk_seconds:g} s / "
+                      f"{den.overlap_seconds:g} s overlap, batch {den.batch_size}",
+        "metrics": f"means over mixtures; PESQ wide-band (pesq {v['pesq']}) and ESTOI (pystoi {v['pystoi']}) "
+                   f"at 16 kHz; DNSMOS " + (f"P.835 OVRL (speechmos {v['speechmos']}, onnxruntime "
+                                            f"{v['onnxruntime']})" if use_dnsmos else "not run")
+                   + "; outputs aligned to the noisy input by cross-correlation "
+                     f"(±{MAX_LAG_SECONDS * 1000:g} ms); "
+                     f"RTF = processing time / audio duration",
+    }
+    if missing:
+        settings["left out"] = f"{', '.join(missing)} (not installed: pip install {' '.join(missing)})"
+    table = render(rows, list(systems), settings, args.noises, args.snrs)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table)
+    print(table)
+    print(f"wrote {out}", file=sys.stderr)
+    if args.update_readme:
+        update_readme(Path(args.readme), table)
+        print(f"updated {args.readme}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except ScoreAudioError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
