@@ -143,7 +143,9 @@ class NoiseConfig:
     sigma_min: float = 0.002  # smallest noise level, in model space
     sigma_max: Optional[float] = None  # largest; None = NCSNv2 technique 1 (max pairwise distance)
     num_levels: Optional[int] = None  # ladder length; None = NCSNv2 technique 2 (from the dimension)
-    train_distribution: str = "log_uniform"  # log_uniform (continuous) | discrete (NCSN levels)
+    train_distribution: str = "log_uniform"  # log_uniform (continuous) | log_normal (EDM) | discrete (NCSN levels)
+    log_normal_mean: float = -0.5  # log_normal: mean of ln(sigma / sigma_data) (EDM: -1.2 at sigma_data 0.5)
+    log_normal_std: float = 1.2  # log_normal: std of ln(sigma)
 
 
 @dataclass
@@ -220,7 +222,7 @@ CHOICES: Dict[str, Sequence[str]] = {
     "model.backbone": ("unet2d", "wavenet", "mlp"),
     "model.parameterisation": ("edm", "ncsnv2"),
     "model.embedding": ("fourier", "sinusoidal"),
-    "noise.train_distribution": ("log_uniform", "discrete"),
+    "noise.train_distribution": ("log_uniform", "log_normal", "discrete"),
     "loss.objective": ("dsm", "ssm", "cdsm"),
     "loss.projection": ("rademacher", "gaussian"),
     "sampler.name": ("ald", "pc", "heun"),

@@ -39,7 +39,8 @@ from .data.datasets import build_datasets
 from .errors import ConfigError, DataError, TrainingError
 from .losses import dsm_loss, ssm_loss
 from .nn.build import build_score_model, count_parameters
-from .noise import (geometric_sigmas, num_levels_from_dim, sample_sigmas_discrete, sample_sigmas_log_uniform,
+from .noise import (geometric_sigmas, num_levels_from_dim, sample_sigmas_discrete, sample_sigmas_log_normal,
+                    sample_sigmas_log_uniform,
                     sigma_max_from_data)
 from .utils.checkpoint import LAST, load_checkpoint_dict, save_checkpoint
 from .utils.ema import EMA
@@ -374,6 +375,10 @@ def train(cfg: DictConfig) -> Path:
                 B = x0.shape[0]
                 if cfg.noise.train_distribution == "discrete":
                     sigma = sample_sigmas_discrete(B, ladder, generator=gen, device=device)
+                elif cfg.noise.train_distribution == "log_normal":
+                    sigma = sample_sigmas_log_normal(
+                        B, cfg.noise.log_normal_mean + math.log(sigmas["sigma_data"]), cfg.noise.log_normal_std,
+                        sigmas["sigma_min"], sigmas["sigma_max"], generator=gen, device=device)
                 else:
                     sigma = sample_sigmas_log_uniform(B, sigmas["sigma_min"], sigmas["sigma_max"],
                                                       generator=gen, device=device)

@@ -179,3 +179,16 @@ def test_eps_rule_bad_input():
         langevin_eps(5, 1.0, 0.01)
     with pytest.raises(ValueError, match="sigma_min"):
         langevin_eps(5, 1.1, 0.0)
+
+
+def test_log_normal_sigmas_follow_edm_and_stay_in_range():
+    from scoreaudio.noise import sample_sigmas_log_normal
+
+    g = torch.Generator().manual_seed(0)
+    s = sample_sigmas_log_normal(20000, -1.2, 1.2, 0.002, 80.0, generator=g)
+    assert s.shape == (20000,) and bool((s >= 0.002).all()) and bool((s <= 80.0).all())
+    assert abs(float(s.log().mean()) + 1.2) < 0.05 and abs(float(s.log().std()) - 1.2) < 0.05
+    clamped = sample_sigmas_log_normal(1000, 0.0, 5.0, 0.5, 2.0, generator=g)
+    assert float(clamped.min()) == 0.5 and float(clamped.max()) == 2.0
+    with pytest.raises(ValueError):
+        sample_sigmas_log_normal(4, 0.0, 0.0, 0.1, 1.0)

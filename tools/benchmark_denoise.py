@@ -169,6 +169,8 @@ def baseline_systems() -> Tuple[Dict[str, Callable], List[str]]:
 
 
 def scoreaudio_systems(den, steps: Optional[int], seed: int) -> Dict[str, Callable]:
+    """The scoreaudio rows for one checkpoint: the prior-based methods for an unconditional model,
+    the conditional method for a model trained on pairs."""
     def run(method, true_level=False, n_steps=None):
         def f(y, sr, m):
             g = torch.Generator(device=den.device).manual_seed(seed)
@@ -176,12 +178,11 @@ def scoreaudio_systems(den, steps: Optional[int], seed: int) -> Dict[str, Callab
             return den(y.astype(np.float32), sr, method=method, steps=n_steps, generator=g, **kw)
         return f
 
-    out = {"scoreaudio tweedie (estimated noise level)": run("tweedie"),
-           "scoreaudio tweedie (true noise level)": run("tweedie", true_level=True),
-           f"scoreaudio langevin ({steps or 'default'} steps)": run("langevin", n_steps=steps)}
     if den.conditional:
-        out[f"scoreaudio conditional ({steps or 'default'} steps)"] = run("conditional", n_steps=steps)
-    return out
+        return {f"scoreaudio conditional ({steps or 'default'} steps)": run("conditional", n_steps=steps)}
+    return {"scoreaudio tweedie (estimated noise level)": run("tweedie"),
+            "scoreaudio tweedie (true noise level)": run("tweedie", true_level=True),
+            f"scoreaudio langevin ({steps or 'default'} steps)": run("langevin", n_steps=steps)}
 
 
 def align(out: np.ndarray, noisy: np.ndarray, max_lag: int) -> Tuple[np.ndarray, int]:
@@ -310,11 +311,20 @@ def update_readme(readme: Path, table: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+def describe_checkpoint(pre) -> str:
+    """One line naming a checkpoint (run folder and file, not a machine path) and its model."""
+    return (f"{Path(pre.path).parent.name}/{Path(pre.path).name}, step {pre.step}, "
+            f"{pre.cfg.model.preset} ({pre.cfg.model.backbone}), {pre.representation!r}, "
+            f"{'conditional' if pre.conditional else 'unconditional'} ({pre.cfg.loss.objective})")
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", default=None,
                    help="checkpoint or run directory (default: newest run under runs/)")
+    p.add_argument("--conditional-checkpoint", default=None,
+                   help="also score a conditional model (trained with loss=cdsm) at the same sample rate")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--recipe", default=None, help="take clean speech from this recipe's test split")
     src.add_argument("--clean-dir", default=None,
@@ -371,17 +381,25 @@ def main(argv=None) -> int:
     systems: Dict[str, Callable] = {"noisy input": lambda y, sr_, m: y}
     systems.update(baselines)
     systems.update(scoreaudio_systems(den, args.steps, args.seed))
+    extra_pre = None
+    if args.conditional_checkpoint:
+        extra_pre = load_pretrained(args.conditional_checkpoint, device=pre.device)
+        extra = SpeechDenoiser.from_pretrained(extra_pre.path, device=pre.device)
+        if not extra.conditional:
+            raise ScoreAudioError(f"--conditional-checkpoint {args.conditional_checkpoint} is not a conditional "
+                                  f"model (trained with loss=cdsm); pass it as --checkpoint instead")
+        if extra.sample_rate != sr:
+            raise ScoreAudioError(f"the two checkpoints run at {sr} and {extra.sample_rate} Hz; use one rate")
+        systems.update(scoreaudio_systems(extra, args.steps, args.seed))
     rows = score_all(systems, mixes, sr, use_dnsmos, progress=True)
 
     v = metric_versions()
-    rep = den.representation
     settings = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "git revision": git_revision(),
         "machine": machine() + f"; scoreaudio on {den.device}",
-        "checkpoint": f"{Path(pre.path).parent.name}/{Path(pre.path).name}, step {pre.step}, "
-                      f"{pre.cfg.model.preset} ({pre.cfg.model.backbone}), {rep!r}, "
-                      f"{'conditional' if den.conditional else 'unconditional'} ({pre.cfg.loss.objective})",
+        "checkpoint": describe_checkpoint(pre),
+        **({"conditional checkpoint": describe_checkpoint(extra_pre)} if extra_pre is not None else {}),
         "clean speech": f"{len(clean)} files from the {source}, at most {args.seconds:g} s each, {sr} Hz",
         "noise": f"{', '.join(args.noises)} (babble: {args.babble_talkers} other utterances) at "
                  f"{', '.join(f'{s:g}' for s in args.snrs)} dB SNR; seed {args.seed}; "
