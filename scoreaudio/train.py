@@ -21,6 +21,8 @@ import contextlib
 import json
 import math
 import os
+import signal
+import threading
 import sys
 import time
 from dataclasses import dataclass
@@ -358,6 +360,10 @@ def train(cfg: DictConfig) -> Path:
     window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
     progress = _progress(d.main, start_step, total)
     interrupted = False
+    # SIGTERM (a scheduler's preemption, `kill`) takes the same path as Ctrl-C: save, then exit.
+    previous_term = None
+    if threading.current_thread() is threading.main_thread():
+        previous_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         while step < total:
             model.train()
@@ -446,6 +452,8 @@ def train(cfg: DictConfig) -> Path:
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
         if progress is not None:
             progress.close()
     if interrupted:
@@ -467,6 +475,10 @@ def train(cfg: DictConfig) -> Path:
     if d.world > 1:
         dist.barrier()
     return run_dir
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _ranks_identical(model: torch.nn.Module, d: Dist) -> bool:

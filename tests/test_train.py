@@ -227,3 +227,18 @@ def test_train_cli_help_and_errors(capsys):
     assert "did you mean 'train.steps'" in err and "Traceback" not in err
     assert main([str(REPO / "recipes/quickstart.yaml"), "--print-config"]) == 0
     assert "unet2d_small" in capsys.readouterr().out
+
+
+def test_sigterm_saves_a_checkpoint_and_exits(tmp_path, synthetic_cache):
+    env = {**os.environ, "SCOREAUDIO_CACHE": str(synthetic_cache), "OMP_NUM_THREADS": "1"}
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_train_cmd(run, 10_000, "train.ckpt_every=1000"), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not any(r["step"] >= 3 for r in read_metrics(run, "train")):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-1000:]
+    assert "checkpoint saved" in err
+    assert load_checkpoint_dict(run / "last.pt")["step"] >= 3
