@@ -46,9 +46,12 @@ class ResidualBlock(nn.Module):
                                       padding=dilation * (kernel_size - 1) // 2, dilation=dilation)
         self.output_proj = nn.Conv1d(channels, 2 * channels, 1)
 
-    def forward(self, h: torch.Tensor, emb: torch.Tensor):
-        """h: (B, R, T) or, channels-last, (B, R, 1, T); emb: (B, 4E)."""
-        y = h + append_dims(self.emb_proj(emb), h.ndim)  # (B, R, T)
+    def forward(self, h: torch.Tensor, emb: torch.Tensor, emb_out: Optional[torch.Tensor] = None):
+        """h: (B, R, T) or, channels-last, (B, R, 1, T); emb: (B, 4E). ``emb_out``: this block's
+        ``emb_proj(emb)`` when the caller computed it already, (B, R)."""
+        if emb_out is None:
+            emb_out = self.emb_proj(emb)
+        y = h + append_dims(emb_out, h.ndim)  # (B, R, T)
         gate, filt = _conv(self.dilated_conv, y).chunk(2, dim=1)  # 2 x (B, R, T)
         y = torch.sigmoid(gate) * torch.tanh(filt)
         residual, skip = _conv(self.output_proj, y).chunk(2, dim=1)
@@ -68,14 +71,17 @@ class WaveNet(nn.Module):
         embedding: ``"fourier"`` or ``"sinusoidal"`` features of c_noise.
         embedding_dim: width of those features; the embedding MLP is 4x as wide (DiffWave: 128 -> 512).
 
-    Memory layout (performance only; results agree to float rounding): with ``channels_last`` the
-    stack runs on (B, R, 1, T) activations in channels-last layout, each Conv1d applied as the
-    equal 2-D convolution of height 1, which oneDNN runs markedly faster on the CPU than (B, R, T)
-    (see ``tools/benchmark.py``). ``None`` (the default) does so on the CPU only; set it on the
-    class or an instance to force either layout. Parameters and state_dict are the same either way.
+    Memory layout (performance only; results agree to float rounding): with ``channels_last=True``
+    the stack runs on (B, R, 1, T) activations in channels-last layout, each Conv1d applied as the
+    equal 2-D convolution of height 1. oneDNN runs those convolutions faster on the CPU, but the
+    channel splits of the gated activation cost more in that layout, and a whole training step came
+    out slower (plain / channels-last step time 0.88 for wavenet_tiny and 0.94 for wavenet_small at
+    one thread; 1.05 with two threads on a loaded machine; ``tools/benchmark.py train --ab layout``),
+    so ``None`` (the default) keeps the plain layout on every device. Parameters and state_dict are
+    the same either way.
     """
 
-    #: True / False forces the activation layout; None = channels-last on the CPU only.
+    #: True forces channels-last activations, False / None (default) the plain (B, R, T) layout.
     channels_last: Optional[bool] = None
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, residual_channels: int = 64,
@@ -108,13 +114,17 @@ class WaveNet(nn.Module):
         if x.ndim != 3:
             raise ValueError(f"WaveNet expects (B, C, T), got shape {tuple(x.shape)}")
         emb = F.silu(self.embed(c_noise))  # (B, 4E); SiLU once here, a Linear per block
-        use_cl = self.channels_last if self.channels_last is not None else x.device.type == "cpu"
+        use_cl = bool(self.channels_last)
         h = F.relu(_conv(self.input_proj, x.unsqueeze(2) if use_cl else x))  # (B, R, T)
         if use_cl:  # (B, R, 1, T), NHWC (set here: a 1-channel input's layout is ambiguous)
             h = h.contiguous(memory_format=torch.channels_last)
+        # Every block's sigma projection in one matrix product instead of L tiny ones (same weights:
+        # the blocks' emb_proj Linears, concatenated).
+        proj = F.linear(emb, torch.cat([b.emb_proj.weight for b in self.blocks]),
+                        torch.cat([b.emb_proj.bias for b in self.blocks]))  # (B, L * R)
         skip = torch.zeros_like(h)
-        for block in self.blocks:
-            h, s = block(h, emb)
+        for block, emb_out in zip(self.blocks, proj.chunk(len(self.blocks), dim=1), strict=True):
+            h, s = block(h, emb, emb_out)
             skip = skip + s
         out = F.relu(_conv(self.skip_proj, skip / math.sqrt(len(self.blocks))))
         out = _conv(self.output_proj, out)  # (B, C_out, T)
