@@ -311,15 +311,34 @@ def rss_mb() -> float:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, MB (resource.getrusage)."""
+    """Peak resident set size of this process, MB: VmHWM from /proc (since the last
+    :func:`reset_peak_rss`), else resource.getrusage's ru_maxrss (since the process started)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kb / 1024 if sys.platform != "darwin" else kb / 2 ** 20
 
 
+def reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0); False if unsupported."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 class PeakMemory:
-    """Peak memory of a block: CUDA max_memory_allocated, or the CPU peak RSS and its growth over
-    the RSS at the start. (In a process that already peaked higher, the CPU growth is a lower
-    bound: run it isolated.)"""
+    """Peak memory of a block: CUDA max_memory_allocated, or the CPU peak RSS during the block
+    (the high-water mark is reset on entry where Linux allows it) and its growth over the RSS at
+    the start. Without the reset, an earlier, higher peak of the process hides the block's: the
+    growth is then a lower bound (run it isolated)."""
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -331,6 +350,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self.base = torch.cuda.memory_allocated(self.device) / 2 ** 20
         else:
+            self.reset = reset_peak_rss()
             self.base = rss_mb()
         return self
 
@@ -341,7 +361,7 @@ class PeakMemory:
             self.kind = "cuda max_memory_allocated"
         else:
             self.peak = peak_rss_mb()
-            self.kind = "peak RSS"
+            self.kind = "peak RSS during the block" if self.reset else "peak RSS of the process"
         self.growth = max(0.0, self.peak - self.base)
         return False
 
@@ -546,15 +566,19 @@ class TrainStep:
     def __call__(self, *, bookkeeping: str = "none") -> None:
         """One step. ``bookkeeping='trainpy'`` adds train.py's per-step host reads (isfinite check,
         float(loss), per-example tolist for the sigma buckets); 'none' keeps everything on the device."""
-        from scoreaudio.noise import sample_sigmas_log_uniform
+        from scoreaudio.noise import sample_sigmas_log_normal, sample_sigmas_log_uniform
         from scoreaudio.train import _autocast, compute_loss, sigma_bucket
 
         m, cfg, dev = self.model, self.cfg, self.device
         m.train()
         self.opt.zero_grad(set_to_none=True)
         x0 = self.rep.encode(self.wav)
-        sigma = sample_sigmas_log_uniform(x0.shape[0], SIGMAS["sigma_min"], SIGMAS["sigma_max"],
-                                          generator=self.gen, device=dev)
+        B, lo, hi = x0.shape[0], SIGMAS["sigma_min"], SIGMAS["sigma_max"]
+        if cfg.noise.train_distribution == "log_normal":  # as train.py draws them (cost is the same)
+            sigma = sample_sigmas_log_normal(B, cfg.noise.log_normal_mean + math.log(SIGMAS["sigma_data"]),
+                                             cfg.noise.log_normal_std, lo, hi, generator=self.gen, device=dev)
+        else:
+            sigma = sample_sigmas_log_uniform(B, lo, hi, generator=self.gen, device=dev)
         noise = torch.randn(x0.shape, generator=self.gen, device=dev)
         with _autocast(dev, self.precision):
             per_example = compute_loss(self.train_model, x0, sigma, None, noise, cfg, self.gen)
@@ -662,10 +686,11 @@ def suite_train(s: Settings) -> Dict[str, Any]:
     if "sync" in s.ab:
         cols += [("sync_speedup", "no-sync speed-up")]
     shapes = sorted({f"{r.get('preset')}: {r.get('shape_from', '')}" for r in rows})
-    memory = ("torch.cuda.max_memory_allocated" if dev.type == "cuda" else
-              "peak RSS of the process (includes torch itself); growth MB: over the RSS before the model "
-              "was built" + ("" if s.isolate else " (not isolated: a lower bound)"))
-    notes = ["One full step as scoreaudio.train runs it: encode -> log-uniform sigma -> dsm_loss -> backward "
+    kinds = ", ".join(sorted({str(r.get("mem_kind")) for r in rows if r.get("mem_kind")})) or "n/a"
+    memory = (f"{kinds}, from building the model through the timed steps"
+              + ("" if dev.type == "cuda" else " (the RSS includes torch itself)")
+              + "; growth MB: over the memory in use before the model was built")
+    notes = ["One full step as scoreaudio.train runs it: encode -> sigma -> dsm_loss -> backward "
              "-> clip -> AdamW -> EMA" + (" (bf16 autocast)" if dev.type == "cuda" else " (fp32)") + ".",
              "utilisation = (FlopCounterMode FLOPs per step / step time) / matmul FLOP/s, median over pairs "
              "timed back to back; GFLOP/step counts matmuls, convolutions and attention (forward + "
@@ -799,15 +824,14 @@ def suite_sample(s: Settings) -> Dict[str, Any]:
                         if batch < 1:
                             break
     cols = [("preset", "model"), ("sampler", "sampler"), ("nfe", "NFE"), ("batch", "batch"),
-            ("audio_s", "audio s"), ("rtf", "RTF"), ("measured", "measured"),
-            ("overhead", "sampler overhead"), ("utilisation", "utilisation")]
-    for r in rows:
-        r["measured"] = f"from {r['measured_nfe']} NFE" if r["extrapolated"] else "yes"
+            ("audio_s", "audio s"), ("rtf", "RTF"), ("measured_nfe", "measured NFE"),
+            ("overhead", "sampler overhead"), ("utilisation", "utilisation")]  # JSON rows; see sample_table
     notes = ["RTF = processing seconds / audio seconds (audio s = batch x sample length) through "
-             "generate.draw_samples: initial noise, sampler with the watch callback, decode, peak limit.",
-             "measured 'from N NFE': the run would exceed the time budget, so the same sampler was run "
-             "with a budget of N evaluations and the per-evaluation cost extrapolated linearly (the "
-             "ladder does not change the cost of one evaluation).",
+             "generate.draw_samples: initial noise, sampler with the watch callback, decode, peak limit. "
+             "'@N NFE' is the budget asked for; the sampler's plan makes at most N network evaluations.",
+             "measured NFE: budgets measured in full; the rest would exceed the time budget, so the same "
+             "sampler was run with a budget of N evaluations and the per-evaluation cost extrapolated "
+             "linearly (the ladder does not change the cost of one evaluation).",
              "sampler overhead = 1 - (NFE x one network forward) / sampler time: the share spent outside the "
              "network (elementwise updates, noise, callback, decode).",
              "Untrained weights: the cost of a network evaluation does not depend on the weights."]
@@ -897,7 +921,6 @@ def suite_denoise(s: Settings) -> Dict[str, Any]:
         return {"rows": [], "columns": [], "notes": [msg], "skipped": msg}
     from scoreaudio.pretrained import load_pretrained
 
-    dev = torch.device(s.device)
     tmp = None
     if s.checkpoints:
         ckpts = [(str(c), str(c)) for c in s.checkpoints]
@@ -958,12 +981,12 @@ def suite_denoise(s: Settings) -> Dict[str, Any]:
     cols = [("model", "model"), ("method", "method"), ("seconds", "input s"), ("rtf", "RTF"),
             ("peak_mem_mb", "peak MB"), ("mem_growth_mb", "growth MB"), ("audio_mb", "input MB"),
             ("skipped", "note")]
-    memory = "torch.cuda.max_memory_allocated" if dev.type == "cuda" else "peak RSS of the process"
-    notes = ["One fresh process per length" if s.isolate else
-             "In-process (not isolated: growth is a lower bound)",
+    memory = ", ".join(sorted({str(r.get("mem_kind")) for r in rows if r.get("mem_kind")})) or "n/a"
+    notes = ["One fresh process per length" if s.isolate else "In-process (one process for all lengths)",
              "RTF = seconds / input seconds, including resampling, chunking and overlap-add; peak MB: "
-             + memory + "; growth MB: over the RSS after a warm-up call. Input: synthetic speech + white "
-             "noise at 10 dB SNR.",
+             + memory + " of the timed call(s); growth MB: over the memory in use before them (model "
+             "loaded, warm-up call done, input in memory). Input: synthetic speech + white noise at "
+             "10 dB SNR.",
              "Exponents: least-squares log-log slopes against input length; time uses matmul-equivalent "
              "cost (time x matmul FLOP/s measured alongside) so machine load cancels. Chunked processing "
              "should give time ~ 1 and memory ~ 0."]
@@ -1070,6 +1093,46 @@ def md_table(rows: List[Dict[str, Any]], columns: Sequence[Tuple[str, str]]) -> 
     return "\n".join(lines) + "\n"
 
 
+def sample_table(rows: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], List[Tuple[str, str]]]:
+    """The sample suite as one row per (model, batch, sampler) with an RTF column per NFE budget."""
+    nfes = sorted({r["nfe_requested"] for r in rows})
+    groups: Dict[Tuple[Any, ...], List[Dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["preset"], r["batch"], r["sampler"]), []).append(r)
+    out = []
+    for (preset, batch, sampler), rs in groups.items():
+        row = {"preset": preset, "batch": batch, "audio_s": rs[0]["audio_s"], "sampler": sampler,
+               "gflop_per_eval": rs[0]["gflop_per_eval"], "overhead": median([r["overhead"] for r in rs]),
+               "utilisation": median([r["utilisation"] for r in rs])}
+        for r in rs:
+            row[f"rtf@{r['nfe_requested']}"] = r["rtf"]
+        extrap = [r["measured_nfe"] for r in rs if r["extrapolated"]]
+        full = ", ".join(str(r["nfe"]) for r in rs if not r["extrapolated"])
+        row["measured"] = "all" if not extrap else \
+            (f"{full}; rest from {min(extrap)} NFE" if full else f"none: all from {min(extrap)} NFE")
+        if "compile_speedup" in rs[0]:
+            row["compile_speedup"] = rs[0]["compile_speedup"]
+        out.append(row)
+    cols = [("preset", "model"), ("batch", "batch"), ("audio_s", "audio s"), ("sampler", "sampler")]
+    cols += [(f"rtf@{n}", f"RTF @{n} NFE") for n in nfes]
+    cols += [("measured", "measured NFE"), ("overhead", "sampler overhead"), ("utilisation", "utilisation"),
+             ("gflop_per_eval", "GFLOP/eval"), ("compile_speedup", "compile speed-up (forward)")]
+    return out, cols
+
+
+def display_tables(name: str, res: Dict[str, Any]) -> List[str]:
+    """The Markdown tables of one suite's result."""
+    tables = []
+    if res.get("columns") and res.get("rows"):
+        if name == "sample":
+            tables.append(md_table(*sample_table(res["rows"])))
+        else:
+            tables.append(md_table(res["rows"], res["columns"]))
+    if res.get("fits"):
+        tables.append(md_table(res["fits"], res["fit_columns"]))
+    return tables
+
+
 def render_markdown(results: Dict[str, Any], heading_level: int = 3) -> str:
     meta = results["metadata"]
     h = "#" * heading_level
@@ -1084,9 +1147,7 @@ def render_markdown(results: Dict[str, Any], heading_level: int = 3) -> str:
     for name, res in results["suites"].items():
         out.append(f"{h} {name}")
         out.append("")
-        out.append(md_table(res["rows"], res["columns"]) if res.get("columns") else "")
-        if res.get("fits"):
-            out.append(md_table(res["fits"], res["fit_columns"]))
+        out.extend(display_tables(name, res))
         for n in res.get("notes", []):
             out.append(f"- {n}")
         out.append("")
@@ -1160,10 +1221,8 @@ def run_suites(names: Sequence[str], s: Settings, partial_json: Optional[Path] =
         res["wall_s"] = time.perf_counter() - t0
         results["suites"][name] = res
         print(f"\n## {name}\n")
-        if res.get("columns"):
-            print(md_table(res["rows"], res["columns"]))
-        if res.get("fits"):
-            print(md_table(res["fits"], res["fit_columns"]))
+        for table in display_tables(name, res):
+            print(table)
         for n in res.get("notes", []):
             print(f"- {n}")
         sys.stdout.flush()
@@ -1207,7 +1266,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="denoise: steps for langevin/conditional (default: SpeechDenoiser's)")
     p.add_argument("--no-isolate", action="store_true",
                    help="measure train/denoise configurations in this process "
-                        "(faster; CPU memory is then a lower bound)")
+                        "(faster; where Linux cannot reset the peak RSS, CPU memory is then a lower bound)")
     p.add_argument("--json", type=Path, help="write all results and metadata as JSON")
     p.add_argument("--markdown", type=Path, help="write the tables as Markdown")
     p.add_argument("--update-readme", action="store_true",

@@ -225,7 +225,6 @@ def synthesize_utterance(speaker: int, index: int, seconds: float, sample_rate: 
     # Segment levels on the sample grid.
     voice = np.zeros(T)  # voicing amplitude
     asp = np.zeros(T)  # aspiration noise into the cascade
-    bursts = np.zeros(T)
     fric_env: Dict[Tuple[float, float], np.ndarray] = {}
     burst_bands: Dict[Tuple[float, float], np.ndarray] = {}
     anchor_t: List[float] = []
