@@ -27,7 +27,7 @@
 # Packages: the image has torch, numpy, scipy, matplotlib, tqdm, pytest but not omegaconf, soundfile,
 # soxr or librosa. Nothing is fetched here; if a folder of wheels is carried (./.whl, or $WHEELS),
 # they are unpacked with pip --no-index into a temporary folder put on PYTHONPATH. Prepare it on a
-# machine with network access (see /work/.library/device/README.md, "Notes"):
+# machine with network access:
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
 #     -d .whl omegaconf antlr4-python3-runtime==4.9.3 soundfile cffi pycparser soxr
