@@ -971,6 +971,10 @@ def suite_denoise(s: Settings) -> Dict[str, Any]:
                            "peak_mem_exponent": fit_exponent(xs, [r["peak_mem_mb"] for r in per_len]),
                            "mem_growth_ratio": ((per_len[-1]["mem_growth_mb"] + 1)
                                                 / (per_len[0]["mem_growth_mb"] + 1)),
+                           # marginal memory per input byte between the two longest inputs: the
+                           # length-proportional buffers (input, output, overlap-add) in input copies
+                           "input_copies": ((per_len[-1]["mem_growth_mb"] - per_len[-2]["mem_growth_mb"])
+                                            / max(per_len[-1]["audio_mb"] - per_len[-2]["audio_mb"], 1e-9)),
                            "length_ratio": xs[-1] / xs[0]}
                     fits.append(fit)
                     s.log(f"  {method}: time ~ length^{fit['time_exponent']:.2f}, peak memory ~ "
@@ -989,11 +993,14 @@ def suite_denoise(s: Settings) -> Dict[str, Any]:
              "10 dB SNR.",
              "Exponents: least-squares log-log slopes against input length; time uses matmul-equivalent "
              "cost (time x matmul FLOP/s measured alongside) so machine load cancels. Chunked processing "
-             "should give time ~ 1 and memory ~ 0."]
+             "should give time ~ 1 and memory ~ 0 once an input fills a batch of chunks; 'MB per input MB' "
+             "is the extra memory per extra input MB between the two longest inputs (buffers that grow "
+             "with the length: input, resampled copy, output, overlap-add sums)."]
     return {"rows": rows, "columns": cols, "notes": notes, "fits": fits,
             "fit_columns": [("model", "model"), ("method", "method"), ("time_exponent", "time exponent"),
                             ("peak_mem_exponent", "peak-memory exponent"),
-                            ("mem_growth_ratio", "growth ratio"), ("length_ratio", "length ratio")]}
+                            ("mem_growth_ratio", "growth ratio"), ("length_ratio", "length ratio"),
+                            ("input_copies", "MB per input MB (two longest)")]}
 
 
 # --------------------------------------------------------------------------------------------
