@@ -122,10 +122,23 @@ class MLPConfig:
 
 
 @dataclass
+class STFTUNetConfig:
+    """stft_unet: waveform state, the STFT inside the network (scoreaudio/nn/stft_unet.py).
+
+    The inner U-Net's settings are model.unet2d's; these say how it is wrapped."""
+
+    n_fft: int = 510  # STFT size inside the network; n_fft/2+1 bins (256 at 510)
+    hop_length: int = 128  # STFT hop, samples (at most n_fft/2)
+    alpha: float = 0.5  # input compression beta*|X|^alpha*exp(i angle X) of the normalised STFT
+    beta: float = 1.0  # on the STFT / sqrt(sum w^2), where unit-variance noise has E|X|^2 = 1
+    output: str = "linear"  # linear (U-Net emits the spectrogram) | compressed (undo the compression first)
+
+
+@dataclass
 class ModelConfig:
     """The score network: a backbone inside a preconditioning wrapper (scoreaudio/nn)."""
 
-    backbone: str = "unet2d"  # unet2d (spectrogram) | wavenet (waveform) | mlp (toy data)
+    backbone: str = "unet2d"  # unet2d (spectrogram) | wavenet | stft_unet (waveform) | mlp (toy data)
     preset: str = "custom"  # name of the configs/model preset this came from (for `scoreaudio info`)
     parameterisation: str = "edm"  # edm (c_skip/c_out/c_in preconditioning) | ncsnv2 (F(x)/sigma)
     sigma_data: Optional[float] = None  # data std in model space; None = measured from data at start
@@ -134,6 +147,7 @@ class ModelConfig:
     wavenet: WaveNetConfig = field(default_factory=WaveNetConfig)
     unet2d: UNet2dConfig = field(default_factory=UNet2dConfig)
     mlp: MLPConfig = field(default_factory=MLPConfig)
+    stft_unet: STFTUNetConfig = field(default_factory=STFTUNetConfig)
 
 
 @dataclass
@@ -143,9 +157,11 @@ class NoiseConfig:
     sigma_min: float = 0.002  # smallest noise level, in model space
     sigma_max: Optional[float] = None  # largest; None = NCSNv2 technique 1 (max pairwise distance)
     num_levels: Optional[int] = None  # ladder length; None = NCSNv2 technique 2 (from the dimension)
-    train_distribution: str = "log_uniform"  # log_uniform (continuous) | log_normal (EDM) | discrete (NCSN levels)
+    train_distribution: str = "log_normal"  # log_normal (EDM) | mixture (denoising priors) | log_uniform | discrete
     log_normal_mean: float = -0.5  # log_normal: mean of ln(sigma / sigma_data) (EDM: -1.2 at sigma_data 0.5)
     log_normal_std: float = 1.2  # log_normal: std of ln(sigma)
+    denoise_band: List[float] = field(default_factory=lambda: [0.02, 2.0])  # mixture: [lo, hi] x sigma_data
+    band_weight: float = 0.5  # mixture: share of the draws log-uniform in denoise_band
 
 
 @dataclass
@@ -156,14 +172,15 @@ class LossConfig:
     n_projections: int = 1  # ssm: random projections per example
     variance_reduction: bool = True  # ssm: use SSM-VR (closed-form E[(v's)^2])
     projection: str = "rademacher"  # ssm: rademacher | gaussian
+    weighting: str = "auto"  # auto (edm for parameterisation=edm, else sigma2) | edm (unit weight on F) | sigma2
 
 
 @dataclass
 class SamplerConfig:
     """How samples are drawn (scoreaudio/sampling.py) in training's sample hook and `generate`."""
 
-    name: str = "pc"  # ald (annealed Langevin) | pc (predictor-corrector) | heun (probability-flow ODE)
-    steps: int = 100  # total network evaluations, shared over the ladder
+    name: str = "heun"  # heun (probability-flow ODE, EDM) | pc (predictor-corrector) | ald (annealed Langevin)
+    steps: int = 35  # total network evaluations, shared over the ladder
     snr: float = 0.16  # pc: Langevin corrector signal-to-noise ratio
     final_denoise: bool = True  # end with one Tweedie step at sigma_min
 
@@ -178,8 +195,13 @@ class TrainConfig:
     lr: float = 2e-4  # AdamW peak learning rate
     weight_decay: float = 0.0  # AdamW weight decay
     warmup_steps: int = 500  # linear learning-rate warm-up
+    lr_schedule: str = "cosine"  # after warm-up: cosine (to lr_min_ratio * lr at train.steps) | inv_sqrt (EDM2) | constant
+    lr_min_ratio: float = 0.05  # cosine: the floor, as a fraction of train.lr
+    lr_ref_steps: int = 2000  # inv_sqrt: lr * 1/sqrt(max(step / lr_ref_steps, 1))
+    adam_beta2: float = 0.999  # AdamW beta2 (0.99 suits short runs: the second moment adapts faster)
     grad_clip: float = 1.0  # global gradient-norm clip; 0 disables
-    ema_half_life: float = 500.0  # EMA half-life, optimiser steps
+    ema_half_life: Optional[float] = None  # EMA half-life, optimiser steps; None = ema_fraction * train.steps
+    ema_fraction: float = 0.05  # EMA half-life as a share of the run, when ema_half_life is None
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
     compile: bool = False  # torch.compile the network
     device: str = "auto"  # auto (CUDA when available) | cpu | cuda | cuda:N
@@ -188,6 +210,7 @@ class TrainConfig:
     log_every: int = 50  # steps between log lines / metric rows
     val_every: int = 1000  # steps between validations; 0 disables
     val_examples: int = 32  # validation examples (fixed crops)
+    calibrate_noise_map: bool = True  # at the end, fit the denoiser's sigma-map scale on validation speech
     val_sigmas: List[float] = field(default_factory=lambda: [0.01, 0.05, 0.2, 1.0])  # fixed sigmas of the validation DSM curves
     sample_every: int = 0  # steps between audio samples; 0 = only at the end
     num_samples: int = 2  # samples drawn by the sample hook
@@ -219,10 +242,13 @@ CHOICES: Dict[str, Sequence[str]] = {
     "data.normalize": ("peak", "rms", "none"),
     "representation.kind": ("stft", "waveform"),
     "representation.window": ("hann",),
-    "model.backbone": ("unet2d", "wavenet", "mlp"),
+    "model.backbone": ("unet2d", "wavenet", "mlp", "stft_unet"),
+    "model.stft_unet.output": ("linear", "compressed"),
     "model.parameterisation": ("edm", "ncsnv2"),
     "model.embedding": ("fourier", "sinusoidal"),
-    "noise.train_distribution": ("log_uniform", "log_normal", "discrete"),
+    "noise.train_distribution": ("log_normal", "mixture", "log_uniform", "discrete"),
+    "loss.weighting": ("auto", "edm", "sigma2"),
+    "train.lr_schedule": ("cosine", "inv_sqrt", "constant"),
     "loss.objective": ("dsm", "ssm", "cdsm"),
     "loss.projection": ("rademacher", "gaussian"),
     "sampler.name": ("ald", "pc", "heun"),

@@ -25,7 +25,11 @@ __all__ = [
     "langevin_variance_ratio",
     "num_levels_from_dim",
     "sample_sigmas_discrete",
+    "sample_sigmas_log_normal",
     "sample_sigmas_log_uniform",
+    "sample_sigmas_mixture",
+    "sample_training_sigmas",
+    "TRAIN_DISTRIBUTIONS",
     "sigma_max_from_data",
 ]
 
@@ -180,6 +184,90 @@ def sample_sigmas_discrete(
     device = sigmas.device if device is None else torch.device(device)
     idx = torch.randint(sigmas.numel(), (batch,), generator=generator, device=device)
     return sigmas.to(device)[idx]
+
+
+def sample_sigmas_mixture(
+    batch: int,
+    log_mean: float,
+    log_std: float,
+    band: tuple[float, float],
+    band_weight: float,
+    sigma_min: float,
+    sigma_max: float,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Draw ``batch`` sigmas from a mixture for priors meant to denoise: shape (B,).
+
+    With probability ``band_weight`` a draw is log-uniform over ``band = (lo, hi)`` (the levels a
+    prior-based denoiser is evaluated at: the model-space std of the noise in the inputs users
+    have), otherwise it is EDM's log-normal (``ln sigma ~ N(log_mean, log_std^2)``), which keeps the
+    high levels generation needs trained. Everything is clamped to [sigma_min, sigma_max]. Each
+    example consumes the same three draws (choice, uniform, normal) whatever it picks, so the
+    stream of random numbers does not depend on the outcomes.
+    """
+    batch = _positive_int("batch", batch)
+    _check_range(1, sigma_min, sigma_max)
+    lo, hi = float(band[0]), float(band[1])
+    if not (0.0 < lo < hi):
+        raise ValueError(f"the denoising band must satisfy 0 < lo < hi, got {band}")
+    if not 0.0 <= band_weight <= 1.0:
+        raise ValueError(f"band_weight must be in [0, 1], got {band_weight}")
+    pick = torch.rand(batch, generator=generator, device=device) < band_weight
+    u = torch.rand(batch, generator=generator, device=device)
+    z = torch.randn(batch, generator=generator, device=device)
+    in_band = torch.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * u)
+    log_normal = torch.exp(log_mean + log_std * z)
+    return torch.where(pick, in_band, log_normal).clamp(sigma_min, sigma_max).to(dtype)
+
+
+#: noise.train_distribution -> what it is for (the choices the config accepts).
+TRAIN_DISTRIBUTIONS = {
+    "log_normal": "EDM's log-normal around sigma_data: generation priors (the default)",
+    "mixture": "half log-normal, half log-uniform over the denoising band: priors meant to denoise",
+    "log_uniform": "log-uniform over [sigma_min, sigma_max] (the continuous NCSN / VE-SDE choice)",
+    "discrete": "uniform over the NCSN ladder's levels",
+}
+
+
+def sample_training_sigmas(
+    distribution: str,
+    batch: int,
+    *,
+    sigma_min: float,
+    sigma_max: float,
+    sigma_data: float,
+    log_normal_mean: float = -0.5,
+    log_normal_std: float = 1.2,
+    band: tuple[float, float] = (0.02, 2.0),
+    band_weight: float = 0.5,
+    ladder: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """The training-time sigmas (B,) of one micro-batch, for every ``noise.train_distribution``.
+
+    ``log_normal_mean`` is the mean of ``ln(sigma / sigma_data)`` and ``band`` is in units of
+    ``sigma_data``, so one setting serves representations of any scale (EDM's P_mean = -1.2 at
+    sigma_data = 0.5 is -0.51 here). ``ladder`` (L,) is needed for ``"discrete"`` only.
+    """
+    log_mean = log_normal_mean + math.log(sigma_data)
+    if distribution == "log_normal":
+        return sample_sigmas_log_normal(batch, log_mean, log_normal_std, sigma_min, sigma_max,
+                                        generator=generator, device=device)
+    if distribution == "mixture":
+        lo, hi = band
+        return sample_sigmas_mixture(batch, log_mean, log_normal_std, (lo * sigma_data, hi * sigma_data),
+                                     band_weight, sigma_min, sigma_max, generator=generator, device=device)
+    if distribution == "log_uniform":
+        return sample_sigmas_log_uniform(batch, sigma_min, sigma_max, generator=generator, device=device)
+    if distribution == "discrete":
+        if ladder is None:
+            raise ValueError("train_distribution 'discrete' needs the ladder")
+        return sample_sigmas_discrete(batch, ladder, generator=generator, device=device)
+    raise ValueError(f"unknown train_distribution {distribution!r}; valid: {', '.join(TRAIN_DISTRIBUTIONS)}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ __all__ = [
     "heun",
     "langevin",
     "pc_sampler",
+    "posterior_ladder",
     "sampler_ladder",
 ]
 
@@ -341,6 +342,20 @@ def heun(
             )
         x = x_next
     return x
+
+
+def posterior_ladder(nfe: int, sigma_min: float, sigma_start: float) -> torch.Tensor:
+    """Ladder (L,) for reverse diffusion from an observation at ``sigma_start``: NFE = L.
+
+    :func:`pc_sampler` with ``corrector_steps=0`` makes L - 1 predictor calls and one final Tweedie
+    call on it, so ``nfe`` calls need L = nfe levels, geometric from ``sigma_start`` down to
+    ``sigma_min`` (the discretised VE SDE). Started at the noisy input itself, it draws from the
+    posterior p(x | y) for y = x + sigma_start z (Song et al. 2021, Sec. 5; Kadkhodaie & Simoncelli 2021).
+    """
+    nfe = _count("nfe", nfe, minimum=2)
+    if not sigma_start > sigma_min:
+        raise ValueError(f"sigma_start ({sigma_start}) must exceed sigma_min ({sigma_min})")
+    return geometric_sigmas(nfe, sigma_min, sigma_start)
 
 
 SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {"ald": annealed_langevin, "pc": pc_sampler, "heun": heun}

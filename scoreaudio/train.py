@@ -17,9 +17,7 @@ CPUs); only rank 0 writes; the effective batch is batch_size x K x grad_accum.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import math
 import os
 import signal
 import threading
@@ -39,11 +37,10 @@ from .audio.representation import build_representation
 from .config import compose, to_yaml
 from .data.datasets import build_datasets
 from .errors import ConfigError, DataError, TrainingError
-from .losses import dsm_loss, ssm_loss
-from .nn.build import build_score_model, count_parameters
-from .noise import (geometric_sigmas, num_levels_from_dim, sample_sigmas_discrete, sample_sigmas_log_normal,
-                    sample_sigmas_log_uniform,
-                    sigma_max_from_data)
+from .losses import dsm_loss
+from .nn.build import build_score_model, check_representation, count_parameters
+from .noise import geometric_sigmas, num_levels_from_dim, sigma_max_from_data
+from .train_step import NonFiniteStep, ema_half_life, lr_at, sigma_bucket, train_step
 from .utils.checkpoint import LAST, load_checkpoint_dict, save_checkpoint
 from .utils.ema import EMA
 from .utils.tensor import derive_seed
@@ -134,28 +131,6 @@ def _broadcast(obj, d: Dist):
 # --------------------------------------------------------------------------------------------
 # Pieces of the step
 # --------------------------------------------------------------------------------------------
-def compute_loss(model, x0: torch.Tensor, sigma: torch.Tensor, cond: Optional[torch.Tensor], noise: torch.Tensor,
-                 cfg: DictConfig, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Per-example training loss (B,) for the configured objective."""
-    if cfg.loss.objective in ("dsm", "cdsm"):
-        return dsm_loss(model, x0, sigma, cond, noise=noise)
-    return ssm_loss(model, x0, sigma, cond, n_projections=cfg.loss.n_projections,
-                    variance_reduction=cfg.loss.variance_reduction, projection=cfg.loss.projection,
-                    generator=generator)
-
-
-def lr_at(step: int, cfg: DictConfig) -> float:
-    """Linear warm-up to train.lr, then constant (EDM's schedule)."""
-    warm = max(1, cfg.train.warmup_steps)
-    return cfg.train.lr * min(1.0, (step + 1) / warm)
-
-
-def sigma_bucket(sigma: float) -> str:
-    """Decade bucket of a sigma for per-level loss logging ("1e-2..1e-1")."""
-    k = math.floor(math.log10(max(sigma, 1e-12)))
-    return f"1e{k}..1e{k + 1}"
-
-
 def choose_sigmas(cfg: DictConfig, dataset, representation, device: torch.device, n_examples: int = 64) -> dict:
     """The run's sigma settings: given by the recipe, or picked from data by the NCSNv2 rules.
 
@@ -178,13 +153,6 @@ def choose_sigmas(cfg: DictConfig, dataset, representation, device: torch.device
     sigma_data = float(cfg.model.sigma_data) if cfg.model.sigma_data is not None else float(x.std())
     return {"sigma_min": sigma_min, "sigma_max": sigma_max, "num_levels": num_levels,
             "sigma_data": max(sigma_data, 1e-4), "dim": dim}
-
-
-def _autocast(device: torch.device, precision: str):
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if use_bf16:
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,6 +231,7 @@ def _resume_path(cfg: DictConfig, run_dir: Path) -> Optional[Path]:
 
 def train(cfg: DictConfig) -> Path:
     """Train the model a config describes; returns the run directory. See the module docstring."""
+    check_representation(cfg.model, cfg.representation.kind)  # e.g. stft_unet needs representation=waveform
     d = setup(cfg.train.device)
     device = d.device
     run_dir = make_run_dir(cfg, d)
@@ -295,8 +264,8 @@ def train(cfg: DictConfig) -> Path:
         model = build_score_model(cfg.model, representation.channels, cond_channels=cond_channels).to(device)
     model.sigma_data.fill_(sigmas["sigma_data"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
-                                  betas=(0.9, 0.999))
-    ema = EMA(model, cfg.train.ema_half_life)
+                                  betas=(0.9, float(cfg.train.adam_beta2)))
+    ema = EMA(model, ema_half_life(cfg.train))
     start_step = 0
     if ckpt:
         try:
@@ -366,50 +335,15 @@ def train(cfg: DictConfig) -> Path:
         previous_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         while step < total:
-            model.train()
-            optimizer.zero_grad(set_to_none=True)
-            for g in optimizer.param_groups:
-                g["lr"] = lr_at(step, cfg)
-            step_losses, step_sigmas = [], []
-            for micro in range(cfg.train.grad_accum):
-                batch = next(batches)
-                gen = torch.Generator(device=device).manual_seed(derive_seed(cfg.train.seed, 4, step, micro, d.rank))
-                clean = batch["clean"].to(device, non_blocking=True)
-                x0 = representation.encode(clean)
-                cond = representation.encode(batch["noisy"].to(device, non_blocking=True)) \
-                    if cfg.loss.objective == "cdsm" else None
-                B = x0.shape[0]
-                if cfg.noise.train_distribution == "discrete":
-                    sigma = sample_sigmas_discrete(B, ladder, generator=gen, device=device)
-                elif cfg.noise.train_distribution == "log_normal":
-                    sigma = sample_sigmas_log_normal(
-                        B, cfg.noise.log_normal_mean + math.log(sigmas["sigma_data"]), cfg.noise.log_normal_std,
-                        sigmas["sigma_min"], sigmas["sigma_max"], generator=gen, device=device)
-                else:
-                    sigma = sample_sigmas_log_uniform(B, sigmas["sigma_min"], sigmas["sigma_max"],
-                                                      generator=gen, device=device)
-                noise = torch.randn(x0.shape, generator=gen, device=device)
-                sync = contextlib.nullcontext()
-                if d.world > 1 and micro < cfg.train.grad_accum - 1:
-                    sync = train_model.no_sync()
-                with sync:
-                    with _autocast(device, cfg.train.precision):
-                        per_example = compute_loss(train_model, x0, sigma, cond, noise, cfg, gen)
-                    per_example = per_example.float()
-                    (per_example.mean() / cfg.train.grad_accum).backward()
-                step_losses.append(per_example.detach())
-                step_sigmas.append(sigma.detach())
-            losses = torch.cat(step_losses)
-            sig = torch.cat(step_sigmas)
-            if not torch.isfinite(losses).all():  # one host sync per step; needed to stop at once
-                bad = int((~torch.isfinite(losses)).nonzero()[0])
-                raise TrainingError(f"non-finite loss at step {step + 1} (sigma={float(sig[bad]):.4g}); the last good "
-                                    f"checkpoint is {run_dir / LAST}; lower train.lr or check the data")
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
-                                                       cfg.train.grad_clip if cfg.train.grad_clip > 0 else float("inf"))
-            optimizer.step()
+            try:
+                result = train_step(model=model, train_model=train_model, optimizer=optimizer, ema=ema,
+                                    batches=batches, representation=representation, sigmas=sigmas, cfg=cfg,
+                                    step=step, device=device, ladder=ladder, rank=d.rank, world=d.world)
+            except NonFiniteStep as e:
+                raise TrainingError(f"non-finite {e.what} at step {step + 1} (sigma={e.sigma:.4g}); the last good checkpoint is {run_dir / LAST}; "
+                                    f"lower train.lr or check the data") from None
             step += 1
-            ema.update(model, step)
+            losses, sig, grad_norm = result.losses, result.sigmas, result.grad_norm
 
             # bookkeeping on the host, off the critical path of the next step's compute
             loss_value = float(losses.mean())
@@ -426,7 +360,7 @@ def train(cfg: DictConfig) -> Path:
             if step % cfg.train.log_every == 0 or step == total:
                 dt = time.perf_counter() - window_t
                 steps_per_s = window_n / max(dt, 1e-9)
-                row = {"step": step, "loss": window_loss / window_n, "lr": lr_at(step - 1, cfg),
+                row = {"step": step, "loss": window_loss / window_n, "lr": lr_at(step - 1, cfg.train),
                        "grad_norm": float(grad_norm), "steps_per_s": steps_per_s,
                        "audio_s_per_s": steps_per_s * cfg.train.batch_size * d.world * cfg.train.grad_accum * segment_s}
                 row.update({f"loss_bucket/{b}": bucket_sum[b] / bucket_n[b] for b in sorted(bucket_sum)})
@@ -467,6 +401,14 @@ def train(cfg: DictConfig) -> Path:
     # ---- end of run -----------------------------------------------------------------------
     identical = _ranks_identical(model, d)
     if d.main:
+        calibration = _calibrate(ema.module, valid_set, representation, sigmas, cfg, device)
+        if calibration is not None:
+            sigmas["noise_map_scale"] = calibration["noise_map_scale"]
+            (run_dir / "sigmas.json").write_text(json.dumps(sigmas, indent=2))
+            write_checkpoint(step, last_metrics, numbered=step % cfg.train.ckpt_every == 0)
+            log(f"noise map calibrated on validation speech: scale {calibration['noise_map_scale']:g} "
+                f"(one-step SI-SDR {calibration['si_sdr_db'][calibration['noise_map_scale']]:.2f} dB from "
+                f"{calibration['input_si_sdr_db']:.2f} dB)")
         _sample_hook(ema.module, representation, sigmas, cfg, run_dir, step, device)
         summary = {"step": step, "params": n_params, "world_size": d.world, "ranks_identical": identical,
                    **{k: v for k, v in last_metrics.items() if isinstance(v, (int, float))}}
@@ -475,6 +417,23 @@ def train(cfg: DictConfig) -> Path:
     if d.world > 1:
         dist.barrier()
     return run_dir
+
+
+def _calibrate(model, valid_set, representation, sigmas: dict, cfg: DictConfig,
+               device: torch.device) -> Optional[dict]:
+    """Measure the noise-map scale of an unconditional prior on validation crops (calibration.py);
+    None when there is nothing to calibrate (conditional model, toy MLP, no validation set, off)."""
+    if (not cfg.train.get("calibrate_noise_map", True) or valid_set is None or model.cond_channels
+            or cfg.model.backbone == "mlp"):
+        return None
+    from .calibration import calibrate_noise_map
+
+    n = min(int(cfg.train.val_examples), len(valid_set))
+    clean = torch.stack([valid_set[i]["clean"] for i in range(n)]).to(device)
+    gen = torch.Generator(device=device).manual_seed(derive_seed(cfg.train.seed, 6))
+    model.eval()
+    return calibrate_noise_map(model, representation, clean, sigma_min=sigmas["sigma_min"],
+                               sigma_max=sigmas["sigma_max"], batch_size=int(cfg.train.batch_size), generator=gen)
 
 
 def _raise_keyboard_interrupt(signum, frame):

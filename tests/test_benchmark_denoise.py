@@ -63,7 +63,7 @@ def test_quick_benchmark_writes_a_full_table(tiny_run, tmp_path):
     for system in ("noisy input", "noisereduce (default, non-stationary)", "noisereduce (stationary)",
                    "pyroomacoustics spectral subtraction", "pyroomacoustics iterative Wiener",
                    "scoreaudio tweedie (estimated noise level)", "scoreaudio tweedie (true noise level)",
-                   "scoreaudio langevin (4 steps)"):
+                   "scoreaudio posterior (4 steps)"):
         cells = _row(text, system)
         assert len(cells) == len(tool.COLUMNS)
         assert all(c != "–" for c in cells[:4]), (system, cells)  # SI-SDR, SI-SDRi, PESQ, ESTOI present

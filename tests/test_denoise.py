@@ -167,7 +167,8 @@ def trained():
 def test_trained_model_improves_si_sdr_at_5db(trained):
     """The real check: with a learned score, Tweedie must beat the noisy input by a margin the
     untrained network (F random, D ~ c_skip y: a pure gain, SI-SDR unchanged) cannot reach.
-    Measured: +6 to +7 dB (tweedie), +0.5 to +1 dB (langevin, 20 steps)."""
+    A posterior sample loses to the posterior mean (its error is about twice the MMSE), so it is only
+    asked to beat the input."""
     untrained = SpeechDenoiser(ScoreModel(TinyConv(), sigma_data=0.2).eval(), Waveform(), SIGMAS, SR)
     for k in range(2):
         clean, noisy = _noisy(2.0, 5.0, seed=20 + k, index=5100 + k, speaker=k)
@@ -175,9 +176,9 @@ def test_trained_model_improves_si_sdr_at_5db(trained):
         assert _sdr(trained(noisy, SR), clean) > base + 4.0
         assert _sdr(untrained(noisy, SR), clean) < base + 1.0
         g = torch.Generator().manual_seed(0)
-        lang = trained(noisy, SR, method="langevin", generator=g)
+        lang = trained(noisy, SR, method="posterior", generator=g)
         assert _sdr(lang, clean) > base
-        lang2 = trained(noisy, SR, method="langevin", generator=torch.Generator().manual_seed(0))
+        lang2 = trained(noisy, SR, method="posterior", generator=torch.Generator().manual_seed(0))
         np.testing.assert_array_equal(lang, lang2)  # seeded: reproducible
     # the true noise level, given either way, works as well as the estimate
     true = float(np.std(noisy - clean))
@@ -275,7 +276,9 @@ def test_bad_inputs_are_clear_errors(trained):
     with pytest.raises(ScoreAudioError, match="cdsm"):
         trained(noisy, SR, method="conditional")
     with pytest.raises(ScoreAudioError, match="steps"):
-        trained(noisy, SR, method="langevin", steps=2)
+        trained(noisy, SR, method="posterior", steps=1)
+    with pytest.raises(ScoreAudioError, match="replaced by 'posterior'"):
+        trained(noisy, SR, method="langevin")
     with pytest.raises(ScoreAudioError, match="not both"):
         trained(noisy, SR, noise_std=0.1, snr_db=5)
     with pytest.raises(ScoreAudioError, match="sample_rate"):

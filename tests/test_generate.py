@@ -112,7 +112,7 @@ def test_cli_writes_wavs_pictures_tensors_and_manifest(tiny_run, tmp_path):
     m = json.loads((out / "manifest.json").read_text())
     assert m["checkpoint"]["sha256"] == file_sha256(tiny_run / "last.pt")
     assert m["checkpoint"]["path"] == str((tiny_run / "last.pt").resolve())
-    assert m["settings"]["num"] == 2 and m["settings"]["seed"] == 0 and m["settings"]["sampler"] == "pc"
+    assert m["settings"]["num"] == 2 and m["settings"]["seed"] == 0 and m["settings"]["sampler"] == "heun"
     assert m["sampler_plan"]["nfe"] == 5 and m["sampler_plan"]["ladder_length"] == 3
     assert m["sample_rate"] == 16000 and m["length"] == 4000 and m["representation"]["kind"] == "stft"
     assert m["rtf"] > 0 and m["timings"]["sample_s"] > 0

@@ -542,7 +542,8 @@ class TrainStep:
         from scoreaudio.utils.ema import EMA
 
         self.cfg = compose_cfg(backbone, preset,
-                               [f"train.batch_size={batch}", f"data.segment_seconds={seconds}"])
+                               [f"train.batch_size={batch}", f"data.segment_seconds={seconds}",
+                                f"train.precision={precision}"])
         self.device, self.precision, self.batch, self.seconds = device, precision, batch, seconds
         sr = int(self.cfg.data.sample_rate)
         self.rep = build_representation(self.cfg.representation)
@@ -551,12 +552,11 @@ class TrainStep:
         self.model.sigma_data.fill_(SIGMAS["sigma_data"])
         self.params = count_parameters(self.model)
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=1e-4, betas=(0.9, 0.999))
-        self.ema = EMA(self.model, self.cfg.train.ema_half_life)
+        self.ema = EMA(self.model, 100.0)
         self.eager_model = self.model
         self.compiled = torch.compile(self.model) if compile else None
         self.train_model = self.model
         self.wav = test_audio(batch, int(round(seconds * sr)), device)
-        self.gen = torch.Generator(device=device).manual_seed(1)
         self.n = 0
         self.host_sums: Dict[str, float] = {}
 
@@ -566,34 +566,16 @@ class TrainStep:
     def __call__(self, *, bookkeeping: str = "none") -> None:
         """One step. ``bookkeeping='trainpy'`` adds train.py's per-step host reads (isfinite check,
         float(loss), per-example tolist for the sigma buckets); 'none' keeps everything on the device."""
-        from scoreaudio.noise import sample_sigmas_log_normal, sample_sigmas_log_uniform
-        from scoreaudio.train import _autocast, compute_loss, sigma_bucket
+        from scoreaudio.train_step import sigma_bucket, train_step
 
-        m, cfg, dev = self.model, self.cfg, self.device
-        m.train()
-        self.opt.zero_grad(set_to_none=True)
-        x0 = self.rep.encode(self.wav)
-        B, lo, hi = x0.shape[0], SIGMAS["sigma_min"], SIGMAS["sigma_max"]
-        if cfg.noise.train_distribution == "log_normal":  # as train.py draws them (cost is the same)
-            sigma = sample_sigmas_log_normal(B, cfg.noise.log_normal_mean + math.log(SIGMAS["sigma_data"]),
-                                             cfg.noise.log_normal_std, lo, hi, generator=self.gen, device=dev)
-        else:
-            sigma = sample_sigmas_log_uniform(B, lo, hi, generator=self.gen, device=dev)
-        noise = torch.randn(x0.shape, generator=self.gen, device=dev)
-        with _autocast(dev, self.precision):
-            per_example = compute_loss(self.train_model, x0, sigma, None, noise, cfg, self.gen)
-        per_example = per_example.float()
-        per_example.mean().backward()
-        losses = per_example.detach()
-        if bookkeeping == "trainpy" and not torch.isfinite(losses).all():
-            raise RuntimeError("non-finite loss")
-        torch.nn.utils.clip_grad_norm_(m.parameters(), cfg.train.grad_clip)
-        self.opt.step()
+        # The trainer's own step (scoreaudio/train_step.py), so what is timed is what trains.
+        result = train_step(model=self.model, train_model=self.train_model, optimizer=self.opt, ema=self.ema,
+                            batches=iter([{"clean": self.wav}]), representation=self.rep, sigmas=SIGMAS,
+                            cfg=self.cfg, step=self.n, device=self.device)
         self.n += 1
-        self.ema.update(m, self.n)
         if bookkeeping == "trainpy":
-            self.host_sums["loss"] = self.host_sums.get("loss", 0.0) + float(losses.mean())
-            for sg, lo in zip(sigma.tolist(), losses.tolist(), strict=True):
+            self.host_sums["loss"] = self.host_sums.get("loss", 0.0) + float(result.losses.mean())
+            for sg, lo in zip(result.sigmas.tolist(), result.losses.tolist(), strict=True):
                 b = sigma_bucket(sg)
                 self.host_sums[b] = self.host_sums.get(b, 0.0) + lo
 
@@ -1270,7 +1252,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--denoise-budget", dest="denoise_budget_s", type=float,
                    help="denoise: a length predicted to take longer than this many seconds is skipped")
     p.add_argument("--denoise-steps", type=int,
-                   help="denoise: steps for langevin/conditional (default: SpeechDenoiser's)")
+                   help="denoise: steps for posterior/conditional (default: SpeechDenoiser's)")
     p.add_argument("--no-isolate", action="store_true",
                    help="measure train/denoise configurations in this process "
                         "(faster; where Linux cannot reset the peak RSS, CPU memory is then a lower bound)")

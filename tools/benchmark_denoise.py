@@ -14,7 +14,7 @@ and 10 dB SNR (``mix_at_snr``: powers over the whole file), all drawn from ``--s
 * ``pyroomacoustics.denoise``: spectral subtraction (Boll 1979) and iterative Wiener filtering
   (Lim & Oppenheim 1978), with their default settings;
 * scoreaudio ``tweedie`` with the estimated noise level and with the true one (the std of the
-  added noise), ``langevin`` (``--steps``), and ``conditional`` when the checkpoint is conditional.
+  added noise), ``posterior`` (``--steps``), and ``conditional`` when the checkpoint is conditional.
 
 Every output is aligned to the noisy input by cross-correlation (lags up to 100 ms; the delay is
 reported) before scoring, because SI-SDR and ESTOI punish a shift. Metrics (scoreaudio.metrics):
@@ -182,7 +182,7 @@ def scoreaudio_systems(den, steps: Optional[int], seed: int) -> Dict[str, Callab
         return {f"scoreaudio conditional ({steps or 'default'} steps)": run("conditional", n_steps=steps)}
     return {"scoreaudio tweedie (estimated noise level)": run("tweedie"),
             "scoreaudio tweedie (true noise level)": run("tweedie", true_level=True),
-            f"scoreaudio langevin ({steps or 'default'} steps)": run("langevin", n_steps=steps)}
+            f"scoreaudio posterior ({steps or 'default'} steps)": run("posterior", n_steps=steps)}
 
 
 def align(out: np.ndarray, noisy: np.ndarray, max_lag: int) -> Tuple[np.ndarray, int]:
@@ -340,7 +340,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--noises", nargs="+", default=["white", "pink", "babble"])
     p.add_argument("--snrs", nargs="+", type=float, default=[0.0, 5.0, 10.0])
     p.add_argument("--babble-talkers", type=int, default=4)
-    p.add_argument("--steps", type=int, default=None, help="steps for langevin/conditional (default: theirs)")
+    p.add_argument("--steps", type=int, default=None, help="steps for posterior/conditional (default: theirs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS even when installed")

@@ -7,6 +7,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .score_model import ScoreModel
+from .stft_unet import STFTUNet
 from .unet2d import UNet2d
 from .wavenet import WaveNet
 
@@ -23,12 +24,22 @@ def _wavenet(model_cfg: Any, in_channels: int, out_channels: int) -> nn.Module:
                    embedding_dim=model_cfg.embedding_dim)
 
 
-def _unet2d(model_cfg: Any, in_channels: int, out_channels: int) -> nn.Module:
+def _unet2d_kwargs(model_cfg: Any) -> Dict[str, Any]:
+    """UNet2d settings from ``model.unet2d`` (shared by unet2d and stft_unet, so presets reuse them)."""
     c = model_cfg.unet2d
-    return UNet2d(in_channels, out_channels, channels=c.channels, channel_mult=tuple(c.channel_mult),
-                  num_res_blocks=c.num_res_blocks, attention=c.attention,
-                  attention_heads=c.attention_heads, dropout=c.dropout, groups=c.groups,
-                  embedding=model_cfg.embedding, embedding_dim=model_cfg.embedding_dim)
+    return {"channels": c.channels, "channel_mult": tuple(c.channel_mult), "num_res_blocks": c.num_res_blocks,
+            "attention": c.attention, "attention_heads": c.attention_heads, "dropout": c.dropout,
+            "groups": c.groups, "embedding": model_cfg.embedding, "embedding_dim": model_cfg.embedding_dim}
+
+
+def _unet2d(model_cfg: Any, in_channels: int, out_channels: int) -> nn.Module:
+    return UNet2d(in_channels, out_channels, **_unet2d_kwargs(model_cfg))
+
+
+def _stft_unet(model_cfg: Any, in_channels: int, out_channels: int) -> nn.Module:
+    c = model_cfg.stft_unet
+    return STFTUNet(in_channels, out_channels, n_fft=c.n_fft, hop_length=c.hop_length, alpha=c.alpha,
+                    beta=c.beta, output=c.output, **_unet2d_kwargs(model_cfg))
 
 
 def _mlp(model_cfg: Any, in_channels: int, out_channels: int) -> nn.Module:
@@ -47,7 +58,24 @@ BACKBONES: Dict[str, Callable[[Any, int, int], nn.Module]] = {
     "unet2d": _unet2d,
     "wavenet": _wavenet,
     "mlp": _mlp,
+    "stft_unet": _stft_unet,
 }
+
+#: model.backbone -> the representation.kind it takes (the toy MLP has no audio representation).
+BACKBONE_REPRESENTATIONS: Dict[str, str] = {"unet2d": "stft", "wavenet": "waveform", "stft_unet": "waveform"}
+
+
+def check_representation(model_cfg: Any, representation_kind: str) -> None:
+    """Fail fast, before data or compute, when the backbone cannot take the representation's state.
+
+    Raises:
+        ConfigError: e.g. ``stft_unet`` (which STFTs internally) on ``representation.kind=stft``.
+    """
+    name = model_cfg.backbone
+    wanted = BACKBONE_REPRESENTATIONS.get(name)
+    if wanted is not None and representation_kind != wanted:
+        raise ConfigError(f"model.backbone={name} takes representation.kind={wanted}, got "
+                          f"representation.kind={representation_kind}; set representation={wanted}")
 
 
 def build_score_model(model_cfg: Any, in_channels: int, cond_channels: int = 0) -> ScoreModel:
@@ -114,6 +142,12 @@ def describe_model(model: ScoreModel, model_cfg: Any, representation_channels: i
         samples = int(rf[1]) * int(hop_length)
         multiple = model.backbone.multiple
         shape = f"(B, {channels}, F, T) spectrogram, F and T padded to a multiple of {multiple}"
+    elif name == "stft_unet":
+        samples = int(rf)
+        net = model.backbone
+        shape = (f"(B, {channels}, T) waveform, any T; STFT'd inside (n_fft {net.n_fft}, hop "
+                 f"{net.hop_length}) for a (B, 2 x {channels}, F, frames) U-Net, frames padded to a "
+                 f"multiple of {net.unet.multiple}")
     else:
         shape = f"(B, {channels}) vectors"
     return {

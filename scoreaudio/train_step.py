@@ -1,0 +1,225 @@
+"""One optimiser step of score-model training, and the schedules around it.
+
+The trainer (:mod:`scoreaudio.train`) and the benchmark (``tools/benchmark.py``) both call
+:func:`train_step`, so what is timed is what trains. A step is:
+
+    for each micro-batch: encode on the device -> draw sigma -> draw noise -> weighted per-example
+    loss -> backward;  then check every loss and the gradient norm are finite -> clip -> AdamW
+    step -> EMA update
+
+Every random draw is a function of (train.seed, step, micro-batch, rank), which is what makes
+resumed runs bit-exact.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from omegaconf import DictConfig
+
+from .losses import dsm_loss, ssm_loss
+from .noise import sample_training_sigmas
+from .utils.tensor import derive_seed
+
+__all__ = [
+    "NonFiniteStep",
+    "StepResult",
+    "autocast",
+    "compute_loss",
+    "ema_half_life",
+    "loss_weight",
+    "lr_at",
+    "sigma_bucket",
+    "train_step",
+    "training_sigmas",
+]
+
+
+class NonFiniteStep(Exception):
+    """A loss or a gradient was not finite; the optimiser step was not taken.
+
+    ``what`` is "loss" or "gradient"; ``sigma`` the noise level of the first bad example (for a
+    gradient, the largest sigma of the step, since a gradient mixes every example).
+    """
+
+    def __init__(self, what: str, sigma: float):
+        super().__init__(f"non-finite {what} (sigma={sigma:.4g})")
+        self.what, self.sigma = what, sigma
+
+
+@dataclass
+class StepResult:
+    """What one step leaves for the host-side bookkeeping; tensors are detached, on the device."""
+
+    losses: torch.Tensor  # (B * grad_accum,) weighted per-example losses
+    sigmas: torch.Tensor  # (B * grad_accum,) their noise levels
+    grad_norm: torch.Tensor  # () global gradient norm before clipping
+
+
+# --------------------------------------------------------------------------------------------
+# Schedules
+# --------------------------------------------------------------------------------------------
+def lr_at(step: int, train_cfg: DictConfig) -> float:
+    """Learning rate for optimiser step ``step`` (0-based): linear warm-up, then the schedule.
+
+    ``cosine``: from ``lr`` down to ``lr_min_ratio * lr`` at ``train.steps`` (a fixed budget, the
+    usual choice for short runs); ``inv_sqrt``: EDM2's ``lr / sqrt(max(step / lr_ref_steps, 1))``
+    (no end point needed); ``constant``: EDM's schedule.
+    """
+    lr, warm = float(train_cfg.lr), max(1, int(train_cfg.warmup_steps))
+    if step + 1 < warm:
+        return lr * (step + 1) / warm
+    schedule = train_cfg.get("lr_schedule", "constant")
+    if schedule == "cosine":
+        span = max(1, int(train_cfg.steps) - warm)
+        progress = min(1.0, max(0.0, (step + 1 - warm) / span))
+        floor = lr * float(train_cfg.lr_min_ratio)
+        return floor + (lr - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule == "inv_sqrt":
+        return lr / math.sqrt(max((step + 1) / max(1, int(train_cfg.lr_ref_steps)), 1.0))
+    return lr
+
+
+def ema_half_life(train_cfg: DictConfig) -> float:
+    """The EMA half-life in steps: ``train.ema_half_life``, or ``ema_fraction * train.steps``.
+
+    Tying the EMA length to the run keeps its averaging window a fixed share of training, like
+    EDM2's power EMA whose width is relative to the training time: a 150-step run gets a short
+    average, a 100k-step run a long one.
+    """
+    if train_cfg.get("ema_half_life") is not None:
+        return float(train_cfg.ema_half_life)
+    return max(1.0, float(train_cfg.ema_fraction) * int(train_cfg.steps))
+
+
+def sigma_bucket(sigma: float) -> str:
+    """Decade bucket of a sigma for per-level loss logging ("1e-2..1e-1")."""
+    k = math.floor(math.log10(max(sigma, 1e-12)))
+    return f"1e{k}..1e{k + 1}"
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast on CUDA (``auto``) or when asked for; a no-op context otherwise."""
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if use_bf16:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# --------------------------------------------------------------------------------------------
+# The loss
+# --------------------------------------------------------------------------------------------
+def weighting_for(cfg: DictConfig, parameterisation: str) -> str:
+    """``loss.weighting`` resolved: ``auto`` is ``edm`` for EDM-preconditioned models, else ``sigma2``."""
+    w = cfg.loss.get("weighting", "auto")
+    if w == "auto":
+        return "edm" if parameterisation == "edm" else "sigma2"
+    return w
+
+
+def loss_weight(weighting: str, sigma: torch.Tensor, sigma_data: torch.Tensor | float) -> torch.Tensor:
+    """Per-example weight (B,) applied on top of the sigma^2-weighted losses of :mod:`scoreaudio.losses`.
+
+    The losses there weight the score error by sigma^2 (NCSN), which on an EDM-preconditioned model
+    ``D = c_skip x + c_out F`` puts the weight ``c_out^2 / sigma^2 = sd^2 / (sigma^2 + sd^2)`` on the
+    raw network output F: the high levels, where structure is built, barely train. EDM's
+    ``lambda(sigma) = (sigma^2 + sd^2) / (sigma sd)^2`` gives F unit weight at every sigma; relative
+    to sigma^2 that is the factor ``(sigma^2 + sd^2) / sd^2`` returned here for ``"edm"``
+    (Karras et al. 2022, Eq. (8) and Table 1). ``"sigma2"`` returns ones (NCSN's weighting).
+    """
+    if weighting == "sigma2":
+        return torch.ones_like(sigma)
+    if weighting == "edm":
+        sd2 = torch.as_tensor(sigma_data, dtype=sigma.dtype, device=sigma.device) ** 2
+        return (sigma.square() + sd2) / sd2
+    raise ValueError(f"unknown loss weighting {weighting!r}; valid: edm, sigma2")
+
+
+def compute_loss(model, x0: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor | None, noise: torch.Tensor,
+                 cfg: DictConfig, generator: torch.Generator | None = None, *,
+                 weighting: str = "sigma2", sigma_data: float | torch.Tensor = 1.0) -> torch.Tensor:
+    """Per-example training loss (B,) for the configured objective, with ``weighting`` applied."""
+    if cfg.loss.objective in ("dsm", "cdsm"):
+        per_example = dsm_loss(model, x0, sigma, cond, noise=noise)
+    else:
+        per_example = ssm_loss(model, x0, sigma, cond, n_projections=cfg.loss.n_projections,
+                               variance_reduction=cfg.loss.variance_reduction, projection=cfg.loss.projection,
+                               generator=generator)
+    return per_example * loss_weight(weighting, sigma.to(per_example.dtype), sigma_data)
+
+
+def training_sigmas(cfg: DictConfig, batch: int, sigmas: dict, *, ladder: torch.Tensor | None,
+                    generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """The (B,) sigmas of one micro-batch under ``noise.train_distribution`` (see noise.py)."""
+    n = cfg.noise
+    return sample_training_sigmas(
+        n.train_distribution, batch, sigma_min=sigmas["sigma_min"], sigma_max=sigmas["sigma_max"],
+        sigma_data=sigmas["sigma_data"], log_normal_mean=n.log_normal_mean, log_normal_std=n.log_normal_std,
+        band=tuple(n.get("denoise_band", (0.02, 2.0))), band_weight=float(n.get("band_weight", 0.5)),
+        ladder=ladder, generator=generator, device=device)
+
+
+# --------------------------------------------------------------------------------------------
+# The step
+# --------------------------------------------------------------------------------------------
+def train_step(*, model: torch.nn.Module, train_model, optimizer: torch.optim.Optimizer, ema,
+               batches: Iterator[dict], representation, sigmas: dict, cfg: DictConfig, step: int,
+               device: torch.device, ladder: torch.Tensor | None = None, rank: int = 0,
+               world: int = 1) -> StepResult:
+    """Take optimiser step number ``step + 1``: returns its losses, sigmas and gradient norm.
+
+    Args:
+        model: the plain :class:`~scoreaudio.nn.score_model.ScoreModel` (parameters, sigma_data).
+        train_model: what the loss calls: ``model``, or it compiled / wrapped in DDP.
+        optimizer, ema: the run's AdamW and :class:`~scoreaudio.utils.ema.EMA`.
+        batches: yields ``grad_accum`` collated batches ``{"clean": (B, 1, T)[, "noisy"]}``.
+        representation: encodes waveforms into model space on ``device``.
+        sigmas: the run's sigma settings (``sigma_min``, ``sigma_max``, ``sigma_data``).
+        cfg: the run's config; step: the number of steps already taken.
+        ladder: (L,) NCSN levels, for ``noise.train_distribution=discrete``.
+
+    Raises:
+        NonFiniteStep: a loss or the gradient norm is not finite; parameters, optimiser and EMA
+            are left as they were, so the last checkpoint and the live state agree.
+    """
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    for g in optimizer.param_groups:
+        g["lr"] = lr_at(step, cfg.train)
+    weighting = weighting_for(cfg, model.parameterisation)
+    accum = int(cfg.train.grad_accum)
+    step_losses, step_sigmas = [], []
+    for micro in range(accum):
+        batch = next(batches)
+        gen = torch.Generator(device=device).manual_seed(derive_seed(cfg.train.seed, 4, step, micro, rank))
+        x0 = representation.encode(batch["clean"].to(device, non_blocking=True))
+        cond = None
+        if model.cond_channels:
+            cond = representation.encode(batch["noisy"].to(device, non_blocking=True))
+        sigma = training_sigmas(cfg, x0.shape[0], sigmas, ladder=ladder, generator=gen, device=device)
+        noise = torch.randn(x0.shape, generator=gen, device=device)
+        sync = train_model.no_sync() if world > 1 and micro < accum - 1 else contextlib.nullcontext()
+        with sync:
+            with autocast(device, cfg.train.precision):
+                per_example = compute_loss(train_model, x0, sigma, cond, noise, cfg, gen,
+                                           weighting=weighting, sigma_data=model.sigma_data)
+            per_example = per_example.float()
+            (per_example.mean() / accum).backward()
+        step_losses.append(per_example.detach())
+        step_sigmas.append(sigma.detach())
+    losses, sig = torch.cat(step_losses), torch.cat(step_sigmas)
+    if not torch.isfinite(losses).all():  # one host sync per step; needed to stop at once
+        bad = int((~torch.isfinite(losses)).nonzero()[0])
+        optimizer.zero_grad(set_to_none=True)
+        raise NonFiniteStep("loss", float(sig[bad]))
+    clip = float(cfg.train.grad_clip) if cfg.train.grad_clip > 0 else float("inf")
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    if not torch.isfinite(grad_norm):  # clip_grad_norm_ returns NaN/inf without raising
+        optimizer.zero_grad(set_to_none=True)
+        raise NonFiniteStep("gradient", float(sig.max()))
+    optimizer.step()
+    ema.update(model, step + 1)
+    return StepResult(losses, sig, grad_norm.detach())
