@@ -9,6 +9,14 @@ to the reference's rate, and both are cropped to the shorter length. PESQ, ESTOI
 16 kHz (soxr HQ resampling; :mod:`scoreaudio.metrics`). Writes a per-file CSV (with a ``notes``
 column saying why a value is NaN) and, beside it, a JSON with the summary (mean and t-based 95%
 interval per metric), the tool versions, the resampling used and the unmatched files.
+
+Generated audio (no clean partner) is scored as speech instead:
+
+    scoreaudio evaluate --generated GEN_DIR --reference DIR_OR_RECIPE [-o OUT.json] [--max-files N]
+
+prints a Markdown table of three rows (generated, reference, white noise of the reference's
+lengths and loudness) with the voiced and pause shares, spectral flatness, DNSMOS and the Fréchet
+log-mel distance to the reference (:mod:`scoreaudio.generation_metrics`).
 """
 from __future__ import annotations
 
@@ -225,9 +233,11 @@ def format_table(summary: Dict[str, Dict[str, float]]) -> str:
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--reference", required=True, metavar="CLEAN_DIR", help="folder of clean reference files")
-    p.add_argument("--estimate", required=True, metavar="ENH_DIR",
-                   help="folder of enhanced files (same relative names)")
+    p.add_argument("--reference", required=True, metavar="CLEAN_DIR",
+                   help="folder of clean reference files; with --generated: a folder of speech or a "
+                        "recipe (e.g. quickstart) whose --reference-split is the reference")
+    p.add_argument("--estimate", default=None, metavar="ENH_DIR",
+                   help="folder of enhanced files (same relative names); required unless --generated")
     p.add_argument("--noisy", default=None, metavar="NOISY_DIR",
                    help="folder of the noisy inputs: adds noisy_* columns and si_sdr_i (the improvement)")
     p.add_argument("-o", "--output", default=None, metavar="results.csv",
@@ -235,9 +245,56 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
                    help=f"comma-separated, from {', '.join(METRICS)} "
                         f"(default: %(default)s; dnsmos is slower)")
+    gen = p.add_argument_group("generated audio (scored as speech, without clean partners)")
+    gen.add_argument("--generated", default=None, metavar="GEN_DIR",
+                     help="folder of generated audio: prints voiced/pause share, flatness, DNSMOS and the "
+                          "Fréchet log-mel distance beside --reference and white noise; -o writes JSON")
+    gen.add_argument("--max-files", type=int, default=None, metavar="N",
+                     help="at most N files per set, evenly spaced (default: 100)")
+    gen.add_argument("--reference-split", default="valid", choices=("train", "valid", "test"),
+                     help="the split of a recipe --reference (default: valid)")
+    gen.add_argument("--reference-override", action="append", default=[], metavar="key=value",
+                     help="config override for a recipe --reference (repeatable), e.g. data.root=PATH")
+    gen.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (the slow part)")
+    gen.add_argument("--overwrite", action="store_true", help="replace an existing -o file")
+
+
+def run_generated_cli(args: argparse.Namespace) -> int:
+    """``--generated`` mode: score a folder of generated audio as speech (see the module docstring)."""
+    from .generate import OutputExistsError
+    from .generation_metrics import DEFAULT_MAX_FILES, markdown_table, score_generated
+
+    if args.estimate is not None or args.noisy is not None:
+        raise ScoreAudioError("--generated scores audio without clean partners; drop --estimate/--noisy "
+                              "(or drop --generated to score enhanced files)")
+    out = Path(args.output) if args.output else None
+    if out is not None:
+        if out.is_dir():
+            raise ScoreAudioError(f"-o {out} is a folder; give a file name such as {out / 'speech.json'}")
+        if out.exists() and not args.overwrite:  # checked before the (slow) scoring
+            raise OutputExistsError(f"{out} exists; pass --overwrite or another -o file")
+    result = score_generated(args.generated, args.reference,
+                             max_files=DEFAULT_MAX_FILES if args.max_files is None else args.max_files,
+                             split=args.reference_split, overrides=args.reference_override,
+                             with_dnsmos=not args.no_dnsmos)
+    for note in result["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    print(markdown_table(result))
+    if out is not None:
+        from .utils.files import atomic_write
+
+        text = json.dumps(_finite(result), indent=1, ensure_ascii=False) + "\n"  # NaN -> null: strict JSON
+        atomic_write(out, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        print(f"wrote {out}")
+    return 0
 
 
 def run_cli(args: argparse.Namespace) -> int:
+    if args.generated is not None:
+        return run_generated_cli(args)
+    if args.estimate is None:
+        raise ScoreAudioError("--estimate ENH_DIR is required (or pass --generated GEN_DIR to score "
+                              "generated audio as speech)")
     metrics = [m.strip() for m in str(args.metrics).split(",") if m.strip()]
     result = evaluate(args.reference, args.estimate, args.noisy, metrics=metrics, progress=True)
     for side, names in result.unmatched.items():

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from scoreaudio.utils.tensor import append_dims, as_sigma_batch
 
@@ -157,7 +158,9 @@ def ssm_loss(
     if z.shape != x0.shape:
         raise ValueError(f"noise has shape {tuple(z.shape)}, expected {tuple(x0.shape)}")
     s_ = append_dims(sigma, x0.ndim)
-    with torch.enable_grad():
+    # The Jacobian term is differentiated again (create_graph); the fused attention kernels have no
+    # double backward on the CPU, the plain (math) one has, and gives the same values.
+    with torch.enable_grad(), sdpa_kernel([SDPBackend.MATH]):
         x = (x0 + s_ * z).detach().requires_grad_(True)
         score = _call(model, x, sigma, cond)
         total = x.new_zeros(x.shape[0])
@@ -195,7 +198,7 @@ def exact_sm_loss(
     """
     sigma = as_sigma_batch(sigma, x.shape[0], device=x.device, dtype=x.dtype)
     d = x[0].numel()
-    with torch.enable_grad():
+    with torch.enable_grad(), sdpa_kernel([SDPBackend.MATH]):  # double backward: see ssm_loss
         x = x.detach().requires_grad_(True)
         score = _call(model, x, sigma, cond)
         flat = score.flatten(1)  # (B, D)

@@ -1,6 +1,7 @@
 """Rebuild a trained model from nothing but its checkpoint (or run directory)."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
@@ -47,6 +48,23 @@ def resolve_device(device: Union[str, torch.device, None]) -> torch.device:
     return device
 
 
+#: Settings added after checkpoints were first written, with the value that reproduces what a
+#: checkpoint without them was trained with (the schema's default is for new runs).
+LEGACY_DEFAULTS = {("model", "unet2d", "norm"): "global"}  # before per-frame GroupNorm/attention
+
+
+def checkpoint_config(container: dict) -> DictConfig:
+    """The validated config of a checkpoint's stored config dict, with :data:`LEGACY_DEFAULTS`
+    filled in where the dict lacks them, so old checkpoints rebuild the network they trained."""
+    container = copy.deepcopy(container)
+    for (*parents, key), value in LEGACY_DEFAULTS.items():
+        node = container
+        for name in parents:
+            node = node.setdefault(name, {})
+        node.setdefault(key, value)
+    return from_container(container)
+
+
 def load_pretrained(checkpoint: Union[str, Path, None], *, device: Union[str, torch.device, None] = None,
                     ema: bool = True, runs_root: Union[str, Path] = "runs") -> Pretrained:
     """Load a checkpoint file, a run directory, or (None) the newest run under ``runs_root``."""
@@ -54,7 +72,7 @@ def load_pretrained(checkpoint: Union[str, Path, None], *, device: Union[str, to
     device = resolve_device(device)
     ckpt = load_checkpoint_dict(path, map_location="cpu")
     try:
-        cfg = from_container(ckpt["config"])
+        cfg = checkpoint_config(ckpt["config"])
         representation = representation_from_dict(ckpt["representation"])
         sigmas = dict(ckpt["sigmas"])
         cond_channels = representation.channels if cfg.loss.objective == "cdsm" else 0

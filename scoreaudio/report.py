@@ -56,6 +56,30 @@ def _generation_summary(m: dict) -> str:
     return f'<p class="meta">{html.escape(text)}</p>'
 
 
+_SPEECH_COLUMNS = (("voiced_share", "voiced share"), ("pause_share", "pause share"),
+                   ("spectral_flatness", "spectral flatness"))
+
+
+def _speech_measures_table(m: dict) -> str:
+    """A table of the per-file speech measures a generate manifest holds ("" when it has none)."""
+    listed = m.get("files") if isinstance(m.get("files"), list) else []
+    files = [f for f in listed if isinstance(f, dict) and any(k in f for k, _ in _SPEECH_COLUMNS)]
+    if not files:
+        return ""
+
+    def cell(v: object) -> str:
+        return f"{v:.3f}" if isinstance(v, (int, float)) and math.isfinite(v) else "n/a"
+
+    head = "<tr><th>file</th>" + "".join(f"<th>{label}</th>" for _, label in _SPEECH_COLUMNS) + "</tr>"
+    rows = "".join(f"<tr><td>{html.escape(str(f.get('wav', '?')))}</td>"
+                   + "".join(f"<td>{cell(f.get(k))}</td>" for k, _ in _SPEECH_COLUMNS) + "</tr>"
+                   for f in files)
+    note = ('<p class="meta">Is it speech? Voiced share: pYIN-voiced frames among those with energy '
+            '(speech ~0.7-0.95, noise ~0); pause share: frames 40 dB below the loudest; flatness: '
+            '0 tone, ~0.56 white noise (scoreaudio.generation_metrics).</p>')
+    return note + f'<table class="speech">{head}{rows}</table>'
+
+
 def _data_uri(mime: str, data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
@@ -218,6 +242,7 @@ def build_report(folder: Union[str, Path], *, title: Optional[str] = None) -> Tu
             rest = {k: v for k, v in manifest.items() if k not in ("settings", "files")}
             parts.append(f"<h2>Settings: {html.escape(mpath.relative_to(folder).as_posix())}</h2>"
                          + _generation_summary(manifest)
+                         + _speech_measures_table(manifest)
                          + (_settings_table(settings) if settings else "")
                          + (_details(f"everything else in {mpath.name} ({', '.join(rest)})",
                                      _settings_table(rest)) if rest else ""))

@@ -257,6 +257,8 @@ def train(cfg: DictConfig) -> Path:
     representation = build_representation(cfg.representation)
     resume_from = _resume_path(cfg, run_dir)
     ckpt = load_checkpoint_dict(resume_from) if resume_from else None
+    if ckpt:
+        _check_same_model(ckpt, cfg, resume_from)
     sigmas = ckpt["sigmas"] if ckpt else choose_sigmas(cfg, train_set, representation, device)
     cond_channels = representation.channels if cfg.loss.objective == "cdsm" else 0
     with torch.random.fork_rng(devices=[]):  # weight init from train.seed, global RNG left untouched
@@ -434,6 +436,31 @@ def _calibrate(model, valid_set, representation, sigmas: dict, cfg: DictConfig,
     model.eval()
     return calibrate_noise_map(model, representation, clean, sigma_min=sigmas["sigma_min"],
                                sigma_max=sigmas["sigma_max"], batch_size=int(cfg.train.batch_size), generator=gen)
+
+
+def _check_same_model(ckpt: dict, cfg: DictConfig, path: Path) -> None:
+    """Refuse to resume a checkpoint into a different network: the weights would load (same
+    names) but compute something else, e.g. a U-Net trained with ``norm=global`` resumed with
+    today's per-frame default. Old configs get the values they were trained with first."""
+    from .pretrained import checkpoint_config
+
+    saved = OmegaConf.to_container(checkpoint_config(ckpt["config"]).model, resolve=True)
+    now = OmegaConf.to_container(cfg.model, resolve=True)
+
+    def flat(d, prefix="model"):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from flat(v, f"{prefix}.{k}")
+            else:
+                yield f"{prefix}.{k}", v
+
+    a, b = dict(flat(saved)), dict(flat(now))
+    changed = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    if changed:
+        k = changed[0]
+        more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
+        raise ConfigError(f"{path} was trained with {k}={a.get(k)!r} but this config has {b.get(k)!r}{more}; "
+                          f"pass {k}={a.get(k)} to resume it, or train.resume=never / another train.run_dir")
 
 
 def _raise_keyboard_interrupt(signum, frame):

@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: Overrides that make any recipe train in seconds on a CPU: tiny network, tiny synthetic corpus,
 #: short crops, two steps, no sampling. Tests add their own on top.
 TINY = [
+    "representation=stft",  # the spectrogram-state path, whose shapes the tests check
     "model=unet2d_tiny",
     "data.synthetic.train_utterances=12",
     "data.synthetic.valid_utterances=3",

@@ -61,7 +61,7 @@ def test_missing_dataset_root_is_one_line(tmp_path, capsys, monkeypatch):
 def test_info_for_recipe_and_checkpoint(tiny_run, capsys):
     assert main(["info", str(REPO / "recipes/quickstart.yaml")]) == 0
     out = capsys.readouterr().out
-    assert "unet2d_small" in out and "parameters" in out and "receptive_field" in out
+    assert "stft_unet_small" in out and "parameters" in out and "receptive_field" in out
     assert main(["info", str(tiny_run), "--json"]) == 0
     out = capsys.readouterr().out
     assert '"preset": "unet2d_tiny"' in out and '"step": 2' in out

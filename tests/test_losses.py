@@ -349,3 +349,18 @@ def test_energy_model_trains_with_dsm_ssm_and_exact_sm():
     vr = ssm_loss(quad, x0, sig, noise=z, generator=g, create_graph=False)
     # for a quadratic energy the Hessian is diagonal and constant: Rademacher SSM-VR is exact
     assert torch.allclose(vr.detach(), exact.detach(), atol=1e-5)
+
+
+def test_ssm_trains_a_network_with_attention():
+    """SSM differentiates the Jacobian term again; the fused CPU attention kernel has no double
+    backward, so the loss must run attention on the math kernel (a U-Net with attention)."""
+    from scoreaudio.nn.score_model import ScoreModel
+    from scoreaudio.nn.unet2d import UNet2d
+
+    torch.manual_seed(0)
+    net = ScoreModel(UNet2d(2, 2, channels=8, channel_mult=(1, 2), attention=True, attention_heads=2,
+                            groups=4, embedding_dim=16), sigma_data=0.1)
+    x0 = 0.1 * torch.randn(2, 2, 16, 8)
+    loss = ssm_loss(net, x0, torch.tensor([0.05, 0.5]), generator=torch.Generator().manual_seed(1))
+    loss.mean().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters() if p.requires_grad)

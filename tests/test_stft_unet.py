@@ -184,8 +184,8 @@ def test_output_mapping_is_a_checked_choice():
 
 
 def test_preset_is_unet2d_small_inside_and_states_its_facts():
-    wave = compose(REPO / "recipes/quickstart_wave.yaml")
-    spec = compose(REPO / "recipes/quickstart.yaml")
+    wave = compose(REPO / "recipes/quickstart.yaml")
+    spec = compose(REPO / "recipes/quickstart_stft.yaml")
     assert wave.representation.kind == "waveform" and wave.model.backbone == "stft_unet"
     assert wave.model.preset == "stft_unet_small" and wave.model.unet2d == spec.model.unet2d
     assert wave.model.embedding_dim == spec.model.embedding_dim
@@ -197,15 +197,15 @@ def test_preset_is_unet2d_small_inside_and_states_its_facts():
     assert count_parameters(model) == int(stated)
     assert f"{model.receptive_field:,} samples" in text
     info = describe_model(model, wave.model, 1, 16000, 128)
-    assert info["receptive_field_samples"] == model.receptive_field and info["global_context"]
+    assert info["receptive_field_samples"] == model.receptive_field and not info["global_context"]
     assert info["input_shape"].startswith("(B, 1, T) waveform")
 
 
-def test_quickstart_wave_trains_two_steps(tmp_path, synthetic_cache):
+def test_quickstart_trains_two_steps_on_its_waveform_state(tmp_path, synthetic_cache):
     """The recipe through the CLI (its own model; the corpus and crops shrunk by TINY)."""
     run = tmp_path / "run"
-    tiny = [o for o in TINY if not o.startswith("model=")]
-    cmd = [sys.executable, "-m", "scoreaudio.train", str(REPO / "recipes/quickstart_wave.yaml"), *tiny,
+    tiny = [o for o in TINY if not o.startswith(("model=", "representation="))]
+    cmd = [sys.executable, "-m", "scoreaudio.train", str(REPO / "recipes/quickstart.yaml"), *tiny,
            "train.steps=2", "train.precision=fp32", f"train.run_dir={run}"]
     env = {**os.environ, "SCOREAUDIO_CACHE": str(synthetic_cache), "OMP_NUM_THREADS": "1"}
     start = time.time()

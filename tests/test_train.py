@@ -15,7 +15,7 @@ import torch
 import corpus_fixtures as fx
 from conftest import REPO, TINY, train_tiny
 from scoreaudio.config import compose
-from scoreaudio.errors import DataError, TrainingError
+from scoreaudio.errors import ConfigError, DataError, TrainingError
 from scoreaudio.pretrained import load_pretrained
 from scoreaudio.train import StepBatchSampler, train
 from scoreaudio.utils.checkpoint import load_checkpoint_dict
@@ -27,7 +27,7 @@ RECIPE_FIXTURES = {
     "vctk": (fx.make_vctk, []),
     "voicebank_demand": (fx.make_voicebank_demand, []),
     "libritts": (fx.make_libritts, []),
-    "sc09": (fx.make_sc09, ["model=wavenet_tiny"]),
+    "sc09": (fx.make_sc09, ["model=wavenet_tiny", "representation=waveform"]),
     "folder": (fx.make_folder, []),
 }
 
@@ -58,8 +58,9 @@ def test_every_recipe_trains_two_steps_on_its_layout(recipe, tmp_path):
 
 def test_quickstart_recipe_is_sized_for_a_cpu():
     cfg = compose(REPO / "recipes/quickstart.yaml")
-    assert cfg.data.dataset == "synthetic" and cfg.model.preset == "unet2d_small"
-    assert cfg.train.precision == "fp32" and cfg.representation.kind == "stft"
+    assert cfg.data.dataset == "synthetic" and cfg.model.preset == "stft_unet_small"
+    assert cfg.train.precision == "fp32" and cfg.representation.kind == "waveform"
+    assert cfg.train.steps * cfg.train.batch_size * cfg.data.segment_seconds <= 1200  # audio-seconds seen
 
 
 def test_loss_falls(tmp_path):
@@ -229,7 +230,7 @@ def test_train_cli_help_and_errors(capsys):
     err = capsys.readouterr().err
     assert "did you mean 'train.steps'" in err and "Traceback" not in err
     assert main([str(REPO / "recipes/quickstart.yaml"), "--print-config"]) == 0
-    assert "unet2d_small" in capsys.readouterr().out
+    assert "stft_unet_small" in capsys.readouterr().out
 
 
 def test_sigterm_saves_a_checkpoint_and_exits(tmp_path, synthetic_cache):
@@ -245,3 +246,10 @@ def test_sigterm_saves_a_checkpoint_and_exits(tmp_path, synthetic_cache):
     assert proc.returncode == 130, err[-1000:]
     assert "checkpoint saved" in err
     assert load_checkpoint_dict(run / "last.pt")["step"] >= 3
+
+
+def test_resume_refuses_a_different_network(tmp_path):
+    run = train_tiny(tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"was trained with model.unet2d.norm='frame' but this config has 'global'"):
+        train_tiny(run, "train.steps=4", "model.unet2d.norm=global")
+    assert load_checkpoint_dict(run / "last.pt")["step"] == 2  # untouched

@@ -115,7 +115,7 @@ def test_ema_half_life_is_a_share_of_the_run_unless_given():
 
 
 def _step_setup(tmp_path):
-    cfg = compose("quickstart", ["model=unet2d_tiny", "train.batch_size=2", "data.segment_seconds=0.25"])
+    cfg = compose("quickstart", ["representation=stft", "model=unet2d_tiny", "train.batch_size=2", "data.segment_seconds=0.25"])
     from scoreaudio.audio.representation import build_representation
     from scoreaudio.nn.build import build_score_model
 

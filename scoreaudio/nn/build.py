@@ -29,7 +29,8 @@ def _unet2d_kwargs(model_cfg: Any) -> Dict[str, Any]:
     c = model_cfg.unet2d
     return {"channels": c.channels, "channel_mult": tuple(c.channel_mult), "num_res_blocks": c.num_res_blocks,
             "attention": c.attention, "attention_heads": c.attention_heads, "dropout": c.dropout,
-            "groups": c.groups, "embedding": model_cfg.embedding, "embedding_dim": model_cfg.embedding_dim}
+            "groups": c.groups, "norm": c.norm, "embedding": model_cfg.embedding,
+            "embedding_dim": model_cfg.embedding_dim}
 
 
 def _unet2d(model_cfg: Any, in_channels: int, out_channels: int) -> nn.Module:
@@ -128,7 +129,9 @@ def describe_model(model: ScoreModel, model_cfg: Any, representation_channels: i
         ``receptive_field`` (samples, or (freq bins, frames) for spectrograms; None for the MLP),
         ``receptive_field_samples`` and ``receptive_field_ms`` (for spectrograms approximated as
         frames * hop_length, the time span the frames' hops cover), ``global_context`` (True when
-        attention lets every output see the whole input) and ``input_shape`` (a description).
+        every output depends on the whole input: a U-Net with ``norm="global"``, whose GroupNorm
+        statistics and attention span all frames; False for local ones, whose output frames see
+        only the receptive field) and ``input_shape`` (a description).
     """
     rf = model.receptive_field
     cond = model.cond_channels
@@ -159,6 +162,8 @@ def describe_model(model: ScoreModel, model_cfg: Any, representation_channels: i
         "receptive_field": rf,
         "receptive_field_samples": samples,
         "receptive_field_ms": None if samples is None else 1000.0 * samples / sample_rate,
-        "global_context": bool(getattr(model.backbone, "attention", False)),
+        # stft_unet wraps its UNet2d as .unet; WaveNet and the MLP have no global context.
+        "global_context": bool(getattr(getattr(model.backbone, "unet", model.backbone), "global_context",
+                                       False)),
         "input_shape": shape,
     }

@@ -32,7 +32,7 @@ Scale (EDM wants F's input and its training target of about unit variance, in wa
   ``output="compressed"`` treats ``Y`` as compressed and undoes ``beta |.|^alpha`` first; its
   gradient at ``Y = 0`` is only ``eps^((1/alpha - 1)/2)`` (1e-4 at the defaults), which Adam's
   per-parameter normalisation overcomes but plain SGD would not; it starts slower (after 40
-  quickstart_wave steps its validation DSM loss was 3-9 % above linear's at sigma <= 0.2).
+  quickstart steps its validation DSM loss was 3-9 % above linear's at sigma <= 0.2).
 
 Frames: ``center=True`` STFT with reflect padding, periodic Hann window, ``1 + T // hop`` frames
 of ``n_fft // 2 + 1`` bins; the U-Net pads frames (and bins) to its multiple and crops back, and
@@ -99,7 +99,8 @@ class STFTUNet(nn.Module):
 
     @property
     def attention(self) -> bool:
-        """True when the inner U-Net attends over all positions (global context)."""
+        """True when the inner U-Net has self-attention (per frame, or over all positions when
+        ``norm="global"``; see :attr:`UNet2d.global_context`)."""
         return bool(self.unet.attention)
 
     @property
@@ -108,8 +109,9 @@ class STFTUNet(nn.Module):
 
         An output sample lies in the ~n_fft/hop output frames whose windows cover it (n_fft / 2
         either side), each of those sees the U-Net's receptive field in frames, and every input
-        frame reads n_fft samples: ``(frames - 1) * hop + 2 * n_fft``. Like the U-Net's own figure
-        it ignores GroupNorm statistics and attention, through which every sample sees all others.
+        frame reads n_fft samples: ``(frames - 1) * hop + 2 * n_fft``. With the U-Net's default
+        per-frame normalisation and attention that is all an output sample depends on (tests/test_locality.py);
+        with ``norm="global"`` every sample also sees all others through GroupNorm and attention.
         """
         frames = int(self.unet.receptive_field[1])
         return (frames - 1) * self.hop_length + 2 * self.n_fft
