@@ -111,7 +111,7 @@ class UNet2dConfig:
     attention_heads: int = 4  # heads of that attention
     dropout: float = 0.0  # dropout inside residual blocks
     groups: int = 8  # GroupNorm groups
-    norm: str = "frame"  # frame (GroupNorm, attention per frame: local in time) | global (F x T; old ckpts)
+    norm: str = "global"  # global (GroupNorm, attention over F x T) | frame (per frame: local in time)
 
 
 @dataclass

@@ -30,7 +30,7 @@ RTOL = 1e-5
 
 #: A small U-Net with four levels (multiple 8) and attention at the lowest one.
 SMALL_UNET = {"channels": 8, "channel_mult": (1, 2, 2, 2), "attention": True, "attention_heads": 2,
-              "groups": 4, "embedding_dim": 8}
+              "groups": 4, "embedding_dim": 8, "norm": "frame"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -112,7 +112,7 @@ def test_unet2d_frame_norm_is_local_in_time(width):
 def test_unet2d_global_norm_is_not_local():
     """The same check fails for the old behaviour (GroupNorm statistics and attention over all
     frames): the test can fail."""
-    net = randomise(UNet2d(2, 2, norm="global", **SMALL_UNET))
+    net = randomise(UNet2d(2, 2, **{**SMALL_UNET, "norm": "global"}))
     assert net.global_context
     x, c_noise = long_spectrogram(), torch.tensor([-1.0, 0.5])
     mismatch = window_mismatch(lambda v: net(v, c_noise), x, 6 * net.multiple, 336, unet_context(net))
@@ -121,11 +121,11 @@ def test_unet2d_global_norm_is_not_local():
 
 def test_unet2d_norm_keeps_the_parameters():
     """Old checkpoints load into either mode: the same state_dict keys and shapes."""
-    frame, global_ = UNet2d(2, 2, **SMALL_UNET), UNet2d(2, 2, norm="global", **SMALL_UNET)
+    frame, global_ = UNet2d(2, 2, **SMALL_UNET), UNet2d(2, 2, **{**SMALL_UNET, "norm": "global"})
     assert {k: v.shape for k, v in frame.state_dict().items()} == \
         {k: v.shape for k, v in global_.state_dict().items()}
     with pytest.raises(ValueError, match="norm"):
-        UNet2d(2, 2, norm="batch", **SMALL_UNET)
+        UNet2d(2, 2, **{**SMALL_UNET, "norm": "batch"})
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
@@ -170,7 +170,7 @@ def test_frame_norm_gradients_and_second_derivatives(layout):
 # ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("method", ["score", "denoise"])
 def test_score_model_with_edm_is_local(method):
-    cfg = compose("quickstart", ["model=unet2d_tiny", "representation=stft"])
+    cfg = compose("quickstart", ["model=unet2d_tiny", "representation=stft", "model.unet2d.norm=frame"])
     assert cfg.model.unet2d.norm == "frame" and cfg.model.parameterisation == "edm"
     model = randomise(build_score_model(cfg.model, 2, cond_channels=2))
     assert isinstance(model, ScoreModel)
@@ -198,7 +198,7 @@ def test_wavenet_is_local():
 def test_stft_unet_is_local():
     """Windows on the grid of hop * multiple samples: the same STFT frames, on the U-Net's grid."""
     net = randomise(STFTUNet(1, 1, n_fft=62, hop_length=16, channels=8, channel_mult=(1, 2), attention=True,
-                             attention_heads=2, groups=4, embedding_dim=8))
+                             attention_heads=2, groups=4, embedding_dim=8, norm="frame"))
     assert not net.unet.global_context
     x, c_noise = randn(2, 1, 4000), torch.tensor([-1.0, 0.5])
     unit = net.hop_length * net.unet.multiple
@@ -210,8 +210,8 @@ def test_stft_unet_is_local():
 # Old checkpoints
 # ---------------------------------------------------------------------------------------------
 def test_checkpoint_config_without_norm_is_global():
-    stored = OmegaConf.to_container(compose("quickstart", ["model=unet2d_tiny", "representation=stft"]),
-                                    resolve=True)
+    stored = OmegaConf.to_container(compose("quickstart", ["model=unet2d_tiny", "representation=stft",
+                                                           "model.unet2d.norm=frame"]), resolve=True)
     assert checkpoint_config(stored).model.unet2d.norm == "frame"  # a new checkpoint keeps its own
     del stored["model"]["unet2d"]["norm"]  # as written before the option existed
     cfg = checkpoint_config(stored)

@@ -277,7 +277,7 @@ def test_describe_model(recipes):
     model, cfg = build(recipes, "unet2d_tiny", cond_channels=2)
     info = describe_model(model, cfg.model, 2, 16000, 128)
     assert info["receptive_field_samples"] == model.receptive_field[1] * 128
-    assert not info["global_context"] and "2 + 2 cond" in info["input_shape"]  # local in time (per-frame)
+    assert info["global_context"] and "2 + 2 cond" in info["input_shape"]  # norm=global, the default
 
 
 # ---------------------------------------------------------------------------------------------

@@ -197,7 +197,7 @@ def test_preset_is_unet2d_small_inside_and_states_its_facts():
     assert count_parameters(model) == int(stated)
     assert f"{model.receptive_field:,} samples" in text
     info = describe_model(model, wave.model, 1, 16000, 128)
-    assert info["receptive_field_samples"] == model.receptive_field and not info["global_context"]
+    assert info["receptive_field_samples"] == model.receptive_field and info["global_context"]
     assert info["input_shape"].startswith("(B, 1, T) waveform")
 
 

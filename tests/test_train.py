@@ -250,6 +250,6 @@ def test_sigterm_saves_a_checkpoint_and_exits(tmp_path, synthetic_cache):
 
 def test_resume_refuses_a_different_network(tmp_path):
     run = train_tiny(tmp_path / "run")
-    with pytest.raises(ConfigError, match=r"was trained with model.unet2d.norm='frame' but this config has 'global'"):
-        train_tiny(run, "train.steps=4", "model.unet2d.norm=global")
+    with pytest.raises(ConfigError, match=r"was trained with model.unet2d.norm='global' but this config has 'frame'"):
+        train_tiny(run, "train.steps=4", "model.unet2d.norm=frame")
     assert load_checkpoint_dict(run / "last.pt")["step"] == 2  # untouched

@@ -258,7 +258,7 @@ class UNet2d(nn.Module):
                  channel_mult: Sequence[int] = (1, 2, 2), num_res_blocks: int = 1,
                  attention: bool = True, attention_heads: int = 4, dropout: float = 0.0,
                  groups: int = 8, embedding: str = "fourier", embedding_dim: int = 128,
-                 norm: str = "frame"):
+                 norm: str = "global"):
         super().__init__()
         channel_mult = tuple(int(m) for m in channel_mult)
         if not channel_mult or num_res_blocks < 1:
