@@ -363,3 +363,18 @@ def test_trained_checkpoint_improves_si_sdr(tmp_path):
     den = SpeechDenoiser.from_pretrained(run, device="cpu")
     clean, noisy = _noisy(2.0, 5.0, seed=20, index=5100, speaker=0)
     assert _sdr(den(noisy, SR), clean) > _sdr(noisy, clean) + 2.0
+
+
+def test_chunk_defaults_to_the_training_crop_unless_the_network_is_local(tiny_run):
+    """tiny_run: unet2d_tiny with GroupNorm over the whole input, trained on 0.5 s crops."""
+    from omegaconf import OmegaConf
+
+    from scoreaudio.denoise import LOCAL_CHUNK_SECONDS, is_length_independent
+
+    den = SpeechDenoiser.from_pretrained(tiny_run, device="cpu")
+    assert den.chunk_seconds == 0.5 and den.overlap_seconds == pytest.approx(0.125)
+    assert SpeechDenoiser.from_pretrained(tiny_run, device="cpu", chunk_seconds=3.0).chunk_seconds == 3.0
+    local = OmegaConf.create({"backbone": "stft_unet", "unet2d": {"norm": "frame"}})
+    assert is_length_independent(local) and LOCAL_CHUNK_SECONDS == 4.0
+    assert not is_length_independent(OmegaConf.create({"backbone": "unet2d", "unet2d": {}}))  # old: global
+    assert is_length_independent(OmegaConf.create({"backbone": "wavenet"}))
