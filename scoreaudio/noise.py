@@ -208,19 +208,16 @@ def sample_sigmas_mixture(
     example consumes the same three draws (choice, uniform, normal) whatever it picks, so the
     stream of random numbers does not depend on the outcomes.
     """
-    batch = _positive_int("batch", batch)
-    _check_range(1, sigma_min, sigma_max)
     lo, hi = float(band[0]), float(band[1])
     if not (0.0 < lo < hi):
         raise ValueError(f"the denoising band must satisfy 0 < lo < hi, got {band}")
     if not 0.0 <= band_weight <= 1.0:
         raise ValueError(f"band_weight must be in [0, 1], got {band_weight}")
     pick = torch.rand(batch, generator=generator, device=device) < band_weight
-    u = torch.rand(batch, generator=generator, device=device)
-    z = torch.randn(batch, generator=generator, device=device)
-    in_band = torch.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * u)
-    log_normal = torch.exp(log_mean + log_std * z)
-    return torch.where(pick, in_band, log_normal).clamp(sigma_min, sigma_max).to(dtype)
+    in_band = sample_sigmas_log_uniform(batch, lo, hi, generator=generator, device=device)
+    log_normal = sample_sigmas_log_normal(batch, log_mean, log_std, sigma_min, sigma_max, generator=generator,
+                                          device=device)
+    return torch.where(pick, in_band.clamp(sigma_min, sigma_max), log_normal).to(dtype)
 
 
 #: noise.train_distribution -> what it is for (the choices the config accepts).

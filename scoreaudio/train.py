@@ -342,8 +342,8 @@ def train(cfg: DictConfig) -> Path:
                                     batches=batches, representation=representation, sigmas=sigmas, cfg=cfg,
                                     step=step, device=device, ladder=ladder, rank=d.rank, world=d.world)
             except NonFiniteStep as e:
-                raise TrainingError(f"non-finite {e.what} at step {step + 1} (sigma={e.sigma:.4g}); the last good checkpoint is {run_dir / LAST}; "
-                                    f"lower train.lr or check the data") from None
+                raise TrainingError(f"non-finite {e.what} at step {step + 1} (sigma={e.sigma:.4g}); the last good "
+                                    f"checkpoint is {run_dir / LAST}; lower train.lr or check the data") from None
             step += 1
             losses, sig, grad_norm = result.losses, result.sigmas, result.grad_norm
 
@@ -383,6 +383,9 @@ def train(cfg: DictConfig) -> Path:
             if d.main and cfg.train.sample_every > 0 and step % cfg.train.sample_every == 0 and step < total:
                 _sample_hook(ema.module, representation, sigmas, cfg, run_dir, step, device)
 
+            if d.main and step == total:  # before the last checkpoint, which then carries the scale
+                _store_calibration(ema.module, valid_set, representation, sigmas, cfg, run_dir, device)
+
             if step % cfg.train.ckpt_every == 0 or step == total:
                 write_checkpoint(step, last_metrics, numbered=step % cfg.train.ckpt_every == 0)
     except KeyboardInterrupt:
@@ -403,14 +406,6 @@ def train(cfg: DictConfig) -> Path:
     # ---- end of run -----------------------------------------------------------------------
     identical = _ranks_identical(model, d)
     if d.main:
-        calibration = _calibrate(ema.module, valid_set, representation, sigmas, cfg, device)
-        if calibration is not None:
-            sigmas["noise_map_scale"] = calibration["noise_map_scale"]
-            (run_dir / "sigmas.json").write_text(json.dumps(sigmas, indent=2))
-            write_checkpoint(step, last_metrics, numbered=step % cfg.train.ckpt_every == 0)
-            log(f"noise map calibrated on validation speech: scale {calibration['noise_map_scale']:g} "
-                f"(one-step SI-SDR {calibration['si_sdr_db'][calibration['noise_map_scale']]:.2f} dB from "
-                f"{calibration['input_si_sdr_db']:.2f} dB)")
         _sample_hook(ema.module, representation, sigmas, cfg, run_dir, step, device)
         summary = {"step": step, "params": n_params, "world_size": d.world, "ranks_identical": identical,
                    **{k: v for k, v in last_metrics.items() if isinstance(v, (int, float))}}
@@ -421,27 +416,32 @@ def train(cfg: DictConfig) -> Path:
     return run_dir
 
 
-def _calibrate(model, valid_set, representation, sigmas: dict, cfg: DictConfig,
-               device: torch.device) -> Optional[dict]:
-    """Measure the noise-map scale of an unconditional prior on validation crops (calibration.py);
-    None when there is nothing to calibrate (conditional model, toy MLP, no validation set, off)."""
-    if (not cfg.train.get("calibrate_noise_map", True) or valid_set is None or model.cond_channels
-            or cfg.model.backbone == "mlp"):
-        return None
+def _store_calibration(model, valid_set, representation, sigmas: dict, cfg: DictConfig, run_dir: Path,
+                       device: torch.device) -> None:
+    """Fit the noise-map scale of an unconditional prior on validation crops (calibration.py) and
+    put it in ``sigmas`` (saved with the next checkpoint) and sigmas.json. Nothing to do for a
+    conditional model, the toy MLP, no validation set, or ``train.calibrate_noise_map=false``."""
+    if not cfg.train.calibrate_noise_map or valid_set is None or model.cond_channels or cfg.model.backbone == "mlp":
+        return
     from .calibration import calibrate_noise_map
 
     n = min(int(cfg.train.val_examples), len(valid_set))
     clean = torch.stack([valid_set[i]["clean"] for i in range(n)]).to(device)
     gen = torch.Generator(device=device).manual_seed(derive_seed(cfg.train.seed, 6))
     model.eval()
-    return calibrate_noise_map(model, representation, clean, sigma_min=sigmas["sigma_min"],
-                               sigma_max=sigmas["sigma_max"], batch_size=int(cfg.train.batch_size), generator=gen)
+    fit = calibrate_noise_map(model, representation, clean, sigma_min=sigmas["sigma_min"],
+                              sigma_max=sigmas["sigma_max"], batch_size=int(cfg.train.batch_size), generator=gen)
+    scale = fit["noise_map_scale"]
+    sigmas["noise_map_scale"] = scale
+    (run_dir / "sigmas.json").write_text(json.dumps(sigmas, indent=2))
+    log(f"noise map calibrated on validation speech: scale {scale:g} (one-step SI-SDR "
+        f"{fit['si_sdr_db'][scale]:.2f} dB from {fit['input_si_sdr_db']:.2f} dB)")
 
 
 def _check_same_model(ckpt: dict, cfg: DictConfig, path: Path) -> None:
     """Refuse to resume a checkpoint into a different network: the weights would load (same
     names) but compute something else, e.g. a U-Net trained with ``norm=global`` resumed with
-    today's per-frame default. Old configs get the values they were trained with first."""
+    ``norm=frame``. Old configs get the values they were trained with first."""
     from .pretrained import checkpoint_config
 
     saved = OmegaConf.to_container(checkpoint_config(ckpt["config"]).model, resolve=True)

@@ -72,7 +72,7 @@ def lr_at(step: int, train_cfg: DictConfig) -> float:
     lr, warm = float(train_cfg.lr), max(1, int(train_cfg.warmup_steps))
     if step + 1 < warm:
         return lr * (step + 1) / warm
-    schedule = train_cfg.get("lr_schedule", "constant")
+    schedule = train_cfg.lr_schedule
     if schedule == "cosine":
         span = max(1, int(train_cfg.steps) - warm)
         progress = min(1.0, max(0.0, (step + 1 - warm) / span))
@@ -90,7 +90,7 @@ def ema_half_life(train_cfg: DictConfig) -> float:
     EDM2's power EMA whose width is relative to the training time: a 150-step run gets a short
     average, a 100k-step run a long one.
     """
-    if train_cfg.get("ema_half_life") is not None:
+    if train_cfg.ema_half_life is not None:
         return float(train_cfg.ema_half_life)
     return max(1.0, float(train_cfg.ema_fraction) * int(train_cfg.steps))
 
@@ -114,7 +114,7 @@ def autocast(device: torch.device, precision: str):
 # --------------------------------------------------------------------------------------------
 def weighting_for(cfg: DictConfig, parameterisation: str) -> str:
     """``loss.weighting`` resolved: ``auto`` is ``edm`` for EDM-preconditioned models, else ``sigma2``."""
-    w = cfg.loss.get("weighting", "auto")
+    w = cfg.loss.weighting
     if w == "auto":
         return "edm" if parameterisation == "edm" else "sigma2"
     return w
@@ -158,7 +158,7 @@ def training_sigmas(cfg: DictConfig, batch: int, sigmas: dict, *, ladder: torch.
     return sample_training_sigmas(
         n.train_distribution, batch, sigma_min=sigmas["sigma_min"], sigma_max=sigmas["sigma_max"],
         sigma_data=sigmas["sigma_data"], log_normal_mean=n.log_normal_mean, log_normal_std=n.log_normal_std,
-        band=tuple(n.get("denoise_band", (0.02, 2.0))), band_weight=float(n.get("band_weight", 0.5)),
+        band=tuple(n.denoise_band), band_weight=float(n.band_weight),
         ladder=ladder, generator=generator, device=device)
 
 

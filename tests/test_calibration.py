@@ -45,3 +45,19 @@ def test_the_calibrated_scale_is_the_one_the_prior_needs(miscale, expected):
 def test_bad_clean_batch_is_refused():
     with pytest.raises(ValueError, match=r"\(N, 1, T\)"):
         calibrate_noise_map(GaussianPrior(0.1), Waveform(), torch.zeros(4, 4000), sigma_min=1e-3, sigma_max=1.0)
+
+
+def test_training_stores_the_scale_in_the_last_checkpoint(tmp_path):
+    import json
+
+    from conftest import train_tiny
+
+    from scoreaudio.calibration import DEFAULT_SCALES
+    from scoreaudio.utils.checkpoint import load_checkpoint_dict
+
+    run = train_tiny(tmp_path / "run")
+    scale = load_checkpoint_dict(run / "last.pt")["sigmas"]["noise_map_scale"]
+    assert scale in DEFAULT_SCALES
+    assert json.loads((run / "sigmas.json").read_text())["noise_map_scale"] == scale
+    off = train_tiny(tmp_path / "off", "train.calibrate_noise_map=false")
+    assert "noise_map_scale" not in load_checkpoint_dict(off / "last.pt")["sigmas"]
