@@ -23,6 +23,7 @@ COMMANDS = {
     "evaluate": ("scoreaudio.evaluate", "score enhanced audio against clean references"),
     "data": ("scoreaudio.data.cli", "inspect and check the dataset a recipe names"),
     "info": ("scoreaudio.info", "describe a checkpoint or a recipe's model"),
+    "export": ("scoreaudio.pretrained", "write a checkpoint's weights as a small .safetensors file"),
     "report": ("scoreaudio.report", "write an HTML page with players and spectrograms"),
 }
 

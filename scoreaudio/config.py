@@ -13,10 +13,12 @@ recipe, and a choice outside its valid set (``model.backbone=unet3d``) names the
 from __future__ import annotations
 
 import difflib
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -45,14 +47,33 @@ class SyntheticConfig:
 
 
 @dataclass
+class NoiseSourceConfig:
+    """One noise source of ``data.noise_mix.sources`` (scoreaudio/data/noise_sources.py)."""
+
+    kind: str = "white"  # white|pink|brown|babble|folder|musan|demand|wham|dns
+    root: Optional[str] = None  # the corpus folder (recordings only)
+    weight: float = 1.0  # relative draw probability
+    split: str = "train"  # train|valid|test|all: which part of the corpus (hash split unless it has its own)
+    test_share: float = 0.3  # hash-split corpora: share of recordings kept for test
+    subsets: List[str] = field(default_factory=lambda: ["noise", "music"])  # musan: noise|music|speech
+    channel: int = 1  # demand: the microphone used per environment (ch01 = 1)
+    talkers: List[int] = field(default_factory=lambda: [3, 7])  # babble: [min, max] other talkers
+
+
+@dataclass
 class NoiseMixConfig:
     """On-the-fly noise mixing: turns clean utterances into (clean, noisy) pairs."""
 
     enabled: bool = False  # mix noise into every training example (conditional denoising)
+    # A weighted list of sources (kind, root, weight, ...); when empty, `kinds` and `folder` below
+    # are used with equal weights (the older form).
+    sources: List[NoiseSourceConfig] = field(default_factory=list)
     kinds: List[str] = field(default_factory=lambda: ["white", "pink", "brown"])  # generated colours
     folder: Optional[str] = None  # a folder of noise recordings, drawn from alongside `kinds`
     snr_db_min: float = 0.0  # lowest SNR drawn, dB (uniform in [min, max])
     snr_db_max: float = 20.0  # highest SNR drawn, dB
+    reverb_prob: float = 0.0  # share of examples put in a simulated room first (pyroomacoustics)
+    reverb_rt60: List[float] = field(default_factory=lambda: [0.2, 0.8])  # reverb: RT60 range, seconds
 
 
 @dataclass
@@ -72,6 +93,7 @@ class DataConfig:
     test_subsets: List[str] = field(default_factory=list)  # ... for testing
     valid_fraction: float = 0.05  # folder corpus: share of files (by path hash) held out for valid
     test_fraction: float = 0.05  # folder corpus: share held out for test
+    split_by: str = "file"  # folder corpus: hash the file path (file) or its speaker folder (speaker: unseen voices)
     max_files: Optional[int] = None  # cap on files per split (quick experiments); None = all
     manifest_cache: bool = True  # cache scanned manifests as JSONL so a second start does not rescan
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
@@ -145,6 +167,9 @@ class ModelConfig:
     sigma_data: Optional[float] = None  # data std in model space; None = measured from data at start
     embedding: str = "fourier"  # fourier|sinusoidal features of log sigma
     embedding_dim: int = 128  # width of the sigma embedding
+    conditional: bool = False  # the network also takes the noisy input (cond channels): a conditional denoiser
+    cond_skip: bool = False  # conditional EDM: D = c_skip x + (1 - c_skip) y + c_out F (F learns only the correction)
+    energy: bool = False  # score = -grad of E = |x - D(x)|^2 / 2 sigma^2 (conservative; ~2-3x the step cost)
     wavenet: WaveNetConfig = field(default_factory=WaveNetConfig)
     unet2d: UNet2dConfig = field(default_factory=UNet2dConfig)
     mlp: MLPConfig = field(default_factory=MLPConfig)
@@ -158,11 +183,12 @@ class NoiseConfig:
     sigma_min: float = 0.002  # smallest noise level, in model space
     sigma_max: Optional[float] = None  # largest; None = NCSNv2 technique 1 (max pairwise distance)
     num_levels: Optional[int] = None  # ladder length; None = NCSNv2 technique 2 (from the dimension)
-    train_distribution: str = "log_normal"  # log_normal (EDM) | mixture (denoising priors) | log_uniform | discrete
+    train_distribution: str = "log_normal"  # log_normal (EDM) | mixture (denoising priors) | conditional | log_uniform | discrete
     log_normal_mean: float = -0.5  # log_normal: mean of ln(sigma / sigma_data) (EDM: -1.2 at sigma_data 0.5)
     log_normal_std: float = 1.2  # log_normal: std of ln(sigma)
     denoise_band: List[float] = field(default_factory=lambda: [0.02, 2.0])  # mixture: [lo, hi] x sigma_data
     band_weight: float = 0.5  # mixture: share of the draws log-uniform in denoise_band
+    predictive_share: float = 0.5  # conditional: share of the draws at sigma_max (the one-call estimate)
 
 
 @dataclass
@@ -220,6 +246,7 @@ class TrainConfig:
     runs_root: str = "runs"  # where run directories are created
     run_dir: Optional[str] = None  # explicit run directory; default runs/<recipe>-<timestamp>
     resume: str = "auto"  # auto (continue the run in run_dir if any) | never | PATH to a checkpoint
+    overwrite: bool = False  # let resume=never start over in a run_dir that already holds a checkpoint
 
 
 @dataclass
@@ -247,7 +274,8 @@ CHOICES: Dict[str, Sequence[str]] = {
     "model.stft_unet.output": ("linear", "compressed"),
     "model.parameterisation": ("edm", "ncsnv2"),
     "model.embedding": ("fourier", "sinusoidal"),
-    "noise.train_distribution": ("log_normal", "mixture", "log_uniform", "discrete"),
+    "noise.train_distribution": ("log_normal", "mixture", "conditional", "log_uniform", "discrete"),
+    "data.split_by": ("file", "speaker"),
     "loss.weighting": ("auto", "edm", "sigma2"),
     "train.lr_schedule": ("cosine", "inv_sqrt", "constant"),
     "loss.objective": ("dsm", "ssm", "cdsm"),
@@ -255,6 +283,76 @@ CHOICES: Dict[str, Sequence[str]] = {
     "sampler.name": ("ald", "pc", "heun"),
     "train.precision": ("auto", "bf16", "fp32"),
 }
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _above(lo: float) -> Callable[[Any], bool]:
+    return lambda v: _number(v) and v > lo
+
+
+def _at_least(lo: float) -> Callable[[Any], bool]:
+    return lambda v: _number(v) and v >= lo
+
+
+def _optional(test: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or test(v)
+
+
+#: Keys whose value must lie in a range: key -> (test, what is valid). Checked after composition,
+#: so a bad number is one line before any data is scanned, instead of a traceback from deep inside
+#: the run (some only after step 1: ``step % train.ckpt_every`` with 0). Where 0 is listed as
+#: valid it means "off" in the code that reads the key.
+RANGES: Dict[str, Tuple[Callable[[Any], bool], str]] = {
+    "data.sample_rate": (_at_least(1), "an integer >= 1 (Hz)"),
+    "data.segment_seconds": (_above(0), "a number > 0 (seconds)"),
+    "data.peak_level": (_above(0), "a number > 0"),
+    "data.max_files": (_optional(_at_least(1)), "an integer >= 1, or null for all files"),
+    "train.batch_size": (_at_least(1), "an integer >= 1"),
+    "train.grad_accum": (_at_least(1), "an integer >= 1"),
+    "train.lr": (_above(0), "a finite number > 0"),
+    "train.weight_decay": (_at_least(0), "a finite number >= 0"),
+    "train.warmup_steps": (_at_least(0), "an integer >= 0"),
+    "train.lr_min_ratio": (lambda v: _number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    "train.adam_beta2": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "train.grad_clip": (_at_least(0), "a finite number >= 0 (0 disables clipping)"),
+    "train.ema_half_life": (_optional(_at_least(0)), "a number >= 0 (steps), or null for ema_fraction"),
+    "train.ema_fraction": (_at_least(0), "a number >= 0"),
+    "train.num_workers": (_at_least(0), "an integer >= 0"),
+    "train.log_every": (_at_least(1), "an integer >= 1 (steps)"),
+    "train.ckpt_every": (_at_least(1), "an integer >= 1 (steps; last.pt is also written at the end)"),
+    "train.val_every": (_at_least(0), "an integer >= 0 (0 disables validation)"),
+    "train.val_examples": (_at_least(1), "an integer >= 1"),
+    "train.sample_every": (_at_least(0), "an integer >= 0 (0 = samples only at the end)"),
+    "train.num_samples": (_at_least(0), "an integer >= 0"),
+    "train.sample_seconds": (_above(0), "a number > 0 (seconds)"),
+    "train.device": (lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,
+                     "auto, cpu, cuda or cuda:N"),
+    "noise.sigma_min": (_above(0), "a finite number > 0"),
+    "noise.num_levels": (_optional(_at_least(1)), "an integer >= 1, or null for the NCSNv2 rule"),
+    "sampler.steps": (_at_least(1), "an integer >= 1"),
+}
+
+
+def _check_ranges(cfg: DictConfig, source: str) -> None:
+    """One-line ConfigError for the first value outside :data:`RANGES` (and sigma_max <= sigma_min)."""
+    for key, (test, valid) in RANGES.items():
+        value = OmegaConf.select(cfg, key)
+        if not test(value):
+            raise ConfigError(f"{source}: {key}={value!r} is not valid; use {valid}")
+    lo, hi = cfg.noise.sigma_min, cfg.noise.sigma_max
+    if hi is not None and not (_number(hi) and hi > lo):
+        raise ConfigError(f"{source}: noise.sigma_max={hi!r} is not valid; use a number above "
+                          f"noise.sigma_min={lo!r}, or null to pick it from the data")
+
+
+def is_conditional(cfg) -> bool:
+    """Whether a config describes a conditional denoiser: the network takes the noisy input as
+    ``cond`` (``model.conditional``; ``loss.objective=cdsm`` implies it, as older configs say)."""
+    return bool(cfg.model.get("conditional", False)) or cfg.loss.objective == "cdsm"
+
 
 CONFIG_GROUPS = ("data", "representation", "model", "noise", "loss", "sampler", "train")
 
@@ -395,7 +493,8 @@ def compose(recipe: Union[str, Path, None] = None, overrides: Sequence[str] = ()
 
     Raises:
         ConfigError: unknown keys (naming the nearest valid ones), missing ``???`` values,
-            values outside their valid choices, unknown fragments, unreadable YAML.
+            values outside their valid choices or ranges (:data:`RANGES`), unknown fragments,
+            unreadable YAML.
     """
     cfg = schema()
     source = "defaults"
@@ -443,6 +542,10 @@ def compose(recipe: Union[str, Path, None] = None, overrides: Sequence[str] = ()
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override '{item}' must look like key=value (e.g. train.steps=100)")
+    # keys that index into a list (data.noise_mix.sources.3.root=DIR) cannot be merged as a
+    # dotlist (it would build a dict); they are set in place after the merge
+    indexed = [o for o in overrides if any(part.isdigit() for part in o.split("=", 1)[0].split("."))]
+    overrides = [o for o in overrides if o not in indexed]
     if overrides:
         try:
             dot = OmegaConf.from_dotlist(overrides)
@@ -450,6 +553,12 @@ def compose(recipe: Union[str, Path, None] = None, overrides: Sequence[str] = ()
             raise ConfigError(f"command-line overrides: {_one_line(e)}") from None
         _track_required(required, dot)
         cfg = _merge(cfg, dot, "command line")
+    for item in indexed:
+        key, value = item.split("=", 1)
+        try:
+            OmegaConf.update(cfg, key, OmegaConf.from_dotlist([f"v={value}"]).v, merge=True)
+        except (OmegaConfBaseException, IndexError, KeyError, ValueError) as e:
+            raise ConfigError(f"command-line override '{item}': {_one_line(e)}") from None
     missing = sorted(set(OmegaConf.missing_keys(cfg)) | required)
     if missing:
         raise ConfigError(f"{source}: required value(s) not set: {', '.join(missing)} "
@@ -459,6 +568,7 @@ def compose(recipe: Union[str, Path, None] = None, overrides: Sequence[str] = ()
     except OmegaConfBaseException as e:
         raise _friendly(e, source) from None
     _check_choices(cfg, source)
+    _check_ranges(cfg, source)
     OmegaConf.set_readonly(cfg, False)
     return cfg
 

@@ -1,29 +1,25 @@
 """Speech denoising with a score model: the :class:`SpeechDenoiser` API and ``scoreaudio denoise``.
 
-Three methods (DESIGN.md section 6), all behind one call, ``den(wav, sample_rate)``:
+The methods (pure functions in :mod:`scoreaudio.denoise_methods`), all behind one call,
+``den(wav, sample_rate)``:
 
-``tweedie``
-    One network call per chunk at the noisy input's noise level sigma_y (Tweedie's formula,
-    Efron 2011; Robbins 1956): ``x_hat = y + sigma_y^2 * s(y, sigma_y)``, the posterior mean
-    E[x | y] under the model's prior when y = x + sigma_y * z.
-``posterior``
-    Reverse diffusion *from the noisy input* (the VE reverse SDE, Song et al. 2021, Alg. 2 without
-    corrector): for white Gaussian noise, y is exactly a draw of the data perturbed at sigma_y, so
-    integrating the reverse SDE from (y, sigma_y) down to sigma_min draws from the posterior
-    p(x | y) (Kadkhodaie & Simoncelli 2021; Kawar et al. 2021). ``steps`` network calls on a
-    geometric ladder, ending with a Tweedie step at sigma_min. Needs only a clean-speech prior.
-    (Annealed Langevin from y, which an earlier version offered as ``langevin``, is *not* a posterior
-    sampler: at each level it mixes toward the marginal p_sigma. On a two-mode toy with the exact
-    score, samples land in the mode the data came from with probability 0.70 / 0.58 / 0.53 at
-    1 / 5 / 50 Langevin steps per level against the posterior's 0.764, which reverse diffusion
-    matches (0.761); tests/test_sampling.py.)
-``conditional``
-    For checkpoints trained on clean/noisy pairs (``loss.objective=cdsm``; SGMSE-style, Welker et
-    al. 2022): the network gets the noisy representation as ``cond``. Sampling starts from
-    ``y + k sigma_y z`` (k = :attr:`SpeechDenoiser.conditional_start_factor`) at
-    ``sigma_start = sqrt(1 + k^2) sigma_y`` and runs the predictor-corrector sampler
-    (:func:`scoreaudio.sampling.pc_sampler`, Song et al. 2021) down to sigma_min. It does not rely
-    on the noise being white or Gaussian. The default for conditional checkpoints.
+``predictive`` (conditional checkpoints; their default)
+    One network call: D(sigma_max z, sigma_max, y), the regression E[x | y] a conditional model
+    learns at its top level (``noise.train_distribution=conditional`` trains it there). Any noise.
+``refined`` (conditional checkpoints)
+    StoRM-style: the predictive estimate plus sigma_s z, then a few conditional reverse-diffusion
+    steps (``steps`` calls in all, default 6).
+``conditional`` (conditional checkpoints)
+    The earlier SGMSE-style sampler from ``y + 2 sigma_y z``; kept for comparison.
+``tweedie`` (unconditional priors; their default)
+    One call at the noisy input's level sigma_y: ``x_hat = y + sigma_y^2 s(y, sigma_y)``, the
+    posterior mean under the prior of clean speech when the noise is white and Gaussian.
+``posterior`` (unconditional priors)
+    Reverse diffusion *from the noisy input* down to sigma_min: a draw from p(x | y).
+
+:meth:`SpeechDenoiser.from_pretrained` with ``"default"`` (or no argument and no runs/) loads the
+model shipped in the package (``scoreaudio/models/``, model card beside it): a conditional denoiser
+trained on real speech and real noise, weights in safetensors (never unpickled).
 
 Around every method:
 
@@ -39,7 +35,7 @@ Around every method:
   signal: the prior-based methods are approximate there (DESIGN.md section 6).
 * **Any length**: overlapping chunks (``chunk_seconds`` with ``overlap_seconds`` of overlap,
   start points on the representation's hop grid) are batched (``batch_size``) and joined by
-  overlap-add with sin^2 cross-fades, normalised by the summed window, so memory does not grow
+  overlap-add with sin^2 cross-fades (:mod:`scoreaudio.audio.chunking`), so memory does not grow
   with the input's length. Inputs shorter than :data:`MIN_SECONDS` are zero-padded.
 """
 from __future__ import annotations
@@ -54,16 +50,22 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from .audio.chunking import chunk_starts, overlap_add
+from .audio.noise_level import estimate_noise_std, noise_std_from_snr
+from .denoise_methods import CONDITIONAL_METHODS, METHOD_FUNCTIONS, PRIOR_METHODS, tweedie
 from .errors import AudioError, ScoreAudioError
-from .utils.tensor import append_dims, as_sigma_batch
 
-__all__ = ["SpeechDenoiser", "tweedie", "estimate_noise_std", "noise_std_from_snr", "METHODS",
-           "DEFAULT_STEPS"]
+__all__ = ["SpeechDenoiser", "tweedie", "estimate_noise_std", "noise_std_from_snr", "chunk_starts", "METHODS",
+           "DEFAULT_STEPS", "DEFAULT_MODEL"]
 
-#: The denoising methods, in the order the docs list them.
-METHODS = ("tweedie", "posterior", "conditional")
-#: Network evaluations per chunk when ``steps`` is not given (tweedie always makes one).
-DEFAULT_STEPS = {"tweedie": 1, "posterior": 20, "conditional": 30}
+#: The denoising methods, in the order the docs list them (scoreaudio/denoise_methods.py).
+METHODS = tuple(METHOD_FUNCTIONS)
+#: Network evaluations per chunk when ``steps`` is not given.
+DEFAULT_STEPS = {"tweedie": 1, "posterior": 20, "predictive": 1, "refined": 6, "conditional": 30}
+#: Default method for conditional checkpoints: the one-call predictive estimate.
+DEFAULT_CONDITIONAL_METHOD = "predictive"
+#: What ``from_pretrained()`` and ``scoreaudio denoise`` load without a checkpoint: the built-in model.
+DEFAULT_MODEL = "default"
 #: Default method for unconditional checkpoints. Measured with the waveform-state folder prior
 #: (README denoising benchmark: real speech, white noise at 0 / 5 / 10 dB): tweedie gains +9.2 / +7.9 /
 #: +6.8 dB SI-SDR, posterior (10 steps) +5.5 / +5.1 / +4.3 dB. Tweedie is also deterministic and
@@ -78,154 +80,6 @@ MIN_SECONDS = 0.1
 SILENT_PEAK = 1e-4
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
-
-
-# --------------------------------------------------------------------------------------------
-# The math: pure functions
-# --------------------------------------------------------------------------------------------
-def tweedie(score_fn: Callable[..., torch.Tensor], y: torch.Tensor, sigma, cond: Optional[torch.Tensor] = None
-            ) -> torch.Tensor:
-    """Tweedie's formula: the posterior mean E[x | y] for y = x + sigma z, z ~ N(0, I).
-
-    ``x_hat = y + sigma^2 * s(y, sigma)`` with ``s = grad_y log p_sigma(y)`` the score of the noisy
-    data (Robbins 1956; Efron 2011, Eq. (2.8)). With the exact score this is the MMSE estimate.
-
-    Args:
-        score_fn: ``score_fn(y, sigma)`` (or ``score_fn(y, sigma, cond)`` when ``cond`` is given),
-            sigma a (B,) tensor.
-        y: (B, C, *S) noisy data.
-        sigma: float or (B,) noise std per example.
-        cond: optional conditioning passed through to ``score_fn``.
-
-    Returns:
-        (B, C, *S) estimate.
-    """
-    sig = as_sigma_batch(sigma, y.shape[0], device=y.device, dtype=y.dtype)
-    score = score_fn(y, sig) if cond is None else score_fn(y, sig, cond)
-    return y + append_dims(sig * sig, y.ndim) * score
-
-
-def _frames(x: np.ndarray, n: int, hop: int) -> np.ndarray:
-    k = 1 + (len(x) - n) // hop
-    return np.lib.stride_tricks.as_strided(x, shape=(k, n), strides=(hop * x.strides[0], x.strides[0]),
-                                           writeable=False)
-
-
-def _spread(k: int, max_rows: int) -> np.ndarray:
-    """Up to ``max_rows`` evenly spaced row indices out of ``k``."""
-    return np.arange(k) if k <= max_rows else np.linspace(0, k - 1, max_rows).round().astype(int)
-
-
-def estimate_noise_std(wav: ArrayLike, sample_rate: int, *, quantile: float = 0.1,
-                       frame_seconds: float = 0.02, max_frames: int = 40000) -> float:
-    """Estimate the std of stationary additive noise in a mono recording (T,), in its units.
-
-    Two minimum-statistics estimates, each unbiased for white Gaussian noise alone and biased
-    *upward* by speech; the smaller one is returned:
-
-    1. **Frame energy**: mean square of non-overlapping ``frame_seconds`` frames (the signal's
-       mean removed), its ``quantile`` over time (the quietest frames: pauses), divided by the
-       same quantile of chi^2_N / N (N samples per frame), which is where the quantile of pure
-       white-noise frames lies.
-    2. **Per-bin minimum statistics** (after Martin 2001): Hann-windowed 32 ms STFT frames
-       (hop 1/4), per frequency bin the ``quantile`` over time of ``|X|^2 / sum(w^2)`` divided by
-       ``-ln(1 - quantile)`` (the quantile of an exponential variable of mean 1: noise bins are
-       complex Gaussian), then the mean over bins (DC and Nyquist left out): by Parseval, the
-       noise variance. It needs no pauses, only that every bin is free of speech
-       ``quantile`` of the time, and also holds for coloured noise.
-
-    Measured on the synthetic corpus (8 utterances of 2.5 s each, white noise at 0, 5, 10, 20,
-    30 dB SNR): mean error +0.2 to +0.3 dB, worst 0.5 dB. Without pauses (speech only) it
-    over-estimates: +0.9, +1.8, +3.0, +7.8 dB at 0, 5, 10, 20 dB; with pink noise about -1.7 dB.
-    Pass ``noise_std=`` or ``snr_db=`` to the denoiser when you know better.
-
-    Args:
-        wav: (T,) ndarray or tensor (any device; computed on the CPU).
-        sample_rate: Hz.
-        quantile: the low quantile used by both estimates.
-        max_frames: frames beyond this are subsampled evenly (long recordings).
-
-    Returns:
-        The noise std (0.0 for an all-zero or too short input).
-    """
-    from scipy.stats import chi2
-
-    if isinstance(wav, torch.Tensor):
-        wav = wav.detach().to("cpu", torch.float32).numpy()
-    x = np.asarray(wav, dtype=np.float32).reshape(-1)
-    x = x - np.float32(x.mean(dtype=np.float64)) if x.size else x
-    sr = int(sample_rate)
-    if not 0.0 < quantile < 0.5:
-        raise ValueError(f"quantile must be in (0, 0.5), got {quantile}")
-    estimates = []
-    # 1. frame energies (non-overlapping frames)
-    n = max(8, int(round(frame_seconds * sr)))
-    k = len(x) // n
-    if k >= 1:
-        e = np.empty(k, dtype=np.float64)
-        for a in range(0, k, 65536):  # blocks: no full-length squared copy
-            b = min(k, a + 65536)
-            e[a:b] = np.mean(np.square(x[a * n:b * n].reshape(b - a, n), dtype=np.float64), axis=1)
-        estimates.append(float(np.quantile(e, quantile)) / (chi2.ppf(quantile, n) / n))
-    # 2. per-bin minimum statistics
-    n_fft = 1 << max(4, int(round(math.log2(0.032 * sr))))
-    if len(x) >= n_fft:
-        w = np.hanning(n_fft + 1)[:-1]  # periodic Hann
-        f = _frames(x, n_fft, n_fft // 4)
-        rows = _spread(len(f), max_frames)
-        p = np.empty((len(rows), n_fft // 2 - 1), dtype=np.float32)
-        for a in range(0, len(rows), 4096):  # blocks of frames: bounded float64 temporaries
-            spec = np.fft.rfft(f[rows[a:a + 4096]] * w, axis=1)[:, 1:-1]
-            p[a:a + 4096] = np.square(np.abs(spec)) / np.sum(w * w)  # E p = sigma^2 for white noise
-        per_bin = np.quantile(p, quantile, axis=0) / -math.log1p(-quantile)
-        estimates.append(float(np.mean(per_bin)))
-    if not estimates:  # shorter than one frame: all we know is an upper bound
-        return float(np.sqrt(np.mean(np.square(x)))) if x.size else 0.0
-    return math.sqrt(max(0.0, min(estimates)))
-
-
-def noise_std_from_snr(wav: ArrayLike, snr_db: float) -> float:
-    """Noise std of a mixture ``wav = clean + noise`` whose SNR is ``snr_db``.
-
-    Assumes uncorrelated clean and noise, so ``P_wav = P_clean + P_noise`` and
-    ``P_noise = P_wav / (1 + 10^(snr/10))`` (powers are means of squares over the whole input).
-    """
-    if isinstance(wav, torch.Tensor):
-        wav = wav.detach().to("cpu", torch.float64).numpy()
-    x = np.asarray(wav, dtype=np.float64).reshape(-1)
-    if not math.isfinite(float(snr_db)):
-        raise ScoreAudioError(f"snr_db must be a finite number of dB, got {snr_db}")
-    p = float(np.mean(np.square(x))) if x.size else 0.0
-    return math.sqrt(p / (1.0 + 10.0 ** (float(snr_db) / 10.0)))
-
-
-def _ola_window(length: int, overlap: int, rise: bool, fall: bool, device, dtype) -> torch.Tensor:
-    """(length,) weights: 1, with sin^2 ramps of ``overlap`` samples where chunks overlap.
-
-    The ramp is sampled at half-sample offsets, so it is strictly positive and a rise and a fall
-    over the same samples sum to exactly 1 (sin^2 + cos^2).
-    """
-    w = torch.ones(length, device=device, dtype=dtype)
-    ov = min(overlap, length)
-    if ov > 0:
-        ramp = torch.sin(0.5 * math.pi * (torch.arange(ov, device=device, dtype=dtype) + 0.5) / ov) ** 2
-        if rise:
-            w[:ov] = ramp
-        if fall:
-            w[length - ov:] = torch.minimum(w[length - ov:], ramp.flip(0))
-    return w
-
-
-def chunk_starts(length: int, chunk: int, hop: int, unit: int = 1) -> List[int]:
-    """Start samples of overlapping chunks covering ``length`` samples (all but the last ``hop``
-    apart; the last one ends at ``length`` rounded up to ``unit``). One chunk when it fits."""
-    if length <= chunk:
-        return [0]
-    starts = list(range(0, length - chunk, hop))
-    last = -(-(length - chunk) // unit) * unit  # on the unit grid; may run past the end by < unit
-    if last > starts[-1]:
-        starts.append(last)
-    return starts
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,9 +105,6 @@ class SpeechDenoiser:
         sampler_snr: corrector snr of the PC sampler used by ``conditional``.
     """
 
-    #: ``conditional`` starts from ``y + k sigma_y z``; k = this.
-    conditional_start_factor = 2.0
-
     def __init__(self, model, representation, sigmas: Dict[str, float], sample_rate: int, *,
                  conditional: bool = False, normalize: str = "peak", peak_level: float = 0.9,
                  rms_db: float = -25.0, device: Union[str, torch.device, None] = None,
@@ -270,6 +121,7 @@ class SpeechDenoiser:
         self.representation = representation
         self.sigma_min = float(sigmas["sigma_min"])
         self.sigma_max = float(sigmas["sigma_max"])
+        self.sigma_data = float(sigmas.get("sigma_data", 1.0))
         # measured per checkpoint at the end of training (scoreaudio/calibration.py); 1 = the analytic map
         self.noise_map_scale = float(sigmas.get("noise_map_scale", 1.0))
         self.sample_rate = int(sample_rate)
@@ -291,7 +143,8 @@ class SpeechDenoiser:
     def from_pretrained(cls, checkpoint_or_run_dir=None, *, device: Union[str, torch.device, None] = None,
                         chunk_seconds: Optional[float] = None, overlap_seconds: float = 0.5,
                         batch_size: Optional[int] = None, ema: bool = True) -> "SpeechDenoiser":
-        """A denoiser from a checkpoint file, a run directory, or (None) the newest run under runs/.
+        """A denoiser from a checkpoint file, a run directory, a ``.safetensors`` weights file, or a
+        built-in model by name; None loads the built-in :data:`DEFAULT_MODEL` (works offline).
 
         ``chunk_seconds`` None: :data:`LOCAL_CHUNK_SECONDS` for a network whose output is local in
         time, else the training crop (a network with statistics over the whole input answers
@@ -300,7 +153,8 @@ class SpeechDenoiser:
         """
         from .pretrained import load_pretrained
 
-        p = load_pretrained(checkpoint_or_run_dir, device=device, ema=ema)
+        p = load_pretrained(DEFAULT_MODEL if checkpoint_or_run_dir is None else checkpoint_or_run_dir,
+                            device=device, ema=ema)
         d = p.cfg.data
         if chunk_seconds is None:
             local = is_length_independent(p.cfg.model)
@@ -316,7 +170,12 @@ class SpeechDenoiser:
     # ----------------------------------------------------------------------------------------
     @property
     def default_method(self) -> str:
-        return "conditional" if self.conditional else DEFAULT_UNCONDITIONAL_METHOD
+        return DEFAULT_CONDITIONAL_METHOD if self.conditional else DEFAULT_UNCONDITIONAL_METHOD
+
+    @property
+    def methods(self) -> tuple:
+        """The methods this checkpoint can run."""
+        return CONDITIONAL_METHODS if self.conditional else PRIOR_METHODS
 
     def __repr__(self) -> str:
         return (f"SpeechDenoiser({self.representation!r}, {self.sample_rate} Hz, "
@@ -330,9 +189,10 @@ class SpeechDenoiser:
                                   "annealed Langevin mixes toward the marginal, not the posterior")
         if method not in METHODS:
             raise ScoreAudioError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
-        if method == "conditional" and not self.conditional:
-            raise ScoreAudioError("method 'conditional' needs a checkpoint trained on clean/noisy pairs "
-                                  "(loss.objective=cdsm); this one is unconditional: use tweedie or posterior")
+        if method not in self.methods:
+            kind = "a conditional" if self.conditional else "an unconditional (clean-speech prior)"
+            raise ScoreAudioError(f"method '{method}' does not fit this checkpoint: it is {kind} model; "
+                                  f"use one of: {', '.join(self.methods)}")
         return method
 
     def _steps(self, method: str, steps: Optional[int]) -> int:
@@ -344,8 +204,10 @@ class SpeechDenoiser:
         if method == "posterior" and steps < 2:
             raise ScoreAudioError("posterior needs steps >= 2 (one reverse-diffusion step and the final Tweedie "
                                   "step); use method='tweedie' for one step")
-        if method == "conditional" and steps < 2:
-            raise ScoreAudioError("conditional needs steps >= 2")
+        if method in ("conditional", "refined") and steps < 2:
+            raise ScoreAudioError(f"{method} needs steps >= 2; use method='predictive' for one call")
+        if method in ("tweedie", "predictive") and steps != 1:
+            raise ScoreAudioError(f"{method} makes exactly one network call; steps={steps} does not apply")
         return steps
 
     def _generator(self, generator: Optional[torch.Generator]) -> Optional[torch.Generator]:
@@ -402,7 +264,9 @@ class SpeechDenoiser:
                     y = y_all[k].to(self.device)
                     gain = self._gain(y)
                     y = y * gain
-                    if noise_std is not None:
+                    if method in ("predictive", "refined"):
+                        s_wave = 0.0  # these read the noise from the input itself: no level needed
+                    elif noise_std is not None:
                         s_wave = float(noise_std) * white_share * gain
                     elif snr_db is not None:
                         s_wave = noise_std_from_snr(x[c], float(snr_db)) * white_share * gain
@@ -435,72 +299,54 @@ class SpeechDenoiser:
     def _denoise_long(self, y: torch.Tensor, sigma: float, method: str, steps: int,
                       generator: Optional[torch.Generator]) -> torch.Tensor:
         """(T,) normalised waveform on the device -> (T,) denoised, chunk by chunk (overlap-add)."""
-        T = y.shape[0]
         unit = self._hop_unit()
-        chunk = max(unit, int(round(self.chunk_seconds * self.sample_rate / unit)) * unit)
-        overlap = int(round(self.overlap_seconds * self.sample_rate / unit)) * unit
-        overlap = min(overlap, chunk - unit)
         n_fft = int(getattr(self.representation, "n_fft", 0))
-        min_len = max(int(math.ceil(MIN_SECONDS * self.sample_rate)), 2 * n_fft)
-        starts = chunk_starts(T, chunk, chunk - overlap, unit)
-        clen = chunk if T > chunk else max(T, min_len)
-        acc = torch.zeros(starts[-1] + clen, device=y.device, dtype=torch.float32)
-        wsum = torch.zeros_like(acc)
-        y_pad = torch.nn.functional.pad(y.float(), (0, acc.shape[0] - T))
-        for b in range(0, len(starts), self.batch_size):
-            batch = starts[b:b + self.batch_size]
-            seg = torch.stack([y_pad[s:s + clen] for s in batch])[:, None, :]  # (B, 1, clen)
-            est = self._denoise_batch(seg, sigma, method, steps, generator)  # (B, 1, clen)
-            for j, s in enumerate(batch):
-                i = b + j
-                w = _ola_window(clen, overlap, rise=i > 0, fall=i < len(starts) - 1, device=y.device,
-                                dtype=torch.float32)
-                acc[s:s + clen] += w * est[j, 0]
-                wsum[s:s + clen] += w
-        return acc[:T] / wsum[:T]
+        return overlap_add(y, lambda seg: self._denoise_batch(seg, sigma, method, steps, generator),
+                           chunk=int(round(self.chunk_seconds * self.sample_rate / unit)) * unit,
+                           overlap=int(round(self.overlap_seconds * self.sample_rate / unit)) * unit, unit=unit,
+                           min_length=max(int(math.ceil(MIN_SECONDS * self.sample_rate)), 2 * n_fft),
+                           batch_size=self.batch_size)
 
     def _denoise_batch(self, wav: torch.Tensor, sigma: float, method: str, steps: int,
                        generator: Optional[torch.Generator]) -> torch.Tensor:
         """(B, 1, L) normalised noisy waveforms -> (B, 1, L) estimates; one sigma for the batch."""
-        from .sampling import pc_sampler, posterior_ladder, sampler_ladder
-
         rep = self.representation
-        L = wav.shape[-1]
         y = rep.encode(wav)  # (B, C, *S)
-        cond = y if self.conditional else None
-        score_fn = self.model if cond is None else (lambda x_, s_: self.model(x_, s_, cond))
-        if method == "tweedie" or (method == "posterior" and sigma <= self.sigma_min * 1.01):
-            x = tweedie(score_fn, y, sigma)
-        elif method == "posterior":
-            ladder = posterior_ladder(steps, self.sigma_min, sigma).to(y.device)
-            x = pc_sampler(score_fn, y, ladder, corrector_steps=0, generator=generator)
-        else:  # conditional
-            k = self.conditional_start_factor
-            start = min(max(math.sqrt(1.0 + k * k) * sigma, self.sigma_min * 1.01), self.sigma_max)
-            add = math.sqrt(max(start * start - sigma * sigma, 0.0))
-            x = y + add * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
-            plan = sampler_ladder("pc", steps, self.sigma_min, start, snr=self.sampler_snr)
-            x = pc_sampler(score_fn, x, plan.sigmas.to(y.device), generator=generator, **plan.kwargs)
-        out = rep.decode(x, L).float()
+        x = METHOD_FUNCTIONS[method](
+            self.model, y, sigma=sigma, cond=y if self.conditional else None, sigma_min=self.sigma_min,
+            sigma_max=self.sigma_max, sigma_data=self.sigma_data, steps=steps, snr=self.sampler_snr,
+            generator=generator)
+        out = rep.decode(x, wav.shape[-1]).float()
         if not torch.isfinite(out).all():
             raise ScoreAudioError(f"method '{method}' produced non-finite values; try another method, "
                                   f"more steps, or a later checkpoint")
         return out
 
     # ----------------------------------------------------------------------------------------
-    def denoise_file(self, src, dst, **kwargs) -> Path:
+    def denoise_file(self, src, dst, *, overwrite: bool = False, **kwargs) -> Path:
         """Denoise an audio file into ``dst`` (any keyword of ``__call__``); returns ``dst``.
 
         Reads all channels at the file's own rate and writes the same rate and channels; the
         sample format (subtype, e.g. PCM_24 or FLOAT) is kept when ``dst``'s container supports
         it, else that container's default. The extension of ``dst`` picks the container.
+
+        An existing ``dst`` is replaced only with ``overwrite=True``, and never when it is ``src``
+        itself: a denoiser's output is no substitute for the original recording. Both are
+        checked before any compute.
         """
         import soundfile as sf
 
         from .audio.io import audio_info, save
+        from .generate import OutputExistsError
 
         src, dst = Path(src), Path(dst)
         audio_info(src)  # missing / empty / unreadable -> AudioError
+        if dst.exists():
+            if _file_id(dst) == _file_id(src):
+                raise ScoreAudioError(f"'{dst}' is the input file itself; write the result to another file "
+                                      f"so the original recording is kept")
+            if not overwrite:
+                raise OutputExistsError(f"'{dst}' exists; pass overwrite=True (--overwrite) or another dst")
         try:
             data, rate = sf.read(str(src), dtype="float32", always_2d=True)  # (T, C)
             subtype = sf.info(str(src)).subtype
@@ -575,6 +421,16 @@ def _as_channels(wav) -> Tuple[torch.Tensor, Callable[[torch.Tensor], ArrayLike]
     return x, restore
 
 
+def _file_id(path: Path) -> Optional[Tuple[int, int]]:
+    """(device, inode) of an existing file, None otherwise: two paths are one file, also through
+    symlinks, hard links and ``..``, when their ids are equal."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _fit(x: torch.Tensor, length: int) -> torch.Tensor:
     """Crop or zero-pad the last axis to ``length`` (resampling round trips can be off by one)."""
     if x.shape[-1] >= length:
@@ -597,19 +453,29 @@ def plan_outputs(inputs: Sequence[Union[str, Path]], output: Union[str, Path]) -
     * Several inputs: each folder to ``output/<folder name>/<relative path>``, each file to
       ``output/<file name>``.
 
-    The extension is kept when it can be written (.wav, .flac, .ogg), else .wav. Raises
-    ScoreAudioError for a missing input, an input without audio, or two inputs that would write
-    the same file.
+    The extension is kept when it can be written (.wav, .flac, .ogg), else .wav. When ``output``
+    lies inside a folder input, the files already under ``output`` are left out of that folder's
+    inputs (they are an earlier run's results, not recordings; a note says how many). Raises
+    ScoreAudioError for a missing input, an input without audio, two inputs that would write
+    the same file, or an output that is one of the inputs (denoising in place would replace the
+    original recordings, with or without --overwrite).
     """
     from .data.corpora import AUDIO_EXTS, _walk_audio
 
     output = Path(output)
+    out_root = output.resolve()
     several = len(inputs) > 1
     pairs: List[Tuple[Path, Path]] = []
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
             files = _walk_audio(p, AUDIO_EXTS)
+            if out_root != p.resolve() and out_root.is_relative_to(p.resolve()):
+                ours = [f for f in files if f.resolve().is_relative_to(out_root)]
+                if ours:
+                    print(f"note: leaving out {len(ours)} file(s) under '{output}', the output folder inside "
+                          f"'{p}'", file=sys.stderr)
+                    files = [f for f in files if f not in ours]
             if not files:
                 raise ScoreAudioError(f"no audio files ({', '.join(AUDIO_EXTS)}) under '{p}'")
             base = output / p.resolve().name if several else output
@@ -629,6 +495,11 @@ def plan_outputs(inputs: Sequence[Union[str, Path]], output: Union[str, Path]) -
             raise ScoreAudioError(f"'{seen[key]}' and '{s}' would both be written to '{d}'; "
                                   f"denoise them into different folders")
         seen[key] = s
+    sources = {_file_id(s) for s, _ in pairs} - {None}
+    for s, d in pairs:
+        if _file_id(d) in sources:
+            raise ScoreAudioError(f"'{d}' is an input: denoising in place would replace the original "
+                                  f"recording; give -o a path outside the inputs")
     return pairs
 
 
@@ -639,12 +510,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
                    help="output folder (a folder input's tree is mirrored in it), "
                         "or a file name for one file input")
     p.add_argument("--checkpoint", default=None,
-                   help="checkpoint file or run directory (default: newest run under runs/)")
+                   help="checkpoint file, run directory or .safetensors weights (default: the built-in "
+                        "denoiser shipped with the package)")
     p.add_argument("--method", choices=METHODS, default=None,
-                   help="denoising method (default: conditional for conditional checkpoints, else "
-                        f"{DEFAULT_UNCONDITIONAL_METHOD})")
+                   help=f"denoising method (default: {DEFAULT_CONDITIONAL_METHOD} for conditional checkpoints, "
+                        f"else {DEFAULT_UNCONDITIONAL_METHOD})")
     p.add_argument("--steps", type=int, default=None,
-                   help="network calls per chunk for posterior/conditional (default: "
+                   help="network calls per chunk for posterior/refined/conditional (default: "
                         + ", ".join(f"{k} {v}" for k, v in DEFAULT_STEPS.items()) + ")")
     p.add_argument("--device", default="auto", help="auto (CUDA when available) | cpu | cuda | cuda:N")
     level = p.add_mutually_exclusive_group()
@@ -681,8 +553,8 @@ def run_cli(args: argparse.Namespace) -> int:
     for i, (src, dst) in enumerate(tqdm(pairs, unit="file", desc="denoise", file=sys.stderr, disable=None)):
         gen = torch.Generator(device=den.device).manual_seed(int(args.seed) + i)
         try:
-            den.denoise_file(src, dst, method=method, steps=steps, generator=gen, noise_std=args.noise_std,
-                             snr_db=args.snr_db)
+            den.denoise_file(src, dst, overwrite=args.overwrite, method=method, steps=steps, generator=gen,
+                             noise_std=args.noise_std, snr_db=args.snr_db)
         except AudioError as e:
             failed += 1
             tqdm.write(f"skipped {src}: {e}", file=sys.stderr)

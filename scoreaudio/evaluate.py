@@ -8,7 +8,10 @@ the reference folder matches ``a/b.flac`` in the estimate folder). Every file is
 to the reference's rate, and both are cropped to the shorter length. PESQ, ESTOI and DNSMOS work at
 16 kHz (soxr HQ resampling; :mod:`scoreaudio.metrics`). Writes a per-file CSV (with a ``notes``
 column saying why a value is NaN) and, beside it, a JSON with the summary (mean and t-based 95%
-interval per metric), the tool versions, the resampling used and the unmatched files.
+interval per metric over the finite values, and ``n_nan`` / ``n_inf``: the files left out, e.g. the
+-inf SI-SDR of a silent estimate), the tool versions, the resampling used and the unmatched files.
+``-o X.csv`` writes X.csv and X.json; ``-o X.json`` the same pair. Existing files are not replaced
+unless ``--overwrite`` (as in generate and denoise).
 
 Generated audio (no clean partner) is scored as speech instead:
 
@@ -115,6 +118,8 @@ def score_signals(est: np.ndarray, ref: np.ndarray, sample_rate: int, metrics: S
                 notes.append("si_sdr: silent reference")
             else:
                 out["si_sdr"] = float(si_sdr(torch.from_numpy(est), torch.from_numpy(ref)))
+                if out["si_sdr"] == -math.inf:
+                    notes.append("si_sdr: silent estimate (-inf)")
         if "pesq" in metrics:
             out["pesq"] = pesq_wb(est, ref, sample_rate)
         if "estoi" in metrics:
@@ -189,25 +194,55 @@ def evaluate(reference, estimate, noisy=None, *, metrics: Sequence[str] = DEFAUL
         },
         "pesq_mode": "wb (ITU-T P.862.2)", "estoi": "pystoi extended=True",
         "lsd": "mean over frames of the RMS over bins of the 10 log10 power difference; 32 ms Hann, 8 ms hop",
-        "interval": "mean +- t(0.975, n-1) * sd / sqrt(n) over the files with a finite value",
+        "interval": "mean +- t(0.975, n-1) * sd / sqrt(n) over the files with a finite value; "
+                    "n_nan and n_inf count the files left out",
         "versions": metric_versions(),
     }
     return EvalResult(rows, summary, unmatched, meta)
 
 
-def write_results(result: EvalResult, csv_path) -> Tuple[Path, Path]:
-    """Per-file CSV at ``csv_path`` and the summary JSON beside it (same stem, .json)."""
-    csv_path = Path(csv_path)
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
+def output_paths(output) -> Tuple[Path, Path]:
+    """``(csv, json)`` for ``-o``: X.csv or X.json both give the pair X.csv + X.json, so the two
+    never land on one path; any other name (``-o precious.wav``) or a folder is refused."""
+    out = Path(output)
+    if out.is_dir():
+        raise ScoreAudioError(f"-o {out} is a folder; give a file name such as {out / 'results.csv'}")
+    if out.suffix.lower() not in (".csv", ".json"):
+        raise ScoreAudioError(f"-o {out}: give a .csv name (the summary .json is written beside it), "
+                              f"e.g. -o {out.with_suffix('.csv')}")
+    return out.with_suffix(".csv"), out.with_suffix(".json")
+
+
+def _check_overwrite(paths: Sequence[Path], overwrite: bool) -> None:
+    """OutputExistsError for the first existing ``-o`` file unless ``overwrite``; the CLI calls it
+    before scoring, so a refusal costs no compute (generate's check_outputs is for --out folders)."""
+    from .generate import OutputExistsError
+
+    existing = [p for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(f"{existing[0]} exists; pass --overwrite or another -o file")
+
+
+def write_results(result: EvalResult, output, *, overwrite: bool = True) -> Tuple[Path, Path]:
+    """Per-file CSV and the summary JSON (:func:`output_paths` of ``output``), each written
+    atomically: a failed write leaves the previous file, never half of one."""
+    from .utils.files import atomic_write
+
+    csv_path, json_path = output_paths(output)
+    _check_overwrite((csv_path, json_path), overwrite)
     cols = ["file"] + [c for c in result.rows[0] if c not in ("file", "notes")] + ["notes"]
-    with open(csv_path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        for r in result.rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    json_path = csv_path.with_suffix(".json")
+
+    def write_csv(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols)
+            w.writeheader()
+            for r in result.rows:
+                w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+
     payload = dict(result.meta, summary=result.summary, unmatched=result.unmatched, csv=csv_path.name)
-    json_path.write_text(json.dumps(_finite(payload), indent=1, default=str) + "\n")
+    text = json.dumps(_finite(payload), indent=1, default=str) + "\n"
+    atomic_write(csv_path, write_csv)
+    atomic_write(json_path, lambda tmp: Path(tmp).write_text(text))
     return csv_path, json_path
 
 
@@ -223,12 +258,13 @@ def _finite(obj):
 
 
 def format_table(summary: Dict[str, Dict[str, float]]) -> str:
-    """A plain-text table: metric, n, mean, 95% interval."""
-    lines = [f"{'metric':<18} {'n':>5} {'mean':>9}  95% interval", "-" * 52]
+    """A plain-text table: metric, n (finite values averaged), nan and inf (files left out), mean,
+    95% interval."""
+    lines = [f"{'metric':<18} {'n':>5} {'nan':>4} {'inf':>4} {'mean':>9}  95% interval", "-" * 62]
     for c, s in summary.items():
         ci = "" if math.isnan(s["ci_low"]) else f"[{s['ci_low']:.3f}, {s['ci_high']:.3f}]"
         mean = "nan" if math.isnan(s["mean"]) else f"{s['mean']:.3f}"
-        lines.append(f"{c:<18} {s['n']:>5} {mean:>9}  {ci}")
+        lines.append(f"{c:<18} {s['n']:>5} {s.get('n_nan', 0):>4} {s.get('n_inf', 0):>4} {mean:>9}  {ci}")
     return "\n".join(lines)
 
 
@@ -241,7 +277,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noisy", default=None, metavar="NOISY_DIR",
                    help="folder of the noisy inputs: adds noisy_* columns and si_sdr_i (the improvement)")
     p.add_argument("-o", "--output", default=None, metavar="results.csv",
-                   help="per-file CSV (the summary JSON is written beside it); default: print only")
+                   help="per-file CSV (the summary JSON is written beside it; a .json name gives the "
+                        "same pair); default: print only")
+    p.add_argument("--overwrite", action="store_true", help="replace existing -o files")
     p.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
                    help=f"comma-separated, from {', '.join(METRICS)} "
                         f"(default: %(default)s; dnsmos is slower)")
@@ -256,12 +294,10 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     gen.add_argument("--reference-override", action="append", default=[], metavar="key=value",
                      help="config override for a recipe --reference (repeatable), e.g. data.root=PATH")
     gen.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (the slow part)")
-    gen.add_argument("--overwrite", action="store_true", help="replace an existing -o file")
 
 
 def run_generated_cli(args: argparse.Namespace) -> int:
     """``--generated`` mode: score a folder of generated audio as speech (see the module docstring)."""
-    from .generate import OutputExistsError
     from .generation_metrics import DEFAULT_MAX_FILES, markdown_table, score_generated
 
     if args.estimate is not None or args.noisy is not None:
@@ -271,8 +307,7 @@ def run_generated_cli(args: argparse.Namespace) -> int:
     if out is not None:
         if out.is_dir():
             raise ScoreAudioError(f"-o {out} is a folder; give a file name such as {out / 'speech.json'}")
-        if out.exists() and not args.overwrite:  # checked before the (slow) scoring
-            raise OutputExistsError(f"{out} exists; pass --overwrite or another -o file")
+        _check_overwrite([out], args.overwrite)  # before the (slow) scoring
     result = score_generated(args.generated, args.reference,
                              max_files=DEFAULT_MAX_FILES if args.max_files is None else args.max_files,
                              split=args.reference_split, overrides=args.reference_override,
@@ -296,6 +331,8 @@ def run_cli(args: argparse.Namespace) -> int:
         raise ScoreAudioError("--estimate ENH_DIR is required (or pass --generated GEN_DIR to score "
                               "generated audio as speech)")
     metrics = [m.strip() for m in str(args.metrics).split(",") if m.strip()]
+    if args.output:  # before the (slow) scoring
+        _check_overwrite(output_paths(args.output), args.overwrite)
     result = evaluate(args.reference, args.estimate, args.noisy, metrics=metrics, progress=True)
     for side, names in result.unmatched.items():
         if names:
@@ -306,9 +343,14 @@ def run_cli(args: argparse.Namespace) -> int:
         first = nan_rows[0]
         print(f"{len(nan_rows)} file(s) with notes (see the CSV), e.g. {first['file']}: {first['notes']}",
               file=sys.stderr)
+    for c, s in result.summary.items():
+        left_out = s["n_nan"] + s["n_inf"]
+        if left_out:
+            print(f"{c}: {left_out} of {len(result.rows)} file(s) left out of the mean "
+                  f"({s['n_nan']} NaN, {s['n_inf']} inf)", file=sys.stderr)
     print(f"{len(result.rows)} file(s) scored")
     print(format_table(result.summary))
     if args.output:
-        csv_path, json_path = write_results(result, args.output)
+        csv_path, json_path = write_results(result, args.output, overwrite=args.overwrite)
         print(f"wrote {csv_path} and {json_path}")
     return 0

@@ -223,7 +223,7 @@ def sample_checkpoint(checkpoint=None, num: int = 4, seconds: float = 2.0, *, sa
     t0 = time.perf_counter()
     pre = load_pretrained(checkpoint, device=device, ema=ema, runs_root=runs_root)
     if pre.conditional:
-        raise ConfigError(f"{pre.path} is a conditional denoiser (trained with loss.objective=cdsm): it "
+        raise ConfigError(f"{pre.path} is a conditional denoiser: it "
                           f"needs a noisy input to condition on and cannot generate from noise; use "
                           f"'scoreaudio denoise NOISY.wav --checkpoint {pre.path}'")
     if pre.cfg.model.backbone == "mlp":

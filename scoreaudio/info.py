@@ -11,7 +11,7 @@ from .errors import ScoreAudioError
 def describe(target: str, overrides=()) -> dict:
     """Facts about the model of a checkpoint / run dir, or of the model a recipe would build."""
     from .audio.representation import build_representation
-    from .config import compose
+    from .config import compose, is_conditional
     from .nn.build import build_score_model, describe_model
 
     path = Path(target)
@@ -24,7 +24,7 @@ def describe(target: str, overrides=()) -> dict:
     else:
         cfg = compose(target, overrides)
         rep = build_representation(cfg.representation)
-        cond = rep.channels if cfg.loss.objective == "cdsm" else 0
+        cond = rep.channels if is_conditional(cfg) else 0
         model = build_score_model(cfg.model, rep.channels, cond_channels=cond)
         extra = {"recipe": str(target)}
     facts = describe_model(model, cfg.model, rep.channels, int(cfg.data.sample_rate),

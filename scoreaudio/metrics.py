@@ -43,6 +43,10 @@ def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8) -
 
     Both inputs (..., T); the reference is made zero-mean, the estimate is projected onto it:
     s = <x, r> r / ||r||^2, e = x - s, SI-SDR = 10 log10(||s||^2 / ||e||^2). Returns shape (...).
+
+    A silent estimate (all zero, or constant: nothing left after removing the mean) scores -inf:
+    it holds none of the reference, and the 0 dB the formula's eps would give ranks a broken,
+    silent output above every estimate worse than 0 dB.
     """
     if estimate.shape != reference.shape:
         raise ValueError(f"shape mismatch: estimate {tuple(estimate.shape)} vs reference "
@@ -52,7 +56,10 @@ def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8) -
     scale = (x * r).sum(-1, keepdim=True) / (r.square().sum(-1, keepdim=True) + eps)
     s = scale * r
     e = x - s
-    return (10 * torch.log10((s.square().sum(-1) + eps) / (e.square().sum(-1) + eps))).to(estimate.dtype)
+    out = 10 * torch.log10((s.square().sum(-1) + eps) / (e.square().sum(-1) + eps))
+    # silent: the centred energy is zero up to rounding of the mean (relative to the raw energy)
+    silent = x.square().sum(-1) <= 1e-20 * estimate.double().square().sum(-1)
+    return out.masked_fill(silent, -math.inf).to(estimate.dtype)
 
 
 def log_spectral_distance(estimate, reference, sample_rate: int, *, frame_seconds: float = 0.032,
@@ -213,18 +220,21 @@ def metric_versions() -> Dict[str, Optional[str]]:
 def mean_ci95(values) -> Dict[str, float]:
     """Mean and t-based 95% interval of the finite values: mean +- t_{0.975, n-1} sd / sqrt(n).
 
-    Returns ``{"n", "mean", "ci_low", "ci_high"}`` (NaN where undefined: n = 0, or n = 1 for the
-    interval).
+    Returns ``{"n", "n_nan", "n_inf", "mean", "ci_low", "ci_high"}``: ``n`` finite values were
+    averaged; ``n_nan`` (not scorable) and ``n_inf`` (e.g. the -inf SI-SDR of a silent estimate)
+    count what was left out, so a summary can say so instead of looking better than the files
+    (NaN where undefined: n = 0, or n = 1 for the interval).
     """
     v = np.asarray([float(x) for x in values], dtype=np.float64)
+    counts = {"n_nan": int(np.isnan(v).sum()), "n_inf": int(np.isinf(v).sum())}
     v = v[np.isfinite(v)]
     n = int(v.size)
     if n == 0:
-        return {"n": 0, "mean": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+        return {"n": 0, **counts, "mean": math.nan, "ci_low": math.nan, "ci_high": math.nan}
     mean = float(v.mean())
     if n == 1:
-        return {"n": 1, "mean": mean, "ci_low": math.nan, "ci_high": math.nan}
+        return {"n": 1, **counts, "mean": mean, "ci_low": math.nan, "ci_high": math.nan}
     from scipy.stats import t
 
     half = float(t.ppf(0.975, n - 1)) * float(v.std(ddof=1)) / math.sqrt(n)
-    return {"n": n, "mean": mean, "ci_low": mean - half, "ci_high": mean + half}
+    return {"n": n, **counts, "mean": mean, "ci_low": mean - half, "ci_high": mean + half}

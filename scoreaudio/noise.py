@@ -28,6 +28,7 @@ __all__ = [
     "sample_sigmas_log_normal",
     "sample_sigmas_log_uniform",
     "sample_sigmas_mixture",
+    "sample_sigmas_conditional",
     "sample_training_sigmas",
     "TRAIN_DISTRIBUTIONS",
     "sigma_max_from_data",
@@ -220,10 +221,43 @@ def sample_sigmas_mixture(
     return torch.where(pick, in_band.clamp(sigma_min, sigma_max), log_normal).to(dtype)
 
 
+def sample_sigmas_conditional(
+    batch: int,
+    predictive_share: float,
+    band: tuple[float, float],
+    sigma_min: float,
+    sigma_max: float,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Sigmas (B,) for a conditional denoiser D(x, sigma, y): the levels its inference uses, only.
+
+    With probability ``predictive_share`` a draw is ``sigma_max``: there x carries nothing about
+    the clean signal (c_skip ~ 0), so D(sigma_max z, sigma_max, y) is trained as a regression
+    E[x | y], the one-call predictive estimate. The rest are log-uniform over ``band`` (clamped to
+    [sigma_min, sigma_max]): the levels a refinement from the predictive estimate walks through
+    (StoRM, Lemercier et al. 2023). Levels between the band and sigma_max are never used at
+    inference, so none are drawn there. Two draws per example whatever it picks.
+    """
+    if not 0.0 <= predictive_share <= 1.0:
+        raise ValueError(f"predictive_share must be in [0, 1], got {predictive_share}")
+    lo, hi = max(float(band[0]), sigma_min), min(float(band[1]), sigma_max)
+    if not lo < hi:
+        raise ValueError(f"the refinement band {band} has nothing inside [sigma_min, sigma_max] = "
+                         f"[{sigma_min}, {sigma_max}]")
+    pick = torch.rand(batch, generator=generator, device=device) < predictive_share
+    in_band = sample_sigmas_log_uniform(batch, lo, hi, generator=generator, device=device)
+    return torch.where(pick, torch.full_like(in_band, float(sigma_max)), in_band).to(dtype)
+
+
 #: noise.train_distribution -> what it is for (the choices the config accepts).
 TRAIN_DISTRIBUTIONS = {
     "log_normal": "EDM's log-normal around sigma_data: generation priors (the default)",
     "mixture": "half log-normal, half log-uniform over the denoising band: priors meant to denoise",
+    "conditional": "sigma_max (the one-call predictive estimate) or log-uniform over the refinement band: "
+                   "conditional denoisers",
     "log_uniform": "log-uniform over [sigma_min, sigma_max] (the continuous NCSN / VE-SDE choice)",
     "discrete": "uniform over the NCSN ladder's levels",
 }
@@ -240,6 +274,7 @@ def sample_training_sigmas(
     log_normal_std: float = 1.2,
     band: tuple[float, float] = (0.02, 2.0),
     band_weight: float = 0.5,
+    predictive_share: float = 0.5,
     ladder: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
@@ -249,8 +284,12 @@ def sample_training_sigmas(
     ``log_normal_mean`` is the mean of ``ln(sigma / sigma_data)`` and ``band`` is in units of
     ``sigma_data``, so one setting serves representations of any scale (EDM's P_mean = -1.2 at
     sigma_data = 0.5 is -0.51 here). ``ladder`` (L,) is needed for ``"discrete"`` only.
+    ``predictive_share`` is the share of ``"conditional"`` draws at exactly ``sigma_max``.
     """
     log_mean = log_normal_mean + math.log(sigma_data)
+    if distribution == "conditional":
+        return sample_sigmas_conditional(batch, predictive_share, (band[0] * sigma_data, band[1] * sigma_data),
+                                         sigma_min, sigma_max, generator=generator, device=device)
     if distribution == "log_normal":
         return sample_sigmas_log_normal(batch, log_mean, log_normal_std, sigma_min, sigma_max,
                                         generator=generator, device=device)

@@ -39,6 +39,7 @@ from scoreaudio.utils.tensor import as_sigma_batch
 __all__ = [
     "SAMPLERS",
     "SamplerPlan",
+    "ancestral",
     "annealed_langevin",
     "get_sampler",
     "heun",
@@ -356,6 +357,40 @@ def posterior_ladder(nfe: int, sigma_min: float, sigma_start: float) -> torch.Te
     if not sigma_start > sigma_min:
         raise ValueError(f"sigma_start ({sigma_start}) must exceed sigma_min ({sigma_min})")
     return geometric_sigmas(nfe, sigma_min, sigma_start)
+
+
+def ancestral(
+    score_fn: ScoreFn,
+    x_init: torch.Tensor,
+    sigmas: torch.Tensor | Sequence[float],
+    *,
+    generator: torch.Generator | None = None,
+    final_denoise: bool = True,
+) -> torch.Tensor:
+    """Ancestral sampling for the VE diffusion (SMLD; Song et al. 2021, App. F, Eq. (47)): (B, C, *S).
+
+    From ``x_init`` at sigma_0, for each next level sigma_i:
+    ``x <- x + (sigma_{i-1}^2 - sigma_i^2) s(x, sigma_{i-1}) + sqrt(sigma_i^2 (sigma_{i-1}^2 - sigma_i^2) / sigma_{i-1}^2) z``,
+    i.e. a draw from ``q(x_i | x_{i-1}, x_0 = D(x_{i-1}))``. Unlike the Euler-Maruyama reverse
+    diffusion of :func:`pc_sampler`, whose noise injection is exact only for small steps, this
+    step is exact for data concentrated at a point whatever the step size, so a handful of
+    large steps does not inflate the variance. Measured in a refinement from the predictive mean
+    plus 0.3 z on a Gaussian posterior of variance 0.040 with 7 steps (tests/test_denoise_methods.py):
+    0.018 here (below the posterior's: the start lacks the posterior's own spread), 0.059 with
+    Euler-Maruyama (noise injected by large steps).
+    ``final_denoise`` ends with the Tweedie step at sigma_L. NFE = L - 1 + final_denoise.
+    """
+    vals = _ladder(sigmas)
+    x = x_init
+    rows = _sigma_rows(x, vals)
+    for level in range(1, len(vals)):
+        s_prev, s = vals[level - 1], vals[level]
+        dvar = s_prev * s_prev - s * s
+        noise_std = math.sqrt(s * s * dvar / (s_prev * s_prev))
+        x = torch.mul(score_fn(x, rows[level - 1]), dvar).add_(x).add_(_randn(x, generator).mul_(noise_std))
+    if final_denoise:
+        x = torch.mul(score_fn(x, rows[-1]), vals[-1] ** 2).add_(x)
+    return x
 
 
 SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {"ald": annealed_langevin, "pc": pc_sampler, "heun": heun}

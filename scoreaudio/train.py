@@ -34,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from . import __version__
 from .audio.representation import build_representation
-from .config import compose, to_yaml
+from .config import compose, is_conditional, to_yaml
 from .data.datasets import build_datasets
 from .errors import ConfigError, DataError, TrainingError
 from .losses import dsm_loss
@@ -159,9 +159,11 @@ def choose_sigmas(cfg: DictConfig, dataset, representation, device: torch.device
 # Validation
 # --------------------------------------------------------------------------------------------
 @torch.no_grad()
-def validate(model, dataset, representation, cfg: DictConfig, device: torch.device) -> Dict[str, float]:
+def validate(model, dataset, representation, cfg: DictConfig, device: torch.device,
+             sigma_max: Optional[float] = None) -> Dict[str, float]:
     """DSM loss at fixed sigmas on fixed validation crops with fixed noise (a curve per sigma);
-    for paired data, SI-SDR of one-step (Tweedie) denoising at the true noise level."""
+    for paired data, SI-SDR of the one-call estimate: a conditional model's predictive estimate
+    D(sigma_max z, sigma_max, y) (needs ``sigma_max``), a prior's Tweedie step at the true level."""
     from .metrics import si_sdr  # local: metrics pulls in nothing heavy, but keeps train import small
 
     n = min(cfg.train.val_examples, len(dataset))
@@ -169,7 +171,7 @@ def validate(model, dataset, representation, cfg: DictConfig, device: torch.devi
     clean = torch.stack([it["clean"] for it in items]).to(device)
     x0 = representation.encode(clean)
     cond = None
-    if cfg.loss.objective == "cdsm":
+    if is_conditional(cfg):
         cond = representation.encode(torch.stack([it["noisy"] for it in items]).to(device))
     gen = torch.Generator(device=device).manual_seed(derive_seed(cfg.train.seed, 3))
     out: Dict[str, float] = {}
@@ -183,28 +185,127 @@ def validate(model, dataset, representation, cfg: DictConfig, device: torch.devi
         out[f"val_loss/sigma={s:g}"] = float(torch.cat(losses).mean())
     if "noisy" in items[0]:
         noisy = torch.stack([it["noisy"] for it in items]).to(device)
-        wav_std = (noisy - clean).flatten(1).std(dim=1)  # the true noise level of each example
-        sig = torch.tensor([representation.noise_std_in_model_space(float(v)) for v in wav_std], device=device)
         y = representation.encode(noisy)
         est = []
-        for i in range(0, n, cfg.train.batch_size):
-            sl = slice(i, i + cfg.train.batch_size)
-            est.append(model.denoise(y[sl], sig[sl].clamp_min(1e-5), None if cond is None else cond[sl]))
+        if cond is not None:
+            # the conditional model's own estimate: one call at sigma_max with the noisy input as cond
+            from .denoise_methods import predictive
+
+            pgen = torch.Generator(device=device).manual_seed(derive_seed(cfg.train.seed, 5))
+            if sigma_max is None:
+                raise ValueError("validating a conditional model needs its sigma_max")
+            for i in range(0, n, cfg.train.batch_size):
+                sl = slice(i, i + cfg.train.batch_size)
+                est.append(predictive(model, y[sl], cond=cond[sl], sigma_max=float(sigma_max), generator=pgen))
+            key = "val_si_sdr_predictive"
+        else:
+            # a prior: Tweedie at the true noise level of each example
+            wav_std = (noisy - clean).flatten(1).std(dim=1)
+            sig = torch.tensor([representation.noise_std_in_model_space(float(v)) for v in wav_std], device=device)
+            for i in range(0, n, cfg.train.batch_size):
+                sl = slice(i, i + cfg.train.batch_size)
+                est.append(model.denoise(y[sl], sig[sl].clamp_min(1e-5)))
+            key = "val_si_sdr_tweedie"
         wav_hat = representation.decode(torch.cat(est), clean.shape[-1])
         out["val_si_sdr_noisy"] = float(si_sdr(noisy[:, 0], clean[:, 0]).mean())
-        out["val_si_sdr_tweedie"] = float(si_sdr(wav_hat[:, 0], clean[:, 0]).mean())
+        out[key] = float(si_sdr(wav_hat[:, 0], clean[:, 0]).mean())
     return out
 
 
 # --------------------------------------------------------------------------------------------
 # The loop
 # --------------------------------------------------------------------------------------------
+#: The lock file in a run directory: rank 0 of the training that writes there holds an
+#: exclusive ``flock`` on it (and its PID is in it) for the whole run.
+RUN_LOCK = ".lock"
+_HELD_LOCKS: Dict[Path, int] = {}  # run dir -> fd of its lock file, held by this process
+
+
+def _close_inherited_locks() -> None:
+    # a forked child (a DataLoader worker) shares the lock's open file description: close its
+    # copy, so the lock goes when the training does, not when its last worker exits
+    for fd in _HELD_LOCKS.values():
+        os.close(fd)
+    _HELD_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
+def _lock_run_dir(run_dir: Path) -> None:
+    """Take the run directory's exclusive lock, so a second training into the same folder stops
+    with the first one's PID instead of overwriting its checkpoints and interleaving its metrics.
+
+    The kernel drops a ``flock`` when its holder dies (even by kill -9), so a lock file left by a
+    dead process never blocks; the PID written into it only names the holder in the error.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locking
+        return
+    path = run_dir / RUN_LOCK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise TrainingError(f"{run_dir} is in use by another training (PID {holder}); let it finish or "
+                                f"stop it, or set train.run_dir=ANOTHER_FOLDER") from None
+        except OSError as e:  # e.g. a file system without flock
+            os.close(fd)
+            log(f"note: cannot lock {path} ({e.strerror}); nothing stops a second training into this run dir")
+            return
+        try:  # the holder we waited on may have removed the file meanwhile: lock the one on disk
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _HELD_LOCKS[run_dir] = fd
+
+
+def _unlock_run_dir(run_dir: Path) -> None:
+    """Release the lock :func:`_lock_run_dir` took and remove its file (while still holding it,
+    which the inode check there makes safe), so a finished run leaves no lock file behind."""
+    fd = _HELD_LOCKS.pop(run_dir, None)
+    if fd is not None:
+        (run_dir / RUN_LOCK).unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _refuse_to_replace(cfg: DictConfig, run_dir: Path) -> None:
+    """``train.resume=never`` in a folder that holds a run would replace its last.pt and empty its
+    metrics.jsonl: only with ``train.overwrite=true`` (old numbered checkpoints stay, named)."""
+    if cfg.train.resume != "never":
+        return
+    held = sorted(run_dir.glob("*.pt"))
+    if not held:
+        return
+    if not cfg.train.overwrite:
+        raise ConfigError(f"{run_dir} already holds a run ({held[-1].name}); train.resume=never would "
+                          f"replace its checkpoints and metrics: pass train.overwrite=true to start it "
+                          f"over, train.resume=auto to continue it, or another train.run_dir")
+    numbered = [p.name for p in held if p.name != LAST]
+    log(f"train.overwrite=true: starting {run_dir} over" +
+        (f"; its old numbered checkpoints stay until replaced: {', '.join(numbered)}" if numbered else ""))
+
+
 def make_run_dir(cfg: DictConfig, d: Dist) -> Path:
+    """The run directory: created, checked writable and locked by rank 0 (:func:`_lock_run_dir`,
+    released by :func:`train` on the way out); a start that would replace an existing run is
+    refused here, before any data is read. Every rank raises rank 0's error, so none waits on a
+    barrier rank 0 will never reach."""
     if cfg.train.run_dir:
         run_dir = Path(cfg.train.run_dir)
     else:
         stamp = _broadcast(datetime.now().strftime("%Y%m%d-%H%M%S"), d)
         run_dir = Path(cfg.train.runs_root) / f"{cfg.name}-{stamp}"
+    problem: Optional[Exception] = None
     if d.main:
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -212,8 +313,18 @@ def make_run_dir(cfg: DictConfig, d: Dist) -> Path:
             probe.write_text("ok")
             probe.unlink()
         except OSError as e:
-            raise TrainingError(f"cannot write to run directory {run_dir}: {e.strerror}; "
-                                f"set train.run_dir=A_WRITABLE_FOLDER") from None
+            problem = TrainingError(f"cannot write to run directory {run_dir}: {e.strerror}; "
+                                    f"set train.run_dir=A_WRITABLE_FOLDER")
+        if problem is None:
+            try:
+                _lock_run_dir(run_dir)
+                _refuse_to_replace(cfg, run_dir)
+            except (ConfigError, TrainingError) as e:
+                _unlock_run_dir(run_dir)
+                problem = e
+    problem = _broadcast(problem, d)
+    if problem is not None:
+        raise problem
     return run_dir
 
 
@@ -230,11 +341,21 @@ def _resume_path(cfg: DictConfig, run_dir: Path) -> Optional[Path]:
 
 
 def train(cfg: DictConfig) -> Path:
-    """Train the model a config describes; returns the run directory. See the module docstring."""
+    """Train the model a config describes; returns the run directory. See the module docstring.
+
+    The run directory stays locked against other trainings until this returns or raises."""
     check_representation(cfg.model, cfg.representation.kind)  # e.g. stft_unet needs representation=waveform
     d = setup(cfg.train.device)
-    device = d.device
     run_dir = make_run_dir(cfg, d)
+    try:
+        return _train(cfg, d, run_dir)
+    finally:
+        _unlock_run_dir(run_dir)
+
+
+def _train(cfg: DictConfig, d: Dist, run_dir: Path) -> Path:
+    """:func:`train` in its locked run directory."""
+    device = d.device
 
     # ---- data (fails before any compute if unusable) -------------------------------------
     # Rank 0 scans (and, for the synthetic corpus, writes) first; the others then read its result.
@@ -249,9 +370,9 @@ def train(cfg: DictConfig) -> Path:
         valid_set = None  # build_datasets has warned; nothing to validate on
     if len(train_set) == 0:
         raise DataError(f"{cfg.data.dataset}: the train split has no usable files")
-    if cfg.loss.objective == "cdsm" and "noisy" not in train_set[0]:
-        raise ConfigError("loss.objective=cdsm needs clean/noisy pairs: a paired corpus (voicebank_demand) "
-                          "or data.noise_mix.enabled=true")
+    if is_conditional(cfg) and "noisy" not in train_set[0]:
+        raise ConfigError("a conditional model (model.conditional=true or loss=cdsm) needs clean/noisy pairs: "
+                          "a paired corpus (voicebank_demand) or data.noise_mix.enabled=true")
 
     # ---- representation, sigma settings, network -----------------------------------------
     representation = build_representation(cfg.representation)
@@ -260,7 +381,7 @@ def train(cfg: DictConfig) -> Path:
     if ckpt:
         _check_same_model(ckpt, cfg, resume_from)
     sigmas = ckpt["sigmas"] if ckpt else choose_sigmas(cfg, train_set, representation, device)
-    cond_channels = representation.channels if cfg.loss.objective == "cdsm" else 0
+    cond_channels = representation.channels if is_conditional(cfg) else 0
     with torch.random.fork_rng(devices=[]):  # weight init from train.seed, global RNG left untouched
         torch.manual_seed(derive_seed(cfg.train.seed, 0))
         model = build_score_model(cfg.model, representation.channels, cond_channels=cond_channels).to(device)
@@ -275,7 +396,8 @@ def train(cfg: DictConfig) -> Path:
             ema.load_state_dict(ckpt["ema"])
         except RuntimeError as e:
             raise TrainingError(f"{resume_from} does not fit this recipe's model ({str(e).splitlines()[0]}); "
-                                f"use train.resume=never or another train.run_dir") from None
+                                f"use another train.run_dir (or train.resume=never train.overwrite=true "
+                                f"to replace it)") from None
         optimizer.load_state_dict(ckpt["optimizer"])
         start_step = int(ckpt["step"])
     ladder = geometric_sigmas(sigmas["num_levels"], sigmas["sigma_min"], sigmas["sigma_max"]).to(device)
@@ -301,7 +423,7 @@ def train(cfg: DictConfig) -> Path:
     def checkpoint_payload(step: int, metrics: dict) -> dict:
         return {"package_version": __version__, "step": step,
                 "config": OmegaConf.to_container(cfg, resolve=True),
-                "representation": representation.to_dict(), "sigmas": sigmas,
+                "representation": representation.to_dict(), "sigmas": sigmas, "cond_channels": cond_channels,
                 "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
                 "metrics": metrics}
 
@@ -374,7 +496,7 @@ def train(cfg: DictConfig) -> Path:
 
             if d.main and valid_set is not None and cfg.train.val_every > 0 and \
                     (step % cfg.train.val_every == 0 or step == total):
-                val = validate(ema.module, valid_set, representation, cfg, device)
+                val = validate(ema.module, valid_set, representation, cfg, device, sigma_max=sigmas["sigma_max"])
                 writer.write("valid", {"step": step, **val})
                 last_metrics = {**last_metrics, **val}
                 if progress is not None:
@@ -485,7 +607,7 @@ def _sample_hook(model, representation, sigmas: dict, cfg: DictConfig, run_dir: 
     """Draw a few samples from the EMA weights with the recipe's sampler: WAV + spectrogram PNG."""
     from .generate import draw_samples, write_sample_files
 
-    if cfg.train.num_samples <= 0 or cfg.model.backbone == "mlp" or cfg.loss.objective == "cdsm":
+    if cfg.train.num_samples <= 0 or cfg.model.backbone == "mlp" or is_conditional(cfg):
         return  # a conditional model has nothing to generate from without an input
     gen = torch.Generator(device=device).manual_seed(derive_seed(cfg.train.seed, 5, step))
     wavs = draw_samples(model, representation, sigmas, cfg.sampler, num=cfg.train.num_samples,
@@ -523,8 +645,8 @@ def run_cli(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         minutes = (time.perf_counter() - t0) / 60
         log(f"done in {minutes:.1f} min. Run directory: {run_dir}")
-        log("next:\n"
-            f"  scoreaudio generate --checkpoint {run_dir} --out samples/\n"
+        generate = "" if is_conditional(cfg) else f"  scoreaudio generate --checkpoint {run_dir} --out samples/\n"
+        log("next:\n" + generate +
             f"  python -c \"from scoreaudio import SpeechDenoiser; den = SpeechDenoiser.from_pretrained('{run_dir}'); "
             f"den.denoise_file('noisy.wav', 'clean.wav')\"\n"
             f"  scoreaudio denoise noisy.wav -o denoised/ --checkpoint {run_dir}")

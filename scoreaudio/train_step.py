@@ -32,6 +32,7 @@ __all__ = [
     "ema_half_life",
     "loss_weight",
     "lr_at",
+    "predictive_noise",
     "sigma_bucket",
     "train_step",
     "training_sigmas",
@@ -151,6 +152,20 @@ def compute_loss(model, x0: torch.Tensor, sigma: torch.Tensor, cond: torch.Tenso
     return per_example * loss_weight(weighting, sigma.to(per_example.dtype), sigma_data)
 
 
+def predictive_noise(x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor, sigma_max: float) -> torch.Tensor:
+    """The noise that makes DSM at ``sigma_max`` the one-call predictive regression, exactly.
+
+    Inference feeds the state ``sigma_max z`` with no clean signal in it (the clean signal is what
+    is unknown); DSM's ``x = x0 + sigma z`` would still carry ``x0 / sigma_max`` there, which a
+    spectrogram network reads (a harmonic's bins stand out of the noise floor) and then misses at
+    inference. With ``z' = z - x0 / sigma`` the state is ``x = sigma z`` and DSM's target
+    ``-z' / sigma = (x0 - x) / sigma^2`` is Tweedie's for D = x0: the loss is the regression
+    ``|D(sigma z, sigma, y) - x0|^2`` the predictive mode evaluates. Other levels are unchanged.
+    """
+    top = (sigma >= sigma_max * (1.0 - 1e-6)).reshape(-1, *([1] * (x0.ndim - 1)))
+    return torch.where(top, noise - x0 / sigma.reshape(-1, *([1] * (x0.ndim - 1))), noise)
+
+
 def training_sigmas(cfg: DictConfig, batch: int, sigmas: dict, *, ladder: torch.Tensor | None,
                     generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """The (B,) sigmas of one micro-batch under ``noise.train_distribution`` (see noise.py)."""
@@ -158,7 +173,7 @@ def training_sigmas(cfg: DictConfig, batch: int, sigmas: dict, *, ladder: torch.
     return sample_training_sigmas(
         n.train_distribution, batch, sigma_min=sigmas["sigma_min"], sigma_max=sigmas["sigma_max"],
         sigma_data=sigmas["sigma_data"], log_normal_mean=n.log_normal_mean, log_normal_std=n.log_normal_std,
-        band=tuple(n.denoise_band), band_weight=float(n.band_weight),
+        band=tuple(n.denoise_band), band_weight=float(n.band_weight), predictive_share=float(n.predictive_share),
         ladder=ladder, generator=generator, device=device)
 
 
@@ -201,6 +216,8 @@ def train_step(*, model: torch.nn.Module, train_model, optimizer: torch.optim.Op
             cond = representation.encode(batch["noisy"].to(device, non_blocking=True))
         sigma = training_sigmas(cfg, x0.shape[0], sigmas, ladder=ladder, generator=gen, device=device)
         noise = torch.randn(x0.shape, generator=gen, device=device)
+        if cfg.noise.train_distribution == "conditional":
+            noise = predictive_noise(x0, sigma, noise, float(sigmas["sigma_max"]))
         sync = train_model.no_sync() if world > 1 and micro < accum - 1 else contextlib.nullcontext()
         with sync:
             with autocast(device, cfg.train.precision):

@@ -273,7 +273,7 @@ def test_bad_inputs_are_clear_errors(trained):
         trained(noisy.reshape(1, 1, -1), SR)
     with pytest.raises(ScoreAudioError, match="unknown method"):
         trained(noisy, SR, method="wiener")
-    with pytest.raises(ScoreAudioError, match="cdsm"):
+    with pytest.raises(ScoreAudioError, match="does not fit this checkpoint.*tweedie, posterior"):
         trained(noisy, SR, method="conditional")
     with pytest.raises(ScoreAudioError, match="steps"):
         trained(noisy, SR, method="posterior", steps=1)
@@ -305,12 +305,21 @@ def test_conditional_model_is_the_default_and_uses_the_noisy_input_as_cond():
             return -(x - 0.8 * cond) / (sigma.reshape(-1, 1, 1) ** 2 + 0.01)
 
     den = SpeechDenoiser(Cond(), Waveform(), SIGMAS, SR, conditional=True)
-    assert den.default_method == "conditional"
+    assert den.default_method == "predictive"
     _, noisy = _noisy(0.5)
-    a = den(noisy, SR, steps=6, generator=torch.Generator().manual_seed(1))
-    b = den(noisy, SR, steps=6, generator=torch.Generator().manual_seed(1))
-    assert calls and all(calls) and np.array_equal(a, b) and np.isfinite(a).all()
-    assert np.isfinite(den(noisy, SR, method="tweedie")).all()
+    # predictive: D(sigma_max z, sigma_max, y) = x (1 - s^2/(s^2+0.01)) + 0.8 y s^2/(s^2+0.01) ~ 0.8 y at s = 5
+    one = den(noisy, SR)
+    assert np.abs(one - 0.8 * noisy).max() < 0.01 * np.abs(noisy).max()
+    assert np.array_equal(one, den(noisy, SR))  # deterministic without a generator
+    for method in ("refined", "conditional"):
+        a = den(noisy, SR, method=method, steps=6, generator=torch.Generator().manual_seed(1))
+        b = den(noisy, SR, method=method, steps=6, generator=torch.Generator().manual_seed(1))
+        assert np.array_equal(a, b) and np.isfinite(a).all()
+    assert calls and all(calls)
+    with pytest.raises(ScoreAudioError, match="does not fit this checkpoint.*predictive"):
+        den(noisy, SR, method="tweedie")
+    with pytest.raises(ScoreAudioError, match="exactly one network call"):
+        den(noisy, SR, method="predictive", steps=3)
 
 
 # --------------------------------------------------------------------------------------------

@@ -78,3 +78,49 @@ def test_evaluate_without_the_extra_metrics_and_errors(folders, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["evaluate", "--reference", str(ref), "--estimate", str(empty), "--metrics", "si_sdr"]) == 2
+
+
+def test_a_silent_estimate_scores_minus_inf_and_the_summary_counts_it(folders, capsys):
+    """A broken (silent) output must not flatter the summary: its SI-SDR is -inf, and values left
+    out of a mean (NaN: not scorable, inf) are counted per metric and said on the terminal."""
+    from scoreaudio.cli import main
+    from scoreaudio.evaluate import evaluate, format_table
+
+    ref, est, _ = folders
+    sf.write(est / "a.flac", np.zeros(sf.info(ref / "a.wav").frames), SR)
+    res = evaluate(ref, est, metrics=["si_sdr", "lsd"])
+    row = {r["file"]: r for r in res.rows}["a"]
+    assert row["si_sdr"] == -math.inf and "silent estimate" in row["notes"]
+    s = res.summary["si_sdr"]
+    assert (s["n"], s["n_inf"], s["n_nan"]) == (3, 1, 1)  # + "silent": a silent reference, NaN
+    table = format_table(res.summary)
+    assert "nan" in table.splitlines()[0] and "inf" in table.splitlines()[0]
+    assert main(["evaluate", "--reference", str(ref), "--estimate", str(est), "--metrics", "si_sdr"]) == 0
+    err = capsys.readouterr().err
+    assert "si_sdr: 2 of 5 file(s) left out of the mean (1 NaN, 1 inf)" in err
+
+
+def test_evaluate_output_refuses_to_overwrite_and_keeps_csv_and_json_apart(folders, tmp_path, capsys):
+    from scoreaudio.cli import main
+
+    ref, est, _ = folders
+    args = ["evaluate", "--reference", str(ref), "--estimate", str(est), "--metrics", "si_sdr"]
+    out = tmp_path / "scores.json"
+    assert main(args + ["-o", str(out)]) == 0
+    assert json.loads(out.read_text())["csv"] == "scores.csv"  # JSON where asked, the CSV beside it
+    with open(tmp_path / "scores.csv", newline="") as f:
+        assert {r["file"] for r in csv.DictReader(f)} >= {"a", "d"}
+    precious = tmp_path / "precious.wav"
+    sf.write(precious, np.zeros(100), SR)
+    before = {p: p.read_bytes() for p in (out, tmp_path / "scores.csv", precious)}
+    capsys.readouterr()
+    for o in (out, tmp_path / "scores.csv"):  # exists: refused before any scoring
+        assert main(args + ["-o", str(o)]) == 2
+        err = capsys.readouterr().err
+        assert "--overwrite" in err and len(err.strip().splitlines()) == 1
+    for o in (precious, tmp_path / "new.wav"):  # an audio name for a CSV, existing or not
+        assert main(args + ["-o", str(o), "--overwrite"]) == 2
+        assert "give a .csv name" in capsys.readouterr().err
+    assert not (tmp_path / "new.wav").exists()
+    assert {p: p.read_bytes() for p in before} == before
+    assert main(args + ["-o", str(out), "--overwrite"]) == 0

@@ -364,3 +364,50 @@ def test_ssm_trains_a_network_with_attention():
     loss = ssm_loss(net, x0, torch.tensor([0.05, 0.5]), generator=torch.Generator().manual_seed(1))
     loss.mean().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters() if p.requires_grad)
+
+
+def test_energy_from_a_linear_denoiser_has_the_closed_form_score():
+    """D(x) = a x  =>  E = (1 - a)^2 |x|^2 / (2 sigma^2)  =>  s = -(1 - a)^2 x / sigma^2, exactly."""
+    from scoreaudio.nn.energy import EnergyFromDenoiser
+
+    class Linear(torch.nn.Module):
+        parameterisation, cond_channels, receptive_field = "edm", 0, None
+
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Parameter(torch.tensor(0.3))
+            self.register_buffer("sigma_data", torch.tensor(0.5))
+
+        def denoise(self, x, sigma, cond=None):
+            return self.a * x
+
+    model = EnergyFromDenoiser(Linear())
+    x = torch.randn(3, 1, 50, dtype=torch.float64)
+    sigma = torch.tensor([0.1, 0.5, 2.0], dtype=torch.float64)
+    want = -(0.7 ** 2) * x / sigma.reshape(-1, 1, 1) ** 2
+    with torch.no_grad():
+        assert torch.allclose(model(x, sigma).double(), want, rtol=1e-5)
+    assert torch.allclose(model.denoise(x, sigma).detach().double(),
+                          x + sigma.reshape(-1, 1, 1) ** 2 * want, rtol=1e-5)
+    # trainable through the double backward: DSM's gradient reaches a
+    loss = dsm_loss(model, x.float(), sigma.float()).mean()
+    loss.backward()
+    assert model.inner.a.grad is not None and torch.isfinite(model.inner.a.grad)
+    assert model.parameterisation == "edm" and float(model.sigma_data) == 0.5
+
+
+def test_energy_switch_builds_a_conservative_audio_model():
+    from scoreaudio.config import compose
+    from scoreaudio.nn.build import build_score_model
+    from scoreaudio.nn.energy import EnergyFromDenoiser
+
+    from conftest import REPO
+
+    cfg = compose(REPO / "recipes" / "quickstart.yaml", ["model=wavenet_tiny", "representation=waveform",
+                                                         "model.energy=true"])
+    model = build_score_model(cfg.model, 1)
+    assert isinstance(model, EnergyFromDenoiser)
+    x = torch.randn(2, 1, 400)
+    with torch.no_grad():
+        s = model(x, torch.tensor([0.1, 1.0]))
+    assert s.shape == x.shape and torch.isfinite(s).all()

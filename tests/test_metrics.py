@@ -107,3 +107,20 @@ def test_dnsmos_runs_offline_when_installed():
     assert set(d) == {"ovrl", "sig", "bak", "p808"} and all(1.0 <= v <= 5.0 for v in d.values())
     with pytest.warns(MetricWarning, match="silent"):
         assert all(math.isnan(v) for v in dnsmos(np.zeros(SR), SR).values())
+
+
+def test_si_sdr_of_a_silent_estimate_is_minus_infinity():
+    """An all-zero (or constant) estimate has no projection on the reference: it is the worst
+    possible output, not 0 dB (which would rank it above a -5 dB estimate in a summary)."""
+    x = torch.as_tensor(_speech(0.5))
+    assert si_sdr(torch.zeros_like(x), x).item() == -math.inf
+    assert si_sdr(torch.full_like(x, 0.3), x).item() == -math.inf  # zero after removing the mean
+    batch = si_sdr(torch.stack([torch.zeros_like(x), x + 0.01]), torch.stack([x, x]))
+    assert batch[0] == -math.inf and batch[1] > 40
+    assert si_sdr(0.01 * (x + 0.01), x).item() > 40  # quiet is not silent
+
+
+def test_mean_ci95_counts_what_it_leaves_out():
+    s = mean_ci95([1.0, float("nan"), -math.inf, 3.0, float("nan")])
+    assert (s["n"], s["n_nan"], s["n_inf"], s["mean"]) == (2, 2, 1, 2.0)
+    assert mean_ci95([])["n_nan"] == 0

@@ -333,3 +333,24 @@ def test_score_model_rejects_unknown_parameterisation():
     with pytest.raises(ValueError, match="edm"):
         ScoreModel(WaveNet(residual_channels=8, residual_layers=1), parameterisation="vp")
 
+
+
+def test_cond_skip_blends_the_state_and_the_noisy_input_by_edm_weights():
+    """D = c_skip x + (1 - c_skip) y + c_out F: with F = 0 it is the blend, and D = x + sigma^2 s."""
+    from scoreaudio.nn.score_model import ScoreModel
+
+    class Zero(torch.nn.Module):
+        def forward(self, x_in, c_noise):
+            return torch.zeros_like(x_in[:, :1])
+
+    sd = 0.2
+    model = ScoreModel(Zero(), sigma_data=sd, cond_channels=1, cond_skip=True)
+    x, y = torch.randn(3, 1, 100), torch.randn(3, 1, 100)
+    sigma = torch.tensor([0.01, 0.2, 50.0])
+    c_skip = (sd ** 2 / (sigma ** 2 + sd ** 2)).reshape(-1, 1, 1)
+    d = model.denoise(x, sigma, y)
+    assert torch.allclose(d, c_skip * x + (1 - c_skip) * y, atol=1e-6)
+    assert torch.allclose(x + sigma.reshape(-1, 1, 1) ** 2 * model(x, sigma, y), d, atol=1e-4)
+    assert torch.allclose(d[2], y[2], atol=1e-4)  # at sigma_max the estimate starts at the noisy input
+    with pytest.raises(ValueError, match="cond_skip"):
+        model(x, sigma, torch.randn(3, 2, 100))

@@ -192,3 +192,24 @@ def test_log_normal_sigmas_follow_edm_and_stay_in_range():
     assert float(clamped.min()) == 0.5 and float(clamped.max()) == 2.0
     with pytest.raises(ValueError):
         sample_sigmas_log_normal(4, 0.0, 0.0, 0.1, 1.0)
+
+
+def test_conditional_sigmas_put_the_predictive_share_at_sigma_max_and_the_rest_in_band():
+    from scoreaudio.noise import sample_sigmas_conditional, sample_training_sigmas
+
+    g = torch.Generator().manual_seed(0)
+    s = sample_sigmas_conditional(20000, 0.3, (0.01, 0.5), 0.002, 3.0, generator=g)
+    top = s == 3.0
+    assert abs(float(top.float().mean()) - 0.3) < 0.015
+    rest = s[~top]
+    assert float(rest.min()) >= 0.01 and float(rest.max()) <= 0.5
+    # log-uniform inside the band: the median of log sigma is the band's log midpoint
+    assert abs(float(rest.log().median()) - 0.5 * (math.log(0.01) + math.log(0.5))) < 0.05
+    # via the config entry point: band in units of sigma_data
+    t = sample_training_sigmas("conditional", 4000, sigma_min=0.002, sigma_max=3.0, sigma_data=0.1,
+                               band=(0.1, 1.0), predictive_share=0.0, generator=torch.Generator().manual_seed(1))
+    assert float(t.min()) >= 0.01 - 1e-7 and float(t.max()) <= 0.1 + 1e-7
+    with pytest.raises(ValueError, match="predictive_share"):
+        sample_sigmas_conditional(4, 1.5, (0.01, 0.5), 0.002, 3.0)
+    with pytest.raises(ValueError, match="nothing inside"):
+        sample_sigmas_conditional(4, 0.5, (5.0, 9.0), 0.002, 3.0)

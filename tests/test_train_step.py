@@ -143,3 +143,25 @@ def test_non_finite_gradient_is_refused_and_leaves_the_weights(tmp_path):
                         representation=rep, sigmas=sigmas, cfg=cfg, step=0, device=torch.device("cpu"))
     assert result.losses.shape == (2,) and torch.isfinite(result.grad_norm)
     assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_predictive_draws_see_pure_noise_and_regress_on_the_clean_signal():
+    """At sigma_max the conditional training state is sigma_max z (as at inference), and the DSM
+    loss equals the regression |D - x0|^2 / (2 sigma^2) per entry."""
+    from scoreaudio.losses import dsm_loss
+    from scoreaudio.train_step import predictive_noise
+
+    x0 = torch.randn(3, 1, 64)
+    sigma = torch.tensor([3.0, 0.05, 3.0])
+    z = torch.randn(3, 1, 64)
+    noise = predictive_noise(x0, sigma, z, 3.0)
+    state = x0 + sigma.reshape(-1, 1, 1) * noise
+    assert torch.allclose(state[0], 3.0 * z[0], atol=1e-6) and torch.equal(noise[1], z[1])
+
+    class Denoiser(torch.nn.Module):  # D(x) = 0.5 x: a score (D - x) / sigma^2
+        def forward(self, x, s):
+            return (0.5 * x - x) / s.reshape(-1, 1, 1) ** 2
+
+    loss = dsm_loss(Denoiser(), x0, sigma, noise=noise)
+    want = 0.5 * ((0.5 * state - x0) / sigma.reshape(-1, 1, 1)).square().mean(dim=(1, 2))
+    assert torch.allclose(loss, want, rtol=1e-5)

@@ -896,7 +896,8 @@ def temp_checkpoints(s: Settings, root: Path) -> List[Tuple[str, str]]:
 
 def suite_denoise(s: Settings) -> Dict[str, Any]:
     try:
-        from scoreaudio.denoise import METHODS, SpeechDenoiser  # noqa: F401  (lazy: written alongside)
+        from scoreaudio.denoise import SpeechDenoiser  # noqa: F401  (lazy: written alongside)
+        from scoreaudio.denoise_methods import CONDITIONAL_METHODS, PRIOR_METHODS
     except ImportError as e:
         msg = f"skipped: scoreaudio.denoise.SpeechDenoiser is not available ({e})"
         s.log(f"denoise {msg}")
@@ -914,7 +915,7 @@ def suite_denoise(s: Settings) -> Dict[str, Any]:
         for label, ckpt in ckpts:
             pre = load_pretrained(ckpt, device="cpu")
             model_name = f"{pre.cfg.model.preset} ({'conditional' if pre.conditional else 'unconditional'})"
-            methods = ["conditional"] if pre.conditional else [m for m in METHODS if m != "conditional"]
+            methods = list(CONDITIONAL_METHODS if pre.conditional else PRIOR_METHODS)
             if s.denoise_methods:
                 methods = [m for m in methods if m in s.denoise_methods]
             del pre
@@ -931,8 +932,9 @@ def suite_denoise(s: Settings) -> Dict[str, Any]:
                         s.on_row()
                         continue
                     repeats = 3 if seconds * (predicted_rtf or 0) < 5 else 1
+                    one_call = method in ("tweedie", "predictive")  # exactly one network call each
                     spec = {"settings": s.to_json(), "checkpoint": ckpt, "method": method, "seconds": seconds,
-                            "steps": s.denoise_steps, "repeats": repeats}
+                            "steps": None if one_call else s.denoise_steps, "repeats": repeats}
                     s.log(f"denoise {model_name} {method} {seconds:g} s ...")
                     r = run_isolated("measure_denoise", spec, s)
                     r = {"checkpoint": label, "model": model_name, **r, "method": method, "seconds": seconds}

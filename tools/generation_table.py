@@ -5,7 +5,8 @@
 Each argument is ``LABEL=RESULT.json``; the table has one row per result (its generated set) and
 the first result's reference and white-noise rows. With ``--update-readme`` the table replaces
 what lies between ``<!-- generation-quality:start -->`` and ``<!-- generation-quality:end -->``
-in README.md, so the numbers there are never typed by hand.
+in README.md, so the numbers there are never typed by hand; ``--block NAME`` writes between
+``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` instead (a second table).
 """
 from __future__ import annotations
 
@@ -25,12 +26,13 @@ REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- generation-quality:start -->", "<!-- generation-quality:end -->"
 
 
-def replace_block(text: str, block: str) -> str:
-    """``text`` with the part between START and END replaced by ``block``; ValueError if absent."""
-    i, j = text.find(START), text.find(END)
+def replace_block(text: str, block: str, name: str = "generation-quality") -> str:
+    """``text`` with the part between the ``name`` markers replaced by ``block``; ValueError if absent."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    i, j = text.find(start), text.find(end)
     if i < 0 or j < i:
-        raise ValueError(f"README has no {START} ... {END} block")
-    return text[: i + len(START)] + "\n" + block.rstrip("\n") + "\n" + text[j:]
+        raise ValueError(f"README has no {start} ... {end} block")
+    return text[: i + len(start)] + "\n" + block.rstrip("\n") + "\n" + text[j:]
 
 
 def main(argv=None) -> int:
@@ -38,6 +40,7 @@ def main(argv=None) -> int:
     p.add_argument("results", nargs="+", metavar="LABEL=RESULT.json")
     p.add_argument("--out", default=None, help="also write the table to this Markdown file")
     p.add_argument("--update-readme", action="store_true")
+    p.add_argument("--block", default="generation-quality", help="README marker name (default: %(default)s)")
     p.add_argument("--readme", default=str(REPO / "README.md"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     labelled = []
@@ -58,7 +61,7 @@ def main(argv=None) -> int:
     if args.update_readme:
         readme = Path(args.readme)
         try:
-            readme.write_text(replace_block(readme.read_text(), table))
+            readme.write_text(replace_block(readme.read_text(), table, args.block))
         except ValueError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2

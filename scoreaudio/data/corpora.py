@@ -407,7 +407,8 @@ def read_folder(root: Path, data_cfg) -> List[AudioMeta]:
     """Every audio file below ``root`` (recursive; .wav .flac .ogg .mp3), split by path hash.
 
     id = the relative path without extension; speaker = the first sub-folder (None for files
-    directly in the root). See :func:`hash_split` for the split.
+    directly in the root). See :func:`hash_split` for the split; ``data.split_by=speaker`` hashes
+    the speaker folder instead of the file, so valid and test hold voices training never heard.
     """
     root = Path(root)
     if not root.is_dir():
@@ -417,6 +418,9 @@ def read_folder(root: Path, data_cfg) -> List[AudioMeta]:
     if vf < 0 or tf < 0 or vf + tf >= 1:
         raise DataError(f"folder: need valid_fraction, test_fraction >= 0 with a sum below 1, got "
                         f"{vf} and {tf}; fix data.valid_fraction / data.test_fraction")
+    split_by = str(getattr(data_cfg, "split_by", "file"))
+    if split_by not in ("file", "speaker"):
+        raise DataError(f"folder: data.split_by={split_by!r} is not one of: file, speaker")
     files = _walk_audio(root, AUDIO_EXTS)
     if not files:
         raise DataError(f"folder: no audio files ({' '.join(AUDIO_EXTS)}) found under '{root}'; "
@@ -428,7 +432,8 @@ def read_folder(root: Path, data_cfg) -> List[AudioMeta]:
         rel_posix = rel.as_posix()
         speaker = rel.parts[0] if len(rel.parts) > 1 else None
         uid = rel.with_suffix("").as_posix()
-        metas.append(scan.meta(p, uid, hash_split(rel_posix, vf, tf), speaker=speaker))
+        key = speaker if split_by == "speaker" and speaker is not None else rel_posix
+        metas.append(scan.meta(p, uid, hash_split(key, vf, tf), speaker=speaker))
     scan.report()
     return metas
 
@@ -509,7 +514,8 @@ def _settings(cfg) -> Dict[str, object]:
     if d.dataset in ("librispeech", "libritts"):
         s.update(train=list(d.train_subsets), valid=list(d.valid_subsets), test=list(d.test_subsets))
     if d.dataset == "folder":
-        s.update(valid_fraction=float(d.valid_fraction), test_fraction=float(d.test_fraction))
+        s.update(valid_fraction=float(d.valid_fraction), test_fraction=float(d.test_fraction),
+                 split_by=str(d.split_by))
     if d.dataset == "synthetic":
         s.update(corpus=corpus_key(d.synthetic, int(d.sample_rate)))
     return s

@@ -99,76 +99,87 @@ def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarra
 
 
 class NoiseMixer:
-    """Adds noise at a random SNR: generated colours and/or recordings from a folder.
+    """Adds noise at a random SNR from weighted sources (scoreaudio/data/noise_sources.py).
 
-    Each call draws a source uniformly from ``kinds`` plus, when ``folder`` has files, one more
-    entry "a recording" (then a file uniformly), an SNR uniformly in [snr_db_min, snr_db_max], and a
-    crop (recordings shorter than the clean signal are looped from a random offset).
+    Each call draws, from the caller's rng: a source by weight (generated colours, babble, noise
+    corpora), a segment from it, an SNR uniformly in [snr_db_min, snr_db_max] and, with
+    probability ``reverb_prob``, a simulated room that the speech is played in first (the
+    target is then the speech with its early reflections, :mod:`scoreaudio.data.reverb`).
+
+    ``kinds`` and ``folder`` are the short form: each kind, and the folder's recordings (all of
+    them, no split), with equal weights. ``sources`` (a :class:`~scoreaudio.data.noise_sources.WeightedSources`)
+    replaces them.
     """
 
     def __init__(self, kinds: Sequence[str] = ("white", "pink", "brown"), folder=None,
                  snr_db_min: float = 0.0, snr_db_max: float = 20.0, sample_rate: int = 16000,
-                 max_cached_files: int = 64):
-        kinds = list(kinds or [])
-        bad = [k for k in kinds if k not in NOISE_KINDS]
-        if bad:
-            raise DataError(f"unknown noise kind(s) {bad} in data.noise_mix.kinds; valid: "
-                            f"{', '.join(NOISE_KINDS)}")
-        self.kinds = kinds
-        self.files: List[Path] = []
-        if folder:
-            from .corpora import AUDIO_EXTS, _walk_audio
+                 sources=None, reverb_prob: float = 0.0, reverb_rt60: Sequence[float] = (0.2, 0.8)):
+        from .noise_sources import GeneratedNoise, RecordedNoise, WeightedSources, noise_files
 
-            folder = Path(folder).expanduser()
-            if not folder.is_dir():
-                raise DataError(f"noise folder not found: '{folder}'; fix data.noise_mix.folder")
-            self.files = _walk_audio(folder, AUDIO_EXTS)
-            if not self.files:
-                raise DataError(f"noise folder '{folder}' has no audio files; fix data.noise_mix.folder")
-        if not self.kinds and not self.files:
-            raise DataError("noise mixing has no source: give data.noise_mix.kinds or data.noise_mix.folder")
+        self.kinds = [] if sources is not None else list(kinds or [])
+        if sources is None:
+            kinds = list(kinds or [])
+            bad = [k for k in kinds if k not in NOISE_KINDS]
+            if bad:
+                raise DataError(f"unknown noise kind(s) {bad} in data.noise_mix.kinds; valid: "
+                                f"{', '.join(NOISE_KINDS)}")
+            items: list = [GeneratedNoise(k) for k in kinds]
+            if folder:
+                items.append(RecordedNoise("folder", noise_files("folder", folder, split="all"), sample_rate))
+            if not items:
+                raise DataError("noise mixing has no source: give data.noise_mix.kinds or data.noise_mix.folder")
+            sources = WeightedSources(items, np.full(len(items), 1.0 / len(items)))
+        self.sources = sources
         if float(snr_db_min) > float(snr_db_max):
             raise DataError(f"data.noise_mix.snr_db_min={snr_db_min} is above snr_db_max={snr_db_max}")
+        if not 0.0 <= float(reverb_prob) <= 1.0:
+            raise DataError(f"data.noise_mix.reverb_prob must be in [0, 1], got {reverb_prob}")
+        lo, hi = (float(v) for v in reverb_rt60)
+        if float(reverb_prob) > 0 and not 0.05 <= lo <= hi <= 3.0:  # checked now, not at the first room
+            raise DataError(f"data.noise_mix.reverb_rt60 must be within [0.05, 3] s with min <= max, got "
+                            f"{list(reverb_rt60)}")
         self.snr_db_min, self.snr_db_max = float(snr_db_min), float(snr_db_max)
         self.sample_rate = int(sample_rate)
-        self.max_cached_files = int(max_cached_files)
-        self._cache: Dict[Path, np.ndarray] = {}
+        self.reverb_prob, self.reverb_rt60 = float(reverb_prob), tuple(reverb_rt60)
 
     @classmethod
-    def from_config(cls, noise_cfg, sample_rate: int) -> "NoiseMixer":
-        """From a NoiseMixConfig (``data.noise_mix``)."""
+    def from_config(cls, noise_cfg, sample_rate: int, *, train_metas: Sequence = (),
+                    split: Optional[str] = None) -> "NoiseMixer":
+        """From a NoiseMixConfig (``data.noise_mix``); ``train_metas`` feed babble, ``split``
+        overrides every recording source's split (the benchmark's test noise)."""
+        from .noise_sources import build_sources
+
+        sources = None
+        if noise_cfg.sources:
+            sources = build_sources(noise_cfg.sources, sample_rate, train_metas=train_metas, split=split)
         return cls(kinds=list(noise_cfg.kinds), folder=noise_cfg.folder, snr_db_min=noise_cfg.snr_db_min,
-                   snr_db_max=noise_cfg.snr_db_max, sample_rate=sample_rate)
+                   snr_db_max=noise_cfg.snr_db_max, sample_rate=sample_rate, sources=sources,
+                   reverb_prob=float(noise_cfg.reverb_prob), reverb_rt60=tuple(noise_cfg.reverb_rt60))
 
-    def _recording(self, path: Path) -> np.ndarray:
-        x = self._cache.get(path)
-        if x is None:
-            x = load(path, self.sample_rate)[0][0].numpy().astype(np.float64)
-            if np.max(np.abs(x)) < 1e-8:
-                raise DataError(f"noise file '{path}' is silent; remove it from the noise folder")
-            if len(self._cache) >= self.max_cached_files:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[path] = x
-        return x
+    def noise(self, n: int, rng: np.random.Generator, speaker: Optional[str] = None) -> np.ndarray:
+        """A noise segment of ``n`` samples (float64, unnormalised)."""
+        return self.sources.segment(int(n), rng, speaker=speaker)
 
-    def noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """A noise segment of ``n`` samples (float64, unnormalised for recordings)."""
-        n_sources = len(self.kinds) + (1 if self.files else 0)
-        pick = int(rng.integers(n_sources))
-        if pick < len(self.kinds):
-            return NOISE_KINDS[self.kinds[pick]](n, rng)
-        x = self._recording(self.files[int(rng.integers(len(self.files)))])
-        if len(x) >= n:
-            start = int(rng.integers(0, len(x) - n + 1))
-            return x[start:start + n]
-        start = int(rng.integers(0, len(x)))
-        reps = -(-(start + n) // len(x))
-        return np.tile(x, reps)[start:start + n]
-
-    def mix(self, clean: np.ndarray, rng: np.random.Generator) -> Tuple[np.ndarray, float]:
-        """``(noisy, snr_db)``: noise from a random source at a random SNR (see class doc)."""
+    def mix_pair(self, clean: np.ndarray, rng: np.random.Generator, speaker: Optional[str] = None
+                 ) -> Tuple[np.ndarray, np.ndarray, float]:
+        """``(target, noisy, snr_db)``: the target is ``clean``, or its early-reverberant version
+        when this example was put in a room (see the class doc)."""
         snr = float(rng.uniform(self.snr_db_min, self.snr_db_max))
-        noise = self.noise(len(clean), rng)
+        noise = self.noise(len(clean), rng, speaker=speaker)
+        target, speech = clean, clean
+        if self.reverb_prob > 0 and rng.random() < self.reverb_prob:
+            from .reverb import random_rir, reverberate
+
+            full, early = reverberate(clean.astype(np.float64), random_rir(rng, self.sample_rate, self.reverb_rt60),
+                                      self.sample_rate)
+            speech, target = full.astype(clean.dtype), early.astype(clean.dtype)
+        return target, mix_at_snr(speech, noise, snr), snr
+
+    def mix(self, clean: np.ndarray, rng: np.random.Generator, speaker: Optional[str] = None
+            ) -> Tuple[np.ndarray, float]:
+        """``(noisy, snr_db)``: noise from a random source at a random SNR (no reverberation)."""
+        snr = float(rng.uniform(self.snr_db_min, self.snr_db_max))
+        noise = self.noise(len(clean), rng, speaker=speaker)
         return mix_at_snr(clean, noise, snr), snr
 
 
@@ -285,7 +296,8 @@ class SegmentDataset(torch.utils.data.Dataset):
             c = self._crop(clean, start)
             y = None if noisy is None else self._crop(noisy, start)
             if self.noise_mixer is not None:
-                y, _ = self.noise_mixer.mix(c, rng)
+                # babble leaves out the target's speaker (its own file when the corpus has no labels)
+                c, y, _ = self.noise_mixer.mix_pair(c, rng, speaker=self.metas[i].speaker or self.metas[i].path)
             ref_seg, ref_whole = (y, noisy if noisy is not None else clean) if y is not None else (c, clean)
             g = 1.0 if silent else self._gain(ref_seg, ref_whole)
             out = {"clean": torch.from_numpy(np.ascontiguousarray(c * g, dtype=np.float32))[None]}
@@ -316,7 +328,7 @@ def build_datasets(cfg, cache_dir: Optional[Path] = None) -> Dict[str, SegmentDa
         if paired:
             log.warning("%s has its own noisy files; data.noise_mix is ignored", d.dataset)
         else:
-            mixer = NoiseMixer.from_config(d.noise_mix, int(d.sample_rate))
+            mixer = NoiseMixer.from_config(d.noise_mix, int(d.sample_rate), train_metas=manifest["train"])
     out = {split: SegmentDataset(metas, int(d.sample_rate), float(d.segment_seconds),
                                  normalize=str(d.normalize), peak_level=float(d.peak_level),
                                  rms_db=float(d.rms_db), noise_mixer=mixer, train=(split == "train"))

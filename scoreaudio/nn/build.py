@@ -104,8 +104,17 @@ def build_score_model(model_cfg: Any, in_channels: int, cond_channels: int = 0) 
         return ScoreModel(_mlp(model_cfg, in_channels, in_channels), parameterisation="score",
                           sigma_data=sigma_data)
     backbone = BACKBONES[name](model_cfg, in_channels + cond_channels, in_channels)
-    return ScoreModel(backbone, parameterisation=model_cfg.parameterisation, sigma_data=sigma_data,
-                      cond_channels=cond_channels)
+    cond_skip = bool(model_cfg.get("cond_skip", False)) and cond_channels > 0
+    if cond_skip and cond_channels != in_channels:
+        raise ConfigError(f"model.cond_skip needs the conditioning in the state's space ({in_channels} channels), "
+                          f"got {cond_channels}")
+    model = ScoreModel(backbone, parameterisation=model_cfg.parameterisation, sigma_data=sigma_data,
+                       cond_channels=cond_channels, cond_skip=cond_skip)
+    if model_cfg.get("energy", False):
+        from .energy import EnergyFromDenoiser
+
+        return EnergyFromDenoiser(model)  # type: ignore[return-value]
+    return model
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

@@ -25,6 +25,14 @@ Conditioning: ``cond`` (B, cond_channels, *S), e.g. the noisy input's representa
 conditional denoising, is concatenated to the network input on the channel axis. It is passed
 **unscaled** in both parameterisations: unlike x it carries no diffusion noise, so its scale does
 not grow with sigma and it is already of the data's order.
+
+``cond_skip=True`` (EDM, cond in x's space: the noisy observation y of the clean signal) adds y to
+the skip path: ``D = c_skip x + (1 - c_skip) y + c_out F``. Both x = x0 + sigma z and y are noisy
+versions of x0; the skip blends them by the diffusion's own weights, so F = 0 is already "return
+the state" at small sigma and "return the noisy input" at sigma_max, and F only has to learn the
+correction (the noise to remove). Without it, a network on a compressed spectrogram has to learn
+even the identity (undoing its own compression) before it can denoise. Then
+``score = (D - x) / sigma^2 = c_out / sigma^2 F + (y - x) / (sigma^2 + sd^2)``.
 """
 from __future__ import annotations
 
@@ -47,11 +55,15 @@ class ScoreModel(nn.Module):
         sigma_data: the data std in model space (EDM). Stored as a buffer, so it is saved in the
             state_dict; set a measured value with ``model.sigma_data.fill_(value)``.
         cond_channels: channels of ``cond``; 0 means the model takes no conditioning.
+        cond_skip: add the conditioning (the noisy input, in x's space) to EDM's skip path (module
+            docstring); needs ``cond_channels`` equal to x's channels.
     """
 
     def __init__(self, backbone: nn.Module, *, parameterisation: str = "edm", sigma_data: float = 0.5,
-                 cond_channels: int = 0):
+                 cond_channels: int = 0, cond_skip: bool = False):
         super().__init__()
+        if cond_skip and parameterisation != "edm":
+            raise ValueError("cond_skip needs the edm parameterisation (it extends its skip path)")
         if parameterisation not in PARAMETERISATIONS:
             raise ValueError(f"unknown parameterisation '{parameterisation}'; "
                              f"valid: {', '.join(PARAMETERISATIONS)}")
@@ -60,6 +72,7 @@ class ScoreModel(nn.Module):
         self.backbone = backbone
         self.parameterisation = parameterisation
         self.cond_channels = int(cond_channels)
+        self.cond_skip = bool(cond_skip)
         self.register_buffer("sigma_data", torch.tensor(float(sigma_data)))
 
     @property
@@ -77,6 +90,8 @@ class ScoreModel(nn.Module):
         sigma = as_sigma_batch(sigma, x.shape[0], device=x.device, dtype=x.dtype)
         if self.cond_channels and cond is None:
             raise ValueError(f"this model is conditional: pass cond with {self.cond_channels} channels")
+        if self.cond_skip and cond is not None and cond.shape[1] != x.shape[1]:
+            raise ValueError(f"cond_skip needs cond in x's space ({x.shape[1]} channels), got {cond.shape[1]}")
         if cond is not None:
             if not self.cond_channels:
                 raise ValueError("this model is unconditional (cond_channels=0) but cond was given")
@@ -106,6 +121,8 @@ class ScoreModel(nn.Module):
         sigma = self._inputs(x, sigma, cond)
         if self.parameterisation == "edm":
             f, _, c_out, total = self._edm(x, sigma, cond)
+            if self.cond_skip:
+                return c_out / append_dims(sigma, x.ndim) ** 2 * f + (cond.to(x.dtype) - x) / total
             return c_out / append_dims(sigma, x.ndim) ** 2 * f - x / total
         if self.parameterisation == "ncsnv2":
             return self._backbone(x, sigma, cond) / append_dims(sigma, x.ndim)
@@ -116,6 +133,8 @@ class ScoreModel(nn.Module):
         sigma = self._inputs(x, sigma, cond)
         if self.parameterisation == "edm":
             f, c_skip, c_out, _ = self._edm(x, sigma, cond)
+            if self.cond_skip:
+                return c_skip * x + (1.0 - c_skip) * cond.to(x.dtype) + c_out * f
             return c_skip * x + c_out * f
         s = append_dims(sigma, x.ndim)
         if self.parameterisation == "ncsnv2":

@@ -36,7 +36,9 @@ def save_checkpoint(path: Union[str, Path], payload: Dict[str, Any]) -> Path:
     """Write ``payload`` to ``path`` atomically: a temp file in the same folder, fsync, rename.
 
     A crash or a full disk leaves the previous file intact. Raises TrainingError with a clear
-    message when the folder is not writable or the disk is full.
+    message when the folder is not writable or the disk is full. torch's zip writer reports a
+    full disk as a RuntimeError, not an OSError ("unexpected pos ...", "... file write failed"),
+    so those count as a full disk too.
     """
     path = Path(path)
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, **payload}
@@ -44,13 +46,30 @@ def save_checkpoint(path: Union[str, Path], payload: Dict[str, Any]) -> Path:
         atomic_write(path, lambda tmp: torch.save(payload, tmp), fsync=True)
     except OSError as e:
         if e.errno == errno.ENOSPC:
-            raise TrainingError(f"disk full while writing checkpoint {path}; free space and resume "
-                                f"with train.resume=auto (the previous checkpoint is intact)") from None
+            raise _disk_full(path) from None
         if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise TrainingError(f"cannot write checkpoint to {path.parent}: {e.strerror}; "
                                 f"choose a writable train.run_dir") from None
         raise
+    except RuntimeError as e:
+        if not any(m in str(e).lower() for m in _WRITE_FAILED):
+            raise
+        raise _disk_full(path) from None
     return path
+
+
+#: What torch.save's zip writer says when a write comes up short (a full disk, a quota).
+_WRITE_FAILED = ("unexpected pos", "file write failed", "pytorchstreamwriter failed")
+
+
+def _disk_full(path: Path) -> TrainingError:
+    """The one-line error for a full disk; it names the checkpoint a resume will start from (the
+    atomic write left it untouched), or says there is none yet."""
+    last = path.parent / LAST
+    previous = f"the last good checkpoint {last} is intact" if last.is_file() else \
+        "no checkpoint was written yet"
+    return TrainingError(f"disk full while writing checkpoint {path}; {previous}; free space and "
+                         f"start again with train.resume=auto")
 
 
 def load_checkpoint_dict(path: Union[str, Path], map_location: Union[str, torch.device] = "cpu") -> Dict[str, Any]:
