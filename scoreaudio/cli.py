@@ -18,7 +18,7 @@ from .errors import ScoreAudioError
 #: subcommand -> (module, one-line help)
 COMMANDS = {
     "train": ("scoreaudio.train", "train a score model from a recipe"),
-    "generate": ("scoreaudio.generate", "sample WAV files from a checkpoint"),
+    "generate": ("scoreaudio.generation", "sample WAV files from a checkpoint"),
     "denoise": ("scoreaudio.denoise", "denoise audio files or folders with a checkpoint"),
     "evaluate": ("scoreaudio.evaluate", "score enhanced audio against clean references"),
     "data": ("scoreaudio.data.cli", "inspect and check the dataset a recipe names"),

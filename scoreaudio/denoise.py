@@ -54,6 +54,8 @@ from .audio.chunking import chunk_starts, overlap_add
 from .audio.noise_level import estimate_noise_std, noise_std_from_snr
 from .denoise_methods import CONDITIONAL_METHODS, METHOD_FUNCTIONS, PRIOR_METHODS, tweedie
 from .errors import AudioError, ScoreAudioError
+from .utils.silence import SILENT_INPUT_PEAK
+from .utils.tensor import fit_length
 
 __all__ = ["SpeechDenoiser", "tweedie", "estimate_noise_std", "noise_std_from_snr", "chunk_starts", "METHODS",
            "DEFAULT_STEPS", "DEFAULT_MODEL"]
@@ -76,8 +78,6 @@ DEFAULT_UNCONDITIONAL_METHOD = "tweedie"
 LOCAL_CHUNK_SECONDS = 4.0
 #: Inputs shorter than this are zero-padded before encoding (and cropped after).
 MIN_SECONDS = 0.1
-#: A channel whose peak is below this is silent: returned unchanged, with a warning.
-SILENT_PEAK = 1e-4
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
@@ -248,10 +248,10 @@ class SpeechDenoiser:
         C, T = x.shape
         white_share = math.sqrt(min(1.0, self.sample_rate / sr))  # noise power kept by downsampling
         out = x.clone()
-        silent = [c for c in range(C) if float(x[c].abs().max()) < SILENT_PEAK]
+        silent = [c for c in range(C) if float(x[c].abs().max()) < SILENT_INPUT_PEAK]
         if silent:
             which = "the input is" if C == 1 else f"channel(s) {silent} are"
-            warnings.warn(f"{which} silent (peak below {SILENT_PEAK:g}); returned unchanged", stacklevel=2)
+            warnings.warn(f"{which} silent (peak below {SILENT_INPUT_PEAK:g}); returned unchanged", stacklevel=2)
         active = [c for c in range(C) if c not in silent]
         if active:
             from .audio.io import resample
@@ -275,7 +275,7 @@ class SpeechDenoiser:
                     sigma = self.model_sigma(s_wave)
                     results.append(self._denoise_long(y, sigma, method, steps, gen) / gain)
                 den = resample(torch.stack(results).cpu(), self.sample_rate, sr)  # (C', T'')
-            out[active] = _fit(den, T)
+            out[active] = fit_length(den, T)
         return restore(out)
 
     def model_sigma(self, waveform_noise_std: float) -> float:
@@ -337,7 +337,7 @@ class SpeechDenoiser:
         import soundfile as sf
 
         from .audio.io import audio_info, save
-        from .generate import OutputExistsError
+        from .generation import OutputExistsError
 
         src, dst = Path(src), Path(dst)
         audio_info(src)  # missing / empty / unreadable -> AudioError
@@ -431,13 +431,6 @@ def _file_id(path: Path) -> Optional[Tuple[int, int]]:
     return st.st_dev, st.st_ino
 
 
-def _fit(x: torch.Tensor, length: int) -> torch.Tensor:
-    """Crop or zero-pad the last axis to ``length`` (resampling round trips can be off by one)."""
-    if x.shape[-1] >= length:
-        return x[..., :length]
-    return torch.nn.functional.pad(x, (0, length - x.shape[-1]))
-
-
 # --------------------------------------------------------------------------------------------
 # Command line: scoreaudio denoise INPUT... -o OUTPUT
 # --------------------------------------------------------------------------------------------
@@ -460,7 +453,7 @@ def plan_outputs(inputs: Sequence[Union[str, Path]], output: Union[str, Path]) -
     the same file, or an output that is one of the inputs (denoising in place would replace the
     original recordings, with or without --overwrite).
     """
-    from .data.corpora import AUDIO_EXTS, _walk_audio
+    from .audio.io import AUDIO_EXTS, find_audio_files
 
     output = Path(output)
     out_root = output.resolve()
@@ -469,7 +462,7 @@ def plan_outputs(inputs: Sequence[Union[str, Path]], output: Union[str, Path]) -
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
-            files = _walk_audio(p, AUDIO_EXTS)
+            files = find_audio_files(p)
             if out_root != p.resolve() and out_root.is_relative_to(p.resolve()):
                 ours = [f for f in files if f.resolve().is_relative_to(out_root)]
                 if ours:

@@ -29,3 +29,9 @@ class CheckpointError(ScoreAudioError, ValueError):
 
 class TrainingError(ScoreAudioError, RuntimeError):
     """Training cannot go on (non-finite loss, unwritable run directory, ...)."""
+
+
+def one_line(e: BaseException) -> str:
+    """``str(e)`` on one line (runs of whitespace and newlines become one space); the exception's
+    class name when it has no message. For wrapping a library's error into one of ours."""
+    return " ".join(str(e).split()) or type(e).__name__

@@ -68,12 +68,12 @@ class EvalResult:
 
 
 def _index(folder: Path) -> Dict[str, Path]:
-    from .data.corpora import AUDIO_EXTS, _walk_audio
+    from .audio.io import find_audio_files
 
     if not folder.is_dir():
         raise ScoreAudioError(f"folder not found: '{folder}'")
     out: Dict[str, Path] = {}
-    for p in _walk_audio(folder, AUDIO_EXTS):
+    for p in find_audio_files(folder):
         key = p.relative_to(folder).with_suffix("").as_posix()
         if key in out:
             raise ScoreAudioError(f"'{out[key]}' and '{p}' have the same name apart from the extension; "
@@ -216,7 +216,7 @@ def output_paths(output) -> Tuple[Path, Path]:
 def _check_overwrite(paths: Sequence[Path], overwrite: bool) -> None:
     """OutputExistsError for the first existing ``-o`` file unless ``overwrite``; the CLI calls it
     before scoring, so a refusal costs no compute (generate's check_outputs is for --out folders)."""
-    from .generate import OutputExistsError
+    from .generation import OutputExistsError
 
     existing = [p for p in paths if p.exists()]
     if existing and not overwrite:

@@ -267,12 +267,12 @@ def audio_files(folder: PathLike, what: str) -> List[Path]:
     Raises:
         DataError: the folder does not exist or holds no audio (``what`` names it in the message).
     """
-    from .data.corpora import AUDIO_EXTS, _walk_audio
+    from .audio.io import AUDIO_EXTS, find_audio_files
 
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{what}: folder not found: '{folder}'")
-    files = _walk_audio(folder, AUDIO_EXTS)
+    files = find_audio_files(folder)
     if not files:
         raise DataError(f"{what}: no audio files ({', '.join(AUDIO_EXTS)}) under '{folder}'")
     return files

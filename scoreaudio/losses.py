@@ -30,6 +30,7 @@ from typing import Literal
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from scoreaudio.utils.checks import check_int
 from scoreaudio.utils.tensor import append_dims, as_sigma_batch
 
 __all__ = ["dsm_loss", "exact_sm_loss", "ssm_loss"]
@@ -151,8 +152,7 @@ def ssm_loss(
     """
     if projection not in _PROJECTIONS:
         raise ValueError(f"unknown projection {projection!r}; valid: {', '.join(_PROJECTIONS)}")
-    if isinstance(n_projections, bool) or not isinstance(n_projections, int) or n_projections <= 0:
-        raise ValueError(f"n_projections must be a positive integer, got {n_projections!r}")
+    n_projections = check_int("n_projections", n_projections)
     sigma = as_sigma_batch(sigma, x0.shape[0], device=x0.device, dtype=x0.dtype)
     z = _noise(x0, generator) if noise is None else noise
     if z.shape != x0.shape:

@@ -20,13 +20,12 @@ import numpy as np
 import torch
 
 from .errors import ScoreAudioError
+from .utils.silence import SILENT_METRIC_PEAK
 
 #: PESQ wide-band, ESTOI and DNSMOS are computed at this rate.
 EVAL_RATE = 16000
 #: How signals at other rates are brought to EVAL_RATE (recorded by `scoreaudio evaluate`).
 RESAMPLER = "soxr HQ"
-#: A reference or estimate whose peak is below this is "silent" and not scored.
-SILENT_PEAK = 1e-6
 EXTRA_HINT = "pip install 'scoreaudio[eval]'"
 
 
@@ -140,9 +139,9 @@ def _pair(metric: str, estimate, reference, sample_rate: int):
     reason = None
     if not (np.isfinite(est).all() and np.isfinite(ref).all()):
         reason = "non-finite samples"
-    elif n == 0 or np.max(np.abs(ref)) < SILENT_PEAK:
+    elif n == 0 or np.max(np.abs(ref)) < SILENT_METRIC_PEAK:
         reason = "silent reference"
-    elif np.max(np.abs(est)) < SILENT_PEAK:
+    elif np.max(np.abs(est)) < SILENT_METRIC_PEAK:
         reason = "silent estimate"
     return est, ref, reason
 
@@ -195,7 +194,7 @@ def dnsmos(wav, sample_rate: int, *, personalized: bool = False) -> Dict[str, fl
     lib = _require("speechmos.dnsmos", "DNSMOS")
     x = _mono16k(wav, sample_rate)
     keys = ("ovrl", "sig", "bak", "p808")
-    if x.size == 0 or not np.isfinite(x).all() or np.max(np.abs(x)) < SILENT_PEAK:
+    if x.size == 0 or not np.isfinite(x).all() or np.max(np.abs(x)) < SILENT_METRIC_PEAK:
         _nan("dnsmos", "silent or non-finite input")
         return {k: float("nan") for k in keys}
     x = np.clip(x, -1.0, 1.0).astype(np.float32)

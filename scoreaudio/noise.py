@@ -12,10 +12,11 @@ Techniques for Training Score-Based Generative Models" (NCSNv2), Techniques 1, 2
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable
 
 import torch
+
+from scoreaudio.utils.checks import check_int
 
 __all__ = [
     "gamma_from_dim",
@@ -35,21 +36,8 @@ __all__ = [
 ]
 
 
-def _positive_int(name: str, value: object) -> int:
-    """``value`` as a Python int > 0 (numpy integers accepted), else a ValueError naming it."""
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        v = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
-    if v <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return v
-
-
 def _check_range(n: int, sigma_min: float, sigma_max: float) -> int:
-    n = _positive_int("n", n)
+    n = check_int("n", n)
     if not (0.0 < sigma_min <= sigma_max) or not math.isfinite(sigma_max):
         raise ValueError(
             f"need 0 < sigma_min <= sigma_max < inf, got sigma_min={sigma_min}, sigma_max={sigma_max}"
@@ -132,7 +120,7 @@ def sample_sigmas_log_uniform(
     Song et al. 2021 trains with ``sigma(t) = sigma_min (sigma_max/sigma_min)^t``, ``t ~ U[0, 1]``,
     which is the same distribution).
     """
-    batch = _positive_int("batch", batch)
+    batch = check_int("batch", batch)
     _check_range(1, sigma_min, sigma_max)
     u = torch.rand(batch, generator=generator, device=device, dtype=torch.float32)
     lo, hi = math.log(sigma_min), math.log(sigma_max)
@@ -157,7 +145,7 @@ def sample_sigmas_log_normal(
     where the denoiser has most to learn, instead of spreading it evenly over every decade; for
     denoising models, whose inputs sit at moderate noise levels, that is where quality comes from.
     """
-    batch = _positive_int("batch", batch)
+    batch = check_int("batch", batch)
     _check_range(1, sigma_min, sigma_max)
     if not log_std > 0:
         raise ValueError(f"log_std must be positive, got {log_std}")
@@ -178,7 +166,7 @@ def sample_sigmas_discrete(
     probability; sampling a level index per example is the unbiased stochastic version.
     Output dtype follows ``sigmas``; ``device`` defaults to the ladder's device.
     """
-    batch = _positive_int("batch", batch)
+    batch = check_int("batch", batch)
     sigmas = torch.as_tensor(sigmas)
     if sigmas.ndim != 1 or sigmas.numel() == 0:
         raise ValueError(f"sigmas must be a non-empty 1-D tensor, got shape {tuple(sigmas.shape)}")
@@ -354,7 +342,7 @@ def gamma_from_dim(dim: int, *, target: float = 0.5) -> float:
     sqrt(2D) > 3; for D <= 4 no gamma satisfies it and a ValueError is raised.
     For CIFAR-10 (D = 3072) this gives gamma ~= 1.0401.
     """
-    dim = _positive_int("dim", dim)
+    dim = check_int("dim", dim)
     if not 0.0 < target < _overlap(1.0, dim):
         raise ValueError(f"target must be in (0, {_overlap(1.0, dim):.4f}), got {target}")
     if math.sqrt(2.0 * dim) <= 3.0:
@@ -441,7 +429,7 @@ def langevin_eps(n_steps_each: int, gamma: float, sigma_min: float) -> float:
     ratio can only approach 1 from above: we minimise it over ``u in (0, 2)`` (0 < r < 1) by a
     log-spaced grid search refined by golden-section search, and return ``eps = u * sigma_L^2``.
     """
-    n_steps_each = _positive_int("n_steps_each", n_steps_each)
+    n_steps_each = check_int("n_steps_each", n_steps_each)
     if not gamma > 1.0:
         raise ValueError(f"gamma = sigma_(i-1)/sigma_i must be > 1, got {gamma}")
     if not sigma_min > 0.0:

@@ -25,6 +25,7 @@ from .config import from_container, is_conditional
 from .errors import CheckpointError, ConfigError
 from .nn.build import build_score_model
 from .utils.checkpoint import load_checkpoint_dict, resolve_checkpoint
+from .utils.device import resolve_device
 
 #: Models shipped in the package: name -> weights file under scoreaudio/models/ (model card: same stem, .md).
 BUILTIN_MODELS = {"default": "denoiser_default.safetensors"}
@@ -53,16 +54,6 @@ class Pretrained:
     def conditional(self) -> bool:
         """True for a conditional denoiser: the network takes the noisy input as ``cond``."""
         return bool(getattr(self.model, "cond_channels", 0))
-
-
-def resolve_device(device: Union[str, torch.device, None]) -> torch.device:
-    """``None``/"auto" -> CUDA when available, else CPU; anything else as given (checked)."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {device} requested but CUDA is not available; use --device cpu or auto")
-    return device
 
 
 #: Settings added after checkpoints were first written, with the value that reproduces what a

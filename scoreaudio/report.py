@@ -23,7 +23,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from .errors import DataError, ScoreAudioError
 
-AUDIO_EXTS = (".wav",)
+#: The audio a report embeds (browsers play WAV everywhere; generate writes WAV).
+REPORT_EXTS = (".wav",)
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em auto; max-width: 1100px;
@@ -82,13 +83,6 @@ def _speech_measures_table(m: dict) -> str:
 
 def _data_uri(mime: str, data: bytes) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def find_audio(folder: Path) -> List[Path]:
-    """Every WAV under ``folder`` (recursively), sorted by relative path; hidden files are skipped."""
-    files = [p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_EXTS and p.is_file()
-             and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
-    return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
 
 
 def _flatten(d: object, prefix: str = "") -> List[Tuple[str, object]]:
@@ -198,12 +192,13 @@ def build_report(folder: Union[str, Path], *, title: Optional[str] = None) -> Tu
         DataError: the folder does not exist, or holds neither WAV files nor run metrics.
     """
     from . import __version__
+    from .audio.io import find_audio_files
     from .utils.logging import read_metrics
 
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"report: '{folder}' is not a folder; pass a run directory or a samples folder")
-    wavs = find_audio(folder)
+    wavs = find_audio_files(folder, REPORT_EXTS)
     metrics = read_metrics(folder)
     if not wavs and not metrics:
         raise DataError(f"report: no WAV files under '{folder}' and no metrics.jsonl in it; "
@@ -264,7 +259,7 @@ def build_report(folder: Union[str, Path], *, title: Optional[str] = None) -> Tu
 def write_report(folder: Union[str, Path], out: Union[str, Path, None] = None, *,
                  title: Optional[str] = None) -> Path:
     """Write the report of ``folder`` to ``out`` (default ``folder/report.html``) atomically; returns it."""
-    from .generate import atomic_write
+    from .utils.files import atomic_write
 
     page, _ = build_report(folder, title=title)
     out = Path(out) if out is not None else Path(folder) / "report.html"

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 import torch
 
 from scoreaudio.noise import geometric_sigmas, karras_sigmas, langevin_eps, num_levels_from_dim
+from scoreaudio.utils.checks import check_int
 from scoreaudio.utils.tensor import as_sigma_batch
 
 __all__ = [
@@ -75,18 +75,6 @@ def _ladder(sigmas: torch.Tensor | Sequence[float]) -> list[float]:
             "sigmas must be strictly descending (sigma_max first), e.g. noise.geometric_sigmas(...)"
         )
     return vals
-
-
-def _count(name: str, value: object, minimum: int = 1) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        v = operator.index(value)  # type: ignore[arg-type]
-    except TypeError:
-        raise ValueError(f"{name} must be an integer, got {value!r}") from None
-    if v < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v}")
-    return v
 
 
 def _full(x: torch.Tensor, s: float) -> torch.Tensor:
@@ -138,7 +126,7 @@ def langevin(
     a (B,) tensor passed unchanged to ``score_fn`` (0 allowed for an exact data score).
     NFE = n_steps.
     """
-    n_steps = _count("n_steps", n_steps)
+    n_steps = check_int("n_steps", n_steps)
     if not step_size > 0:
         raise ValueError(f"step_size must be positive, got {step_size}")
     sig = as_sigma_batch(sigma, x_init.shape[0], device=x_init.device, dtype=x_init.dtype)
@@ -180,7 +168,7 @@ def annealed_langevin(
     sigma_L noise (the posterior mean). NFE = L * T + final_denoise.
     """
     vals = _ladder(sigmas)
-    n_steps_each = _count("n_steps_each", n_steps_each)
+    n_steps_each = check_int("n_steps_each", n_steps_each)
     if not eps > 0:
         raise ValueError(f"eps must be positive, got {eps}")
     s_last2 = vals[-1] ** 2
@@ -244,7 +232,7 @@ def pc_sampler(
     NFE = (L - 1) * (1 + corrector_steps) + final_denoise.
     """
     vals = _ladder(sigmas)
-    corrector_steps = _count("corrector_steps", corrector_steps, minimum=0)
+    corrector_steps = check_int("corrector_steps", corrector_steps, minimum=0)
     if not snr > 0:
         raise ValueError(f"snr must be positive, got {snr}")
     total = (len(vals) - 1) * (1 + corrector_steps) + int(final_denoise)
@@ -353,7 +341,7 @@ def posterior_ladder(nfe: int, sigma_min: float, sigma_start: float) -> torch.Te
     ``sigma_min`` (the discretised VE SDE). Started at the noisy input itself, it draws from the
     posterior p(x | y) for y = x + sigma_start z (Song et al. 2021, Sec. 5; Kadkhodaie & Simoncelli 2021).
     """
-    nfe = _count("nfe", nfe, minimum=2)
+    nfe = check_int("nfe", nfe, minimum=2)
     if not sigma_start > sigma_min:
         raise ValueError(f"sigma_start ({sigma_start}) must exceed sigma_min ({sigma_min})")
     return geometric_sigmas(nfe, sigma_min, sigma_start)
@@ -451,7 +439,7 @@ def sampler_ladder(
     * ``"heun"``: NFE = 2L - 1, Karras ladder with ``rho`` (EDM).
     """
     get_sampler(name)  # validates the name
-    nfe = _count("nfe", nfe)
+    nfe = check_int("nfe", nfe)
     extra = int(final_denoise)
     if name == "ald":
         budget = nfe - extra
@@ -462,7 +450,7 @@ def sampler_ladder(
             else:
                 n_steps_each = 5
             n_steps_each = max(1, min(n_steps_each, budget // 2))
-        n_steps_each = _count("n_steps_each", n_steps_each)
+        n_steps_each = check_int("n_steps_each", n_steps_each)
         n_levels = budget // n_steps_each
         if n_levels < 2:
             raise ValueError(
@@ -475,7 +463,7 @@ def sampler_ladder(
         kwargs = {"n_steps_each": n_steps_each, "eps": eps, "final_denoise": final_denoise}
         return SamplerPlan(name, sigmas, kwargs, n_levels * n_steps_each + extra)
     if name == "pc":
-        corrector_steps = _count("corrector_steps", corrector_steps, minimum=0)
+        corrector_steps = check_int("corrector_steps", corrector_steps, minimum=0)
         n_levels = (nfe - extra) // (1 + corrector_steps) + 1
         if n_levels < 2:
             raise ValueError(f"nfe={nfe} is too small for PC with {corrector_steps} corrector steps")

@@ -20,8 +20,8 @@ import argparse
 import json
 import os
 import signal
-import threading
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,9 +42,11 @@ from .nn.build import build_score_model, check_representation, count_parameters
 from .noise import geometric_sigmas, num_levels_from_dim, sigma_max_from_data
 from .train_step import NonFiniteStep, ema_half_life, lr_at, sigma_bucket, train_step
 from .utils.checkpoint import LAST, load_checkpoint_dict, save_checkpoint
+from .utils.device import resolve_device
 from .utils.ema import EMA
-from .utils.tensor import derive_seed
 from .utils.logging import MetricsWriter, log
+from .utils.tensor import derive_seed
+
 
 # --------------------------------------------------------------------------------------------
 # Data order: a function of (seed, step)
@@ -104,15 +106,7 @@ def setup(device_cfg: str) -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device_cfg == "auto":
-        device = torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    else:
-        device = torch.device(device_cfg)
-        if device.type == "cuda":
-            if not torch.cuda.is_available():
-                raise ConfigError(f"train.device={device_cfg} but CUDA is not available; use train.device=cpu or auto")
-            if device.index is None:
-                device = torch.device("cuda", local_rank)
+    device = resolve_device(device_cfg, setting="train.device", local_rank=local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
@@ -605,7 +599,7 @@ def _ranks_identical(model: torch.nn.Module, d: Dist) -> bool:
 def _sample_hook(model, representation, sigmas: dict, cfg: DictConfig, run_dir: Path, step: int,
                  device: torch.device) -> None:
     """Draw a few samples from the EMA weights with the recipe's sampler: WAV + spectrogram PNG."""
-    from .generate import draw_samples, write_sample_files
+    from .generation import draw_samples, write_sample_files
 
     if cfg.train.num_samples <= 0 or cfg.model.backbone == "mlp" or is_conditional(cfg):
         return  # a conditional model has nothing to generate from without an input

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +26,7 @@ from .utils.tensor import derive_seed
 
 __all__ = [
     "NonFiniteStep",
+    "OBJECTIVES",
     "StepResult",
     "autocast",
     "compute_loss",
@@ -139,11 +140,19 @@ def loss_weight(weighting: str, sigma: torch.Tensor, sigma_data: torch.Tensor | 
     raise ValueError(f"unknown loss weighting {weighting!r}; valid: edm, sigma2")
 
 
+#: loss.objective -> the score-matching loss it trains with. ``cdsm`` is DSM for a conditional model
+#: (the noisy input goes in as ``cond``; see scoreaudio.config.is_conditional).
+OBJECTIVES: dict[str, Callable[..., torch.Tensor]] = {"dsm": dsm_loss, "cdsm": dsm_loss, "ssm": ssm_loss}
+
+
 def compute_loss(model, x0: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor | None, noise: torch.Tensor,
                  cfg: DictConfig, generator: torch.Generator | None = None, *,
                  weighting: str = "sigma2", sigma_data: float | torch.Tensor = 1.0) -> torch.Tensor:
     """Per-example training loss (B,) for the configured objective, with ``weighting`` applied."""
-    if cfg.loss.objective in ("dsm", "cdsm"):
+    loss = OBJECTIVES.get(cfg.loss.objective)
+    if loss is None:
+        raise ValueError(f"unknown loss.objective {cfg.loss.objective!r}; valid: {', '.join(OBJECTIVES)}")
+    if loss is dsm_loss:
         per_example = dsm_loss(model, x0, sigma, cond, noise=noise)
     else:
         per_example = ssm_loss(model, x0, sigma, cond, n_projections=cfg.loss.n_projections,

@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from scoreaudio.audio.io import audio_info, load, resample, save
+from scoreaudio.audio.io import AUDIO_EXTS, audio_info, find_audio_files, load, resample, save
 from scoreaudio.errors import AudioError, DataError
 
 
@@ -135,3 +135,17 @@ def test_resample_tensor_keeps_shape_dtype_device():
     assert isinstance(arr, np.ndarray) and arr.dtype == np.float32
     with pytest.raises(AudioError):
         resample(x, 0, 16000)
+
+
+def test_find_audio_files_is_recursive_sorted_and_skips_hidden(tmp_path):
+    for rel in ["b.WAV", "a/z.flac", "a/c/y.ogg", "a/x.mp3", "notes.txt", ".hidden.wav", ".cache/x.wav",
+                "a/.partial.wav"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")  # nothing is opened
+    (tmp_path / "folder.wav").mkdir()  # a folder is not a file, whatever its name
+    rel = [p.relative_to(tmp_path).as_posix() for p in find_audio_files(tmp_path)]
+    assert rel == ["a/c/y.ogg", "a/x.mp3", "a/z.flac", "b.WAV"]
+    assert all(str(p).startswith(str(tmp_path)) for p in find_audio_files(tmp_path))
+    assert [p.name for p in find_audio_files(tmp_path, (".wav",))] == ["b.WAV"]
+    assert find_audio_files(tmp_path / "missing") == []
+    assert ".wav" in AUDIO_EXTS and ".flac" in AUDIO_EXTS

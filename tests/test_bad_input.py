@@ -14,8 +14,9 @@ import torch
 from conftest import REPO, TINY, train_tiny
 
 from scoreaudio.cli import main
-from scoreaudio.errors import ScoreAudioError, TrainingError
+from scoreaudio.errors import ConfigError, ScoreAudioError, TrainingError, one_line
 from scoreaudio.utils.checkpoint import load_checkpoint_dict
+from scoreaudio.utils.checks import check_int
 
 SR = 16000
 RECIPE = str(REPO / "recipes" / "quickstart.yaml")
@@ -200,3 +201,37 @@ def test_save_checkpoint_reports_a_full_disk_but_not_other_runtime_errors(tmp_pa
         save_checkpoint(tmp_path / "last.pt", {"step": 1})
     assert not isinstance(e.value, TrainingError)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_check_int_takes_integers_only_and_names_the_argument():
+    assert check_int("n", 3) == 3 and type(check_int("n", np.int64(3))) is int
+    assert check_int("seed", 0, minimum=0) == 0
+    for bad in (True, 2.0, "2", None):
+        with pytest.raises(ValueError, match=r"^n must be a positive integer, got "):
+            check_int("n", bad)
+    with pytest.raises(ValueError, match="n must be a positive integer, got 0"):
+        check_int("n", 0)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer, got -1"):
+        check_int("seed", -1, minimum=0)
+    with pytest.raises(ConfigError, match=r"nfe must be >= 2 \(an integer\), got 1"):
+        check_int("nfe", 1, minimum=2, error=ConfigError)
+
+
+def test_one_line_flattens_messages_and_names_silent_errors():
+    assert one_line(ValueError("bad\n  value\there")) == "bad value here"
+    assert one_line(RuntimeError()) == "RuntimeError"
+
+
+def test_resolve_device_checks_cuda_and_names_the_setting(monkeypatch):
+    from scoreaudio.utils.device import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device(None) == resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(ConfigError, match=r"^train.device=cuda but CUDA is not available here; use train.device=cpu"):
+        resolve_device("cuda", setting="train.device")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto", local_rank=1) == torch.device("cuda", 1)
+    assert resolve_device("cuda", local_rank=1) == torch.device("cuda", 1)
+    assert resolve_device("cuda:0", local_rank=1) == torch.device("cuda", 0)
+    assert resolve_device("auto") == torch.device("cuda")

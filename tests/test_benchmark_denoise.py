@@ -4,6 +4,7 @@ tools/denoise_anchors.py denoise (each skipped when its package is not installed
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -341,3 +342,22 @@ def test_scoreaudio_rows_for_conditional_and_prior_checkpoints():
         f(y, 16000, m)
     assert [c["method"] for c in den.calls] == ["tweedie", "tweedie", "posterior"]
     assert den.calls[1]["noise_std"] == 0.1 and "noise_std" not in den.calls[0]
+
+
+def test_parts_run_in_parallel_merge_into_one_table(tmp_path):
+    tool = _tool()
+    row = {"file": "a", "snr": 0.0, "si_sdr": 1.0, "si_sdr_noisy": 0.0, "si_sdr_i": 1.0, "pesq": 1.1, "estoi": 0.5,
+           "rtf": 0.1, "delay_ms": 0.0, "dnsmos_ovrl": 1.5, "dnsmos_sig": 2.0, "dnsmos_bak": 2.0}
+    parts = []
+    for noise in ("white", "babble"):
+        rows = [dict(row, system=s, noise=noise) for s in ("noisy input", "x")]
+        p = tmp_path / f"{noise}.json"
+        p.write_text(json.dumps({"rows": rows, "systems": ["noisy input", "x"], "noises": [noise], "snrs": [0.0],
+                                 "settings": {"noise": f"{noise} at 0 dB SNR; 1 mixtures per system"}}))
+        parts.append(str(p))
+    rows, systems, settings, noises, snrs = tool.merge_parts(parts)
+    assert len(rows) == 4 and systems == ["noisy input", "x"] and noises == ["white", "babble"] and snrs == [0.0]
+    assert "white" in settings["noise"] and "babble" in settings["noise"]
+    out = tmp_path / "merged.md"
+    assert tool.main(["--merge", *parts, "--out", str(out)]) == 0
+    assert "white 0 dB" in out.read_text() and "babble 0 dB" in out.read_text()

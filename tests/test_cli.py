@@ -4,10 +4,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 import corpus_fixtures as fx
+import pytest
 from conftest import REPO
+
 from scoreaudio.cli import main
 
 

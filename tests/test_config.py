@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from scoreaudio.config import CHOICES, compose, dataset_root, from_container, schema
 from scoreaudio.errors import ConfigError
-from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
@@ -118,6 +118,7 @@ def test_dataset_root_from_env(monkeypatch):
 def test_every_schema_field_has_a_comment():
     # The schema is the documentation of every option: each field line carries a comment.
     import inspect
+
     import scoreaudio.config as config
 
     source = inspect.getsource(config)
@@ -175,3 +176,44 @@ def test_out_of_range_values_are_one_line_errors_naming_key_and_range(override, 
                                       "train.ema_half_life=0", "noise.sigma_max=null"])
 def test_zero_where_zero_means_off_is_accepted(override):
     compose(REPO / "recipes/quickstart.yaml", [override])
+
+
+#: CHOICES keys whose values are read by an if-chain, not looked up in a table (nothing to compare).
+CHOICES_WITHOUT_REGISTRY = {"data.normalize", "data.split_by", "representation.window", "loss.weighting",
+                            "train.lr_schedule", "train.precision"}
+
+
+def _registries():
+    """CHOICES key -> the names the code that reads it accepts."""
+    from scoreaudio.audio.representation import REPRESENTATIONS
+    from scoreaudio.data.corpora import READERS
+    from scoreaudio.losses import _PROJECTIONS
+    from scoreaudio.nn.build import BACKBONES
+    from scoreaudio.nn.embeddings import FEATURES
+    from scoreaudio.nn.score_model import PARAMETERISATIONS
+    from scoreaudio.nn.stft_unet import OUTPUTS
+    from scoreaudio.noise import TRAIN_DISTRIBUTIONS
+    from scoreaudio.sampling import SAMPLERS
+    from scoreaudio.train_step import OBJECTIVES
+
+    return {
+        "data.dataset": READERS,
+        "representation.kind": REPRESENTATIONS,
+        "model.backbone": BACKBONES,
+        "model.stft_unet.output": OUTPUTS,
+        # "score" is internal: build_score_model gives it to the toy MLP whatever the config says
+        "model.parameterisation": [p for p in PARAMETERISATIONS if p != "score"],
+        "model.embedding": FEATURES,
+        "noise.train_distribution": TRAIN_DISTRIBUTIONS,
+        "loss.objective": OBJECTIVES,
+        "loss.projection": _PROJECTIONS,
+        "sampler.name": SAMPLERS,
+    }
+
+
+def test_every_choice_matches_its_registry():
+    registries = _registries()
+    assert set(CHOICES) == set(registries) | CHOICES_WITHOUT_REGISTRY, \
+        "a new CHOICES entry: add its registry to _registries() or the key to CHOICES_WITHOUT_REGISTRY"
+    for key, registry in registries.items():
+        assert set(CHOICES[key]) == set(registry), key

@@ -12,11 +12,27 @@ from scoreaudio.data.manifest import AudioMeta, read_manifest, write_manifest
 from scoreaudio.errors import DataError
 
 try:
-    from corpus_fixtures import (make_folder, make_libritts, make_librispeech, make_ljspeech, make_sc09,
-                                 make_vctk, make_voicebank_demand, write)
+    from corpus_fixtures import (
+        make_folder,
+        make_librispeech,
+        make_libritts,
+        make_ljspeech,
+        make_sc09,
+        make_vctk,
+        make_voicebank_demand,
+        write,
+    )
 except ImportError:  # tests/ imported as a package
-    from tests.corpus_fixtures import (make_folder, make_libritts, make_librispeech, make_ljspeech, make_sc09,
-                                       make_vctk, make_voicebank_demand, write)
+    from tests.corpus_fixtures import (
+        make_folder,
+        make_librispeech,
+        make_libritts,
+        make_ljspeech,
+        make_sc09,
+        make_vctk,
+        make_voicebank_demand,
+        write,
+    )
 
 
 def cfg_for(dataset, root=None, *more):

@@ -7,8 +7,15 @@ import soundfile as sf
 import torch
 
 from scoreaudio.config import compose
-from scoreaudio.data.datasets import (NoiseMixer, SegmentDataset, brown_noise, build_datasets, mix_at_snr,
-                                      pink_noise, white_noise)
+from scoreaudio.data.datasets import (
+    NoiseMixer,
+    SegmentDataset,
+    brown_noise,
+    build_datasets,
+    mix_at_snr,
+    pink_noise,
+    white_noise,
+)
 from scoreaudio.data.manifest import AudioMeta
 from scoreaudio.errors import DataError
 

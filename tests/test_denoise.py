@@ -23,14 +23,6 @@ SR = 16000
 SIGMAS = {"sigma_min": 0.002, "sigma_max": 5.0}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _threads():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # small convolutions: threads only add overhead on a shared CPU
-    yield
-    torch.set_num_threads(n)
-
-
 def _sdr(est, ref) -> float:
     est, ref = (torch.as_tensor(np.asarray(a, np.float64)) for a in (est, ref))
     return float(si_sdr(est, ref))

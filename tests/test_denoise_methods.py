@@ -4,8 +4,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scoreaudio.denoise_methods import (CONDITIONAL_METHODS, METHOD_FUNCTIONS, PRIOR_METHODS, predictive, refined,
-                                        tweedie)
+from scoreaudio.denoise_methods import (
+    CONDITIONAL_METHODS,
+    METHOD_FUNCTIONS,
+    PRIOR_METHODS,
+    predictive,
+    refined,
+    tweedie,
+)
 
 
 class GaussianPosterior(torch.nn.Module):

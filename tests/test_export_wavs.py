@@ -20,14 +20,6 @@ _spec.loader.exec_module(export_wavs)
 TINY_DATA = [o for o in TINY if o.startswith("data.")]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny work: threads only add contention on a shared CPU
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def generated(tiny_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("generated")

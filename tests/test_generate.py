@@ -1,7 +1,6 @@
 """scoreaudio generate: the Python API, the command line, the sampler budget and the user errors."""
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import shutil
@@ -12,24 +11,15 @@ import soundfile as sf
 import torch
 from conftest import train_tiny
 
+import scoreaudio
+import scoreaudio.generation as gen_mod
 from scoreaudio.audio.representation import Waveform
 from scoreaudio.cli import main
 from scoreaudio.errors import ScoreAudioError
-from scoreaudio.generate import draw_samples, generate, sample_checkpoint
+from scoreaudio.generation import draw_samples, generate, sample_checkpoint
 from scoreaudio.utils.checkpoint import file_sha256
 
-# the module, even where scoreaudio/__init__.py exports the function `generate` under the same name
-gen_mod = importlib.import_module("scoreaudio.generate")
-
 FAST = ["--device", "cpu", "--steps", "5", "--seconds", "0.25"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny work: threads only add contention on a shared CPU
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +45,14 @@ def _read(path):
 # --------------------------------------------------------------------------------------------
 # Python API
 # --------------------------------------------------------------------------------------------
+def test_the_function_and_its_module_have_different_names():
+    """``scoreaudio.generate`` is the function; the module is ``scoreaudio.generation`` (no shadowing)."""
+    assert scoreaudio.generate is generate and callable(scoreaudio.generate)
+    assert scoreaudio.generation is gen_mod and gen_mod.draw_samples is draw_samples
+    assert scoreaudio.load_pretrained.__module__ == "scoreaudio.pretrained"
+    assert not hasattr(scoreaudio, "load_checkpoint")
+
+
 def test_api_returns_finite_arrays_and_reproduces_bit_exactly(tiny_run):
     out = generate(tiny_run, num=3, seconds=0.3, steps=5, batch_size=2, seed=7, device="cpu")
     assert len(out) == 3

@@ -235,7 +235,7 @@ def test_cli_reference_from_a_recipe_with_dnsmos(tmp_path, capsys):
 def test_manifest_measures_per_sample_and_the_report_shows_them(tmp_path):
     import torch
 
-    from scoreaudio.generate import speech_measures_of
+    from scoreaudio.generation import speech_measures_of
     from scoreaudio.report import build_report
 
     wavs = torch.stack([torch.from_numpy(synthesize_utterance(0, 9100, 1.0, SR)).float()[None],

@@ -123,7 +123,7 @@ def test_samplers_on_cuda_match_cpu_in_distribution(name, nfe):
 def test_generation_on_cuda_has_the_cpu_shape(sampler):
     from types import SimpleNamespace
 
-    from scoreaudio.generate import draw_samples
+    from scoreaudio.generation import draw_samples
 
     cfg, rep, model = build("unet2d_tiny")
     sigmas = {"sigma_min": 0.002, "sigma_max": 10.0, "num_levels": 50, "sigma_data": 0.5}

@@ -5,7 +5,7 @@ import numpy as np
 import soundfile as sf
 
 from scoreaudio.config import compose
-from scoreaudio.data.inspect import data_check, data_info
+from scoreaudio.data.check import data_check, data_info
 
 try:
     from corpus_fixtures import make_folder, make_ljspeech, make_voicebank_demand

@@ -33,14 +33,6 @@ SMALL_UNET = {"channels": 8, "channel_mult": (1, 2, 2, 2), "attention": True, "a
               "groups": 4, "embedding_dim": 8, "norm": "frame"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Random values for every parameter (the zero-initialised output convolutions too, without
     which the output is 0 everywhere), at a scale that keeps activations O(1); eval mode."""

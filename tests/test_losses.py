@@ -17,14 +17,6 @@ from scoreaudio.nn.mlp import EnergyMLP, ScoreMLP
 D = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class LinearScore(nn.Module):
     """s(x) = A x + b on (B, D) data; ignores sigma (it is fitted at one sigma)."""
 
@@ -397,11 +389,11 @@ def test_energy_from_a_linear_denoiser_has_the_closed_form_score():
 
 
 def test_energy_switch_builds_a_conservative_audio_model():
+    from conftest import REPO
+
     from scoreaudio.config import compose
     from scoreaudio.nn.build import build_score_model
     from scoreaudio.nn.energy import EnergyFromDenoiser
-
-    from conftest import REPO
 
     cfg = compose(REPO / "recipes" / "quickstart.yaml", ["model=wavenet_tiny", "representation=waveform",
                                                          "model.energy=true"])

@@ -12,6 +12,7 @@ from scoreaudio.errors import ConfigError
 from scoreaudio.nn import ScoreModel, build_score_model, count_parameters
 from scoreaudio.nn.build import BACKBONES, describe_model
 from scoreaudio.nn.embeddings import FourierFeatures, SigmaEmbedding, SinusoidalFeatures
+from scoreaudio.nn.mlp import ScoreMLP
 from scoreaudio.nn.unet2d import UNet2d
 from scoreaudio.nn.wavenet import WaveNet
 from scoreaudio.utils.tensor import append_dims
@@ -27,15 +28,6 @@ PRESET_RANGES = {
     "unet2d_small": (1_000_000, 3_000_000),
     "unet2d_base": (30_000_000, 65_000_000),
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: intra-op threads cost more than they give, and stall when the cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -244,8 +236,8 @@ def test_preset_parameter_counts(recipes, preset):
 
 
 def test_mlp_preset(recipes):
-    pytest.importorskip("scoreaudio.nn.mlp")
     model, _ = build(recipes, "mlp")
+    assert isinstance(model.backbone, ScoreMLP)
     assert count_parameters(model) == stated_parameters("mlp")
     x, sigma = randn(5, 2), torch.full((5,), 0.5)
     with torch.no_grad():
@@ -332,7 +324,6 @@ def test_sigma_embedding_rejects_unknown_kind():
 def test_score_model_rejects_unknown_parameterisation():
     with pytest.raises(ValueError, match="edm"):
         ScoreModel(WaveNet(residual_channels=8, residual_layers=1), parameterisation="vp")
-
 
 
 def test_cond_skip_blends_the_state_and_the_noisy_input_by_edm_weights():

@@ -21,14 +21,6 @@ from scoreaudio.noise import (
 from scoreaudio.sampling import langevin
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add overhead on a shared CPU
-    yield
-    torch.set_num_threads(n)
-
-
 def _phi(x: float) -> float:
     return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
 

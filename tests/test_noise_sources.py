@@ -10,8 +10,16 @@ from omegaconf import OmegaConf
 from scoreaudio.config import NoiseSourceConfig, compose
 from scoreaudio.data.datasets import NoiseMixer, white_noise
 from scoreaudio.data.manifest import AudioMeta
-from scoreaudio.data.noise_sources import (BabbleNoise, GeneratedNoise, RecordedNoise, WeightedSources,
-                                           build_sources, noise_files, noise_group, noise_split)
+from scoreaudio.data.noise_sources import (
+    BabbleNoise,
+    GeneratedNoise,
+    RecordedNoise,
+    WeightedSources,
+    build_sources,
+    noise_files,
+    noise_group,
+    noise_split,
+)
 from scoreaudio.errors import DataError
 
 SR = 16000

@@ -9,22 +9,11 @@ import shutil
 from html.parser import HTMLParser
 
 import numpy as np
-import pytest
 import soundfile as sf
 
 from scoreaudio.audio.io import save
 from scoreaudio.cli import main
 from scoreaudio.report import build_report, write_report
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny work: threads only add contention on a shared CPU
-    yield
-    torch.set_num_threads(n)
 
 
 class _Tags(HTMLParser):

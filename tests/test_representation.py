@@ -7,20 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from scoreaudio.audio.representation import (CompressedSTFT, Waveform, build_representation,
-                                             estimate_model_noise_std, log_mel, representation_from_dict,
-                                             spectrogram_png)
+from scoreaudio.audio.representation import (
+    CompressedSTFT,
+    Waveform,
+    build_representation,
+    estimate_model_noise_std,
+    log_mel,
+    representation_from_dict,
+    spectrogram_png,
+)
 from scoreaudio.config import compose
 from scoreaudio.errors import ConfigError
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: intra-op threads only add contention on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _speechy(T, seed=0, dtype=torch.float32):

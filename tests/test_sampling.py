@@ -20,14 +20,6 @@ MU = torch.tensor([1.5, -0.5])
 STD = torch.tensor([0.5, 2.0])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def gaussian_score(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Exact score of N(MU, diag(STD^2)) perturbed by sigma, for x of shape (B, 2)."""
     assert sigma.shape == (x.shape[0],)

@@ -9,8 +9,8 @@ import time
 
 import pytest
 import torch
-
 from conftest import REPO, TINY
+
 from scoreaudio.config import compose, config_dir
 from scoreaudio.errors import ConfigError
 from scoreaudio.nn import ScoreModel, build_score_model, count_parameters

@@ -7,8 +7,13 @@ import numpy as np
 import pytest
 
 from scoreaudio.config import compose
-from scoreaudio.data.synthetic import (corpus_key, materialize_corpus, speaker_params, synthesize_utterance,
-                                       utterance_plan)
+from scoreaudio.data.synthetic import (
+    corpus_key,
+    materialize_corpus,
+    speaker_params,
+    synthesize_utterance,
+    utterance_plan,
+)
 
 SR, FL, HOP = 16000, 1024, 256  # 64 ms frames, 16 ms hop
 

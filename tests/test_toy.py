@@ -5,24 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
+from scoreaudio.data.toy import GaussianMixture, ncsn_mixture
 from scoreaudio.losses import dsm_loss, ssm_loss
 from scoreaudio.nn.mlp import ScoreMLP
 from scoreaudio.noise import geometric_sigmas, sample_sigmas_log_uniform
 from scoreaudio.sampling import annealed_langevin, langevin
-from scoreaudio.toy import GaussianMixture, ncsn_mixture
 
 TRUE_W = 0.2  # weight of the component at (-5, -5)
 # NCSN Sec. 3.2 / Fig. 3 settings: uniform starts on [-8, 8]^2, eps = 0.1; plain Langevin T = 1000;
 # annealed: 10 geometric levels 20 -> 1, T = 100 per level.
 N_SAMPLES = 4000
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _uniform_starts(n: int, g: torch.Generator) -> torch.Tensor:

@@ -9,11 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import corpus_fixtures as fx
 import pytest
 import torch
-
-import corpus_fixtures as fx
 from conftest import REPO, TINY, train_tiny
+
 from scoreaudio.config import compose
 from scoreaudio.errors import ConfigError, DataError, TrainingError
 from scoreaudio.pretrained import load_pretrained

@@ -9,10 +9,17 @@ from omegaconf import OmegaConf
 
 from scoreaudio.config import compose
 from scoreaudio.losses import dsm_loss
-from scoreaudio.noise import sample_sigmas_mixture, sample_training_sigmas
 from scoreaudio.nn.score_model import ScoreModel
-from scoreaudio.train_step import (NonFiniteStep, compute_loss, ema_half_life, loss_weight, lr_at,
-                                   train_step, weighting_for)
+from scoreaudio.noise import sample_sigmas_mixture, sample_training_sigmas
+from scoreaudio.train_step import (
+    NonFiniteStep,
+    compute_loss,
+    ema_half_life,
+    loss_weight,
+    lr_at,
+    train_step,
+    weighting_for,
+)
 from scoreaudio.utils.ema import EMA
 
 

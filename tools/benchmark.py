@@ -15,7 +15,7 @@ Suites (any subset, in any order; ``all`` runs the five):
               achieved FLOP/s / matmul FLOP/s, peak memory. ``--compile`` adds torch.compile.
 * ``sample``  real-time factor (processing s / audio s) of the ald, pc and heun samplers at 30, 50,
               100 and 1,000 network evaluations (1,000 not with --quick), batch 1 and a larger batch,
-              through generate.draw_samples (the path `scoreaudio generate` takes).
+              through generation.draw_samples (the path `scoreaudio generate` takes).
 * ``denoise`` real-time factor and peak memory of every SpeechDenoiser method on 4, 60 and 600 s
               inputs (--quick: 2, 8, 32 s), one fresh process per length; fitted log-log exponents
               of time and memory against length (time should be ~1, memory ~0).
@@ -130,7 +130,13 @@ class Settings:
 
     @classmethod
     def make(cls, device: str = "auto", quick: bool = False, **kw) -> "Settings":
-        dev = resolve_device(device)
+        from scoreaudio.errors import ConfigError
+        from scoreaudio.utils.device import resolve_device
+
+        try:
+            dev = resolve_device(device, setting="--device")
+        except ConfigError as e:
+            raise SystemExit(str(e)) from None
         s = cls(device=str(dev), quick=quick)
         if dev.type == "cuda":
             s.matmul_n, s.matmul_inner = 8192, 10
@@ -160,15 +166,6 @@ class Settings:
         for k in ("log", "on_row", "live_rows"):
             d.pop(k, None)
         return d
-
-
-def resolve_device(device: str) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {device}: CUDA is not available here; use --device cpu")
-    return dev
 
 
 # --------------------------------------------------------------------------------------------
@@ -709,7 +706,7 @@ def eval_model(backbone: str, preset: str, device: torch.device):
 def _sample_rows(s: Settings, backbone: str, preset: str, batch: int, ref: MatmulRef) -> List[Dict[str, Any]]:
     from types import SimpleNamespace
 
-    from scoreaudio.generate import draw_samples, num_samples_for, plan_for
+    from scoreaudio.generation import draw_samples, num_samples_for, plan_for
 
     dev = torch.device(s.device)
     cfg, rep, model = eval_model(backbone, preset, dev)

@@ -53,6 +53,7 @@ report.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import platform
 import subprocess
@@ -118,12 +119,12 @@ def load_clean(paths: Sequence[Path], sample_rate: int, max_files: Optional[int]
 def clean_paths(args, ckpt_cfg) -> Tuple[List[Path], str]:
     """The held-out files and a description of where they came from."""
     if args.clean_dir:
-        from scoreaudio.data.corpora import AUDIO_EXTS, _walk_audio
+        from scoreaudio.audio.io import find_audio_files
 
         root = Path(args.clean_dir)
         if not root.is_dir():
             raise ScoreAudioError(f"--clean-dir '{root}' is not a folder")
-        return _walk_audio(root, AUDIO_EXTS), f"folder {root.name}/"
+        return find_audio_files(root), f"folder {root.name}/"
     if args.recipe:
         from scoreaudio.config import compose
 
@@ -514,6 +515,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS even when installed")
+    p.add_argument("--rows-out", default=None, metavar="PART.json",
+                   help="also save every scored row, to --merge parts run in parallel")
+    p.add_argument("--merge", nargs="+", default=None, metavar="PART.json",
+                   help="score nothing: render the table from --rows-out parts (e.g. one per noise kind)")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 2 files of at most 2.5 s, one SNR (5 dB), 4 steps")
     args = p.parse_args(argv)
@@ -528,6 +533,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.merge:
+        rows, systems, settings, noises, snrs = merge_parts(args.merge)
+        return _write(render(rows, systems, settings, noises, snrs), args)
     if args.quick:
         args.files, args.seconds, args.snrs = min(args.files, 2), min(args.seconds, 2.5), [5.0]
         args.steps = args.steps or 4
@@ -615,7 +623,35 @@ def _run(args) -> int:
     }
     if missing:
         settings["left out"] = f"{', '.join(missing)} (not installed: pip install {' '.join(missing)})"
-    table = render(rows, list(systems), settings, args.noises, args.snrs)
+    if args.rows_out:
+        Path(args.rows_out).write_text(json.dumps({"rows": rows, "systems": list(systems), "settings": settings,
+                                                   "noises": list(args.noises), "snrs": list(args.snrs)}))
+        print(f"wrote {args.rows_out}", file=sys.stderr)
+    return _write(render(rows, list(systems), settings, args.noises, args.snrs), args)
+
+
+def merge_parts(paths: Sequence[str]) -> Tuple[list, list, dict, list, list]:
+    """Rows, systems, settings, noises and SNRs of several ``--rows-out`` parts (run in parallel
+    over disjoint noise kinds or SNRs), in one table's order; the settings are the first part's,
+    with every part's noise line."""
+    rows, systems, noises, snrs, settings, part_noise = [], [], [], [], None, []
+    for p in paths:
+        try:
+            part = json.loads(Path(p).read_text())
+        except (OSError, ValueError) as e:
+            raise ScoreAudioError(f"cannot read benchmark part {p}: {e}") from None
+        rows += part["rows"]
+        systems += [x for x in part["systems"] if x not in systems]
+        noises += [x for x in part["noises"] if x not in noises]
+        snrs += [x for x in part["snrs"] if x not in snrs]
+        settings = settings or dict(part["settings"])
+        part_noise.append(part["settings"]["noise"])
+    settings["noise"] = " + ".join(part_noise)
+    settings["parts"] = f"{len(paths)} runs merged (tools/benchmark_denoise.py --merge)"
+    return rows, systems, settings, noises, sorted(snrs)
+
+
+def _write(table: str, args) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(table)

@@ -43,7 +43,7 @@ except ImportError:  # running from a source checkout without installing
 from scoreaudio.audio.io import save
 from scoreaudio.audio.representation import CompressedSTFT, Waveform, representation_from_dict
 from scoreaudio.errors import ConfigError, DataError, ScoreAudioError
-from scoreaudio.generate import MANIFEST, PEAK_LIMIT, OutputExistsError, limit_peaks, write_json
+from scoreaudio.generation import MANIFEST, PEAK_LIMIT, OutputExistsError, limit_peaks, write_json
 
 TENSOR_EXTS = (".pt", ".npy")
 

@@ -24,11 +24,11 @@ try:
 except ImportError:  # running from a source checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scoreaudio.data.toy import GaussianMixture, ncsn_mixture
 from scoreaudio.losses import dsm_loss, ssm_loss
 from scoreaudio.nn.mlp import ScoreMLP
 from scoreaudio.noise import geometric_sigmas, sample_sigmas_log_uniform
 from scoreaudio.sampling import annealed_langevin, langevin
-from scoreaudio.toy import GaussianMixture, ncsn_mixture
 
 # NCSN Sec. 3.2 sampling settings (NCSN step convention: x += eps_i/2 * s + sqrt(eps_i) z)
 LANGEVIN = {"n_steps": 1000, "step_size": 0.1}

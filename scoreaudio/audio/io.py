@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Tuple, Union
+from typing import Iterable, List, Optional, Tuple, Union
 
 import numpy as np
 import soundfile as sf
 import torch
 
-from ..errors import AudioError
+from ..errors import AudioError, one_line
 from ..utils.files import atomic_write
 
 PathLike = Union[str, os.PathLike]
 
 #: File extensions we write, and the libsndfile container each one maps to.
 _FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
+#: Extensions that count as audio when a folder is searched (soundfile/libsndfile must read them).
+AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3")
 
 
 def _fail(reason: str, message: str) -> AudioError:
@@ -40,8 +42,21 @@ def _check_readable(path: Path) -> None:
         raise _fail("empty", f"audio file '{path}' is empty (0 bytes); re-download or delete it")
 
 
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
+def find_audio_files(root: PathLike, exts: Iterable[str] = AUDIO_EXTS) -> List[Path]:
+    """Every file below ``root`` (recursively) whose extension is one of ``exts`` (any case), sorted.
+
+    Hidden files and folders (a name starting with ".") are skipped, and symlinked folders are not
+    followed. The paths start with ``root``; they are sorted part by part, so a folder's files come
+    together. Nothing is opened: a file that is not really audio fails later, in :func:`load`.
+    """
+    exts = tuple(e.lower() for e in exts)
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for f in filenames:
+            if not f.startswith(".") and os.path.splitext(f)[1].lower() in exts:
+                out.append(Path(dirpath) / f)
+    return sorted(out)
 
 
 def audio_info(path: PathLike) -> Tuple[int, int, int]:
@@ -55,7 +70,7 @@ def audio_info(path: PathLike) -> Tuple[int, int, int]:
     try:
         info = sf.info(str(path))
     except Exception as e:  # libsndfile raises RuntimeError/LibsndfileError/TypeError on junk
-        raise _fail("unreadable", f"cannot read audio file '{path}' ({_one_line(e)}); "
+        raise _fail("unreadable", f"cannot read audio file '{path}' ({one_line(e)}); "
                                   f"it is corrupt or not audio: re-download or delete it") from None
     return int(info.frames), int(info.samplerate), int(info.channels)
 
@@ -78,7 +93,7 @@ def load(path: PathLike, sample_rate: Optional[int] = None) -> Tuple[torch.Tenso
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (T, C)
     except Exception as e:
-        raise _fail("unreadable", f"cannot read audio file '{path}' ({_one_line(e)}); "
+        raise _fail("unreadable", f"cannot read audio file '{path}' ({one_line(e)}); "
                                   f"it is corrupt or not audio: re-download or delete it") from None
     if data.shape[0] == 0:
         raise _fail("empty", f"audio file '{path}' has no samples (zero length); delete it or re-export it")
@@ -147,7 +162,7 @@ def save(path: PathLike, wav, sample_rate: int, *, subtype: Optional[str] = None
     except Exception as e:
         if isinstance(e, AudioError):
             raise
-        raise AudioError(f"cannot write '{path}': {_one_line(e)}") from None
+        raise AudioError(f"cannot write '{path}': {one_line(e)}") from None
     return path
 
 

@@ -24,6 +24,7 @@ import torch
 
 from ..errors import ConfigError
 from ..utils.files import atomic_write
+from ..utils.tensor import fit_length
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -49,14 +50,6 @@ def _check_wave(wav: torch.Tensor) -> None:
         raise ValueError(f"expected a waveform batch of shape (B, 1, T), got {tuple(wav.shape)}")
 
 
-def _fit_length(x: torch.Tensor, length: int) -> torch.Tensor:
-    """Crop or zero-pad the last axis to ``length``."""
-    T = x.shape[-1]
-    if T >= length:
-        return x[..., :length]
-    return torch.nn.functional.pad(x, (0, length - T))
-
-
 class Waveform:
     """The identity representation: the model sees the waveform itself, (B, 1, T)."""
 
@@ -71,7 +64,7 @@ class Waveform:
     def decode(self, x: torch.Tensor, length: int) -> torch.Tensor:
         """(B, 1, T') -> (B, 1, length), cropped or zero-padded at the end."""
         _check_wave(x)
-        return _fit_length(x, int(length))
+        return fit_length(x, int(length))
 
     def encoded_shape(self, length: int) -> Tuple[int, ...]:
         """Shape of ``encode`` for a waveform of ``length`` samples, without the batch axis."""

@@ -16,7 +16,7 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    from .inspect import data_check, data_info
+    from .check import data_check, data_info
 
     cfg = compose(args.recipe, args.overrides)
     if args.action == "info":

@@ -41,15 +41,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+from ..audio.io import AUDIO_EXTS, audio_info, find_audio_files
 from ..errors import AudioError, DataError
-from ..audio.io import audio_info
 from .manifest import SPLITS, AudioMeta, read_manifest, write_manifest
 from .synthetic import corpus_key, default_cache_root, materialize_corpus
 
 log = logging.getLogger(__name__)
 
-#: Extensions the folder reader picks up (soundfile/libsndfile must be able to read them).
-AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3")
 #: Bump when a reader's output changes: cached manifests of older versions are ignored.
 MANIFEST_VERSION = 1
 
@@ -392,15 +390,6 @@ def hash_split(rel_path: str, valid_fraction: float, test_fraction: float) -> st
     return "train"
 
 
-def _walk_audio(root: Path, exts: Iterable[str]) -> List[Path]:
-    exts = tuple(e.lower() for e in exts)
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for f in filenames:
-            if not f.startswith(".") and os.path.splitext(f)[1].lower() in exts:
-                out.append(Path(dirpath) / f)
-    return sorted(out)
 
 
 def read_folder(root: Path, data_cfg) -> List[AudioMeta]:
@@ -421,7 +410,7 @@ def read_folder(root: Path, data_cfg) -> List[AudioMeta]:
     split_by = str(getattr(data_cfg, "split_by", "file"))
     if split_by not in ("file", "speaker"):
         raise DataError(f"folder: data.split_by={split_by!r} is not one of: file, speaker")
-    files = _walk_audio(root, AUDIO_EXTS)
+    files = find_audio_files(root)
     if not files:
         raise DataError(f"folder: no audio files ({' '.join(AUDIO_EXTS)}) found under '{root}'; "
                         f"point data.root at a folder of recordings")

@@ -23,12 +23,11 @@ import torch
 
 from ..audio.io import load
 from ..errors import DataError
+from ..utils.silence import SILENT_INPUT_PEAK
 from .manifest import AudioMeta
 
 log = logging.getLogger(__name__)
 
-#: A file whose peak is below this is "silent" (skipped in training).
-SILENT_PEAK = 1e-4
 #: Power that stands in for an all-zero clean signal in mix_at_snr: speech at -25 dBFS RMS.
 SILENT_REFERENCE_POWER = 10.0 ** (-25.0 / 10.0)
 
@@ -284,7 +283,7 @@ class SegmentDataset(torch.utils.data.Dataset):
         for attempt in range(n):
             i = (index + attempt) % n
             clean, noisy = self._load(i)
-            silent = _level(clean, "peak") < SILENT_PEAK
+            silent = _level(clean, "peak") < SILENT_INPUT_PEAK
             if silent and self.train:
                 self.skipped_silent += 1
                 continue
@@ -304,7 +303,7 @@ class SegmentDataset(torch.utils.data.Dataset):
             if y is not None:
                 out["noisy"] = torch.from_numpy(np.ascontiguousarray(y * g, dtype=np.float32))[None]
             return out
-        raise DataError(f"all {n} files of this split are silent (peak below {SILENT_PEAK}); "
+        raise DataError(f"all {n} files of this split are silent (peak below {SILENT_INPUT_PEAK}); "
                         f"run `scoreaudio data check`")
 
 

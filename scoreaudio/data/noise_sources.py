@@ -40,6 +40,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..audio.io import find_audio_files
 from ..errors import DataError
 
 log = logging.getLogger(__name__)
@@ -79,12 +80,6 @@ def noise_split(rel_path: str, test_share: float = DEFAULT_TEST_SHARE, pieces: b
     return "test" if int.from_bytes(digest, "big") / 2.0 ** 64 < test_share else "train"
 
 
-def _walk(root: Path) -> List[Path]:
-    from .corpora import AUDIO_EXTS, _walk_audio
-
-    return _walk_audio(root, AUDIO_EXTS)
-
-
 def _hash_split(files: List[Path], root: Path, split: str, test_share: float, pieces: bool = True
                 ) -> List[Path]:
     if split == "all":
@@ -94,7 +89,7 @@ def _hash_split(files: List[Path], root: Path, split: str, test_share: float, pi
 
 
 def _files_folder(root: Path, split: str, test_share: float, **_) -> List[Path]:
-    return _hash_split(_walk(root), root, split, test_share)
+    return _hash_split(find_audio_files(root), root, split, test_share)
 
 
 def _files_musan(root: Path, split: str, test_share: float, subsets: Sequence[str] = ("noise", "music"),
@@ -105,7 +100,7 @@ def _files_musan(root: Path, split: str, test_share: float, subsets: Sequence[st
     present = [s for s in subsets if (root / s).is_dir()]
     if not present:
         raise DataError(f"musan: none of {list(subsets)} found under '{root}'; expected {LAYOUTS['musan']}")
-    files = [f for s in present for f in _walk(root / s)]
+    files = [f for s in present for f in find_audio_files(root / s)]
     # MUSAN numbers distinct recordings (noise-free-sound-0000 ...): split by file, not by "piece"
     return _hash_split(files, root, split, test_share, pieces=False)
 
@@ -136,7 +131,7 @@ def _files_wham(root: Path, split: str, **_) -> List[Path]:
     present = [root / s for s in folders if (root / s).is_dir()]
     if not present:
         raise DataError(f"wham: no {'/'.join(folders)} folder under '{root}'; expected {LAYOUTS['wham']}")
-    return [f for d in present for f in _walk(d)]
+    return [f for d in present for f in find_audio_files(d)]
 
 
 def _files_dns(root: Path, split: str, test_share: float, **_) -> List[Path]:
@@ -144,7 +139,7 @@ def _files_dns(root: Path, split: str, test_share: float, **_) -> List[Path]:
         if (root / sub).is_dir():
             root = root / sub
             break
-    return _hash_split(_walk(root), root, split, test_share)
+    return _hash_split(find_audio_files(root), root, split, test_share)
 
 
 _READERS: Dict[str, Callable[..., List[Path]]] = {

@@ -39,7 +39,6 @@ from torch import nn
 from ..utils.tensor import append_dims
 from .embeddings import SigmaEmbedding
 
-
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
 

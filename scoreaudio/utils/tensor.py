@@ -16,6 +16,17 @@ def append_dims(t: torch.Tensor, ndim: int) -> torch.Tensor:
     return t.reshape(*t.shape, *([1] * missing))
 
 
+def fit_length(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Crop or zero-pad the last axis of ``x`` to ``length`` (at the end).
+
+    Decoding and resampling round trips can come back a few samples off; this puts them back.
+    """
+    T = x.shape[-1]
+    if T >= length:
+        return x[..., :length]
+    return torch.nn.functional.pad(x, (0, length - T))
+
+
 def as_sigma_batch(sigma, batch: int, *, device=None, dtype=None) -> torch.Tensor:
     """Return sigma as a (B,) tensor: a float or 0-d tensor is broadcast to the batch."""
     sigma = torch.as_tensor(sigma, device=device, dtype=dtype)

@@ -38,6 +38,7 @@ import torch
 
 from .errors import ConfigError, ScoreAudioError
 from .sampling import SAMPLERS, SamplerPlan, get_sampler, sampler_ladder
+from .utils.checks import check_int
 from .utils.files import atomic_write
 
 PEAK_LIMIT = 0.99  # samples louder than this are scaled down (never clipped)
@@ -186,12 +187,6 @@ class Generation:
     batch_seeds: List[int] = field(default_factory=list)  # the generator seed of each batch
 
 
-def _check_count(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def sample_checkpoint(checkpoint=None, num: int = 4, seconds: float = 2.0, *, sampler: Optional[str] = None,
                       steps: Optional[int] = None, batch_size: int = 4, seed: int = 0,
                       device: Union[str, torch.device, None] = None, ema: bool = True,
@@ -205,11 +200,11 @@ def sample_checkpoint(checkpoint=None, num: int = 4, seconds: float = 2.0, *, sa
     from .pretrained import load_pretrained
     from .utils.tensor import derive_seed
 
-    num = _check_count("num", num)
-    batch_size = _check_count("batch_size", batch_size)
-    seed = _check_count("seed", seed, minimum=0)
+    num = check_int("num", num, error=ConfigError)
+    batch_size = check_int("batch_size", batch_size, error=ConfigError)
+    seed = check_int("seed", seed, minimum=0, error=ConfigError)
     if steps is not None:
-        steps = _check_count("steps", steps)
+        steps = check_int("steps", steps, error=ConfigError)
     if sampler is not None and sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {sampler!r}; valid: {', '.join(sorted(SAMPLERS))}")
     try:
@@ -453,7 +448,7 @@ def run_cli(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     pictures, tensors = not args.no_pictures, bool(args.save_tensors)
-    _check_count("--num", args.num)
+    check_int("--num", args.num, error=ConfigError)
     if not math.isfinite(args.seconds) or args.seconds <= 0:
         raise ConfigError(f"--seconds must be positive, got {args.seconds}")
     check_outputs(out, output_names(args.num, pictures=pictures, tensors=tensors), args.overwrite)

@@ -7,8 +7,8 @@ import numpy as np
 
 from ..audio.io import load
 from ..errors import AudioError
+from ..utils.silence import SILENT_INPUT_PEAK
 from .corpora import build_manifest, resolve_root
-from .datasets import SILENT_PEAK
 from .manifest import SPLITS
 
 
@@ -62,8 +62,8 @@ def _problem(path: str) -> str:
     except AudioError as e:
         reason = getattr(e, "reason", "unreadable")
         return f"{reason}: {e}"
-    if float(np.max(np.abs(wav.numpy()))) < SILENT_PEAK:
-        return f"silent: peak below {SILENT_PEAK}"
+    if float(np.max(np.abs(wav.numpy()))) < SILENT_INPUT_PEAK:
+        return f"silent: peak below {SILENT_INPUT_PEAK}"
     return ""
 
 
