@@ -110,6 +110,7 @@ def export_weights(checkpoint: Union[str, Path], out: Union[str, Path], *, dtype
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(weights, str(out), metadata={META_KEY: json.dumps(meta)})
+    out.chmod(0o644)  # a file to ship and share (the writer creates it private)
     return out
 
 

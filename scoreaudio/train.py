@@ -576,7 +576,8 @@ def _check_same_model(ckpt: dict, cfg: DictConfig, path: Path) -> None:
         k = changed[0]
         more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
         raise ConfigError(f"{path} was trained with {k}={a.get(k)!r} but this config has {b.get(k)!r}{more}; "
-                          f"pass {k}={a.get(k)} to resume it, or train.resume=never / another train.run_dir")
+                          f"pass {k}={a.get(k)} to resume it, or start over (train.resume=never "
+                          f"train.overwrite=true, or another train.run_dir)")
 
 
 def _raise_keyboard_interrupt(signum, frame):

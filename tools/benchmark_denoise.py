@@ -515,6 +515,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS even when installed")
+    p.add_argument("--only", choices=("scoreaudio", "others"), default=None,
+                   help="score only scoreaudio's rows, or only the baselines and anchors (parts to --merge: the "
+                        "others need no checkpoint change and can run while a model trains)")
     p.add_argument("--rows-out", default=None, metavar="PART.json",
                    help="also save every scored row, to --merge parts run in parallel")
     p.add_argument("--merge", nargs="+", default=None, metavar="PART.json",
@@ -579,9 +582,11 @@ def _run(args) -> int:
     anchors, missing_anchors = anchor_systems(args.threads)
     missing += missing_anchors
     systems: Dict[str, Callable] = {"noisy input": lambda y, sr_, m: y}
-    systems.update(baselines)
-    systems.update(anchors)
-    systems.update(scoreaudio_systems(den, args.steps, args.seed))
+    if args.only != "scoreaudio":
+        systems.update(baselines)
+        systems.update(anchors)
+    if args.only != "others":
+        systems.update(scoreaudio_systems(den, args.steps, args.seed))
     extra_pre = None
     if args.conditional_checkpoint:
         extra_pre = load_pretrained(args.conditional_checkpoint, device=pre.device)
@@ -632,15 +637,17 @@ def _run(args) -> int:
 
 def merge_parts(paths: Sequence[str]) -> Tuple[list, list, dict, list, list]:
     """Rows, systems, settings, noises and SNRs of several ``--rows-out`` parts (run in parallel
-    over disjoint noise kinds or SNRs), in one table's order; the settings are the first part's,
-    with every part's noise line."""
+    over disjoint noise kinds or SNRs, or ``--only`` scoreaudio / the others), in one table's
+    order; a (system, file, noise, SNR) row seen twice (the noisy input of every part) counts
+    once; the settings are the first part's, with every part's noise line."""
     rows, systems, noises, snrs, settings, part_noise = [], [], [], [], None, []
     for p in paths:
         try:
             part = json.loads(Path(p).read_text())
         except (OSError, ValueError) as e:
             raise ScoreAudioError(f"cannot read benchmark part {p}: {e}") from None
-        rows += part["rows"]
+        seen = {(r["system"], r["file"], r["noise"], r["snr"]) for r in rows}
+        rows += [r for r in part["rows"] if (r["system"], r["file"], r["noise"], r["snr"]) not in seen]
         systems += [x for x in part["systems"] if x not in systems]
         noises += [x for x in part["noises"] if x not in noises]
         snrs += [x for x in part["snrs"] if x not in snrs]
