@@ -69,7 +69,7 @@ DEFAULT_CONDITIONAL_METHOD = "predictive"
 #: What ``from_pretrained()`` and ``scoreaudio denoise`` load without a checkpoint: the built-in model.
 DEFAULT_MODEL = "default"
 #: Default method for unconditional checkpoints. Measured with the waveform-state folder prior
-#: (README denoising benchmark: real speech, white noise at 0 / 5 / 10 dB): tweedie gains +9.2 / +7.9 /
+#: (the previous release's README benchmark, 900-step folder prior: real speech, white noise at 0 / 5 / 10 dB): tweedie gains +9.2 / +7.9 /
 #: +6.8 dB SI-SDR, posterior (10 steps) +5.5 / +5.1 / +4.3 dB. Tweedie is also deterministic and
 #: ``steps`` times cheaper. Posterior draws a *sample*: even with an exact score its squared error is
 #: twice the posterior mean's (about -3 dB), and with a weak prior it is worse still.
