@@ -19,7 +19,7 @@ from .errors import ScoreAudioError
 COMMANDS = {
     "train": ("scoreaudio.train", "train a score model from a recipe"),
     "generate": ("scoreaudio.generation", "sample WAV files from a checkpoint"),
-    "denoise": ("scoreaudio.denoise", "denoise audio files or folders with a checkpoint"),
+    "denoise": ("scoreaudio.denoise_cli", "denoise audio files or folders with a checkpoint"),
     "evaluate": ("scoreaudio.evaluate", "score enhanced audio against clean references"),
     "data": ("scoreaudio.data.cli", "inspect and check the dataset a recipe names"),
     "info": ("scoreaudio.info", "describe a checkpoint or a recipe's model"),

@@ -183,12 +183,16 @@ class NoiseConfig:
     sigma_min: float = 0.002  # smallest noise level, in model space
     sigma_max: Optional[float] = None  # largest; None = NCSNv2 technique 1 (max pairwise distance)
     num_levels: Optional[int] = None  # ladder length; None = NCSNv2 technique 2 (from the dimension)
-    train_distribution: str = "log_normal"  # log_normal (EDM) | mixture (denoising priors) | conditional | log_uniform | discrete
+    train_distribution: str = "log_normal"  # log_normal (EDM) | mixture (denoising priors) | conditional | ouve (SGMSE+) | log_uniform | discrete
     log_normal_mean: float = -0.5  # log_normal: mean of ln(sigma / sigma_data) (EDM: -1.2 at sigma_data 0.5)
     log_normal_std: float = 1.2  # log_normal: std of ln(sigma)
     denoise_band: List[float] = field(default_factory=lambda: [0.02, 2.0])  # mixture: [lo, hi] x sigma_data
     band_weight: float = 0.5  # mixture: share of the draws log-uniform in denoise_band
     predictive_share: float = 0.5  # conditional: share of the draws at sigma_max (the one-call estimate)
+    ouve_gamma: float = 1.5  # ouve: the mean-reversion stiffness gamma (SGMSE+)
+    ouve_sigma_min: float = 0.2  # ouve: the diffusion scale at t = 0, x sigma_data (SGMSE+'s 0.05 on its data)
+    ouve_sigma_max: float = 2.0  # ouve: the diffusion scale at t = 1, x sigma_data (SGMSE+'s 0.5)
+    ouve_t_eps: float = 0.03  # ouve: the smallest diffusion time trained and sampled
 
 
 @dataclass
@@ -200,6 +204,9 @@ class LossConfig:
     variance_reduction: bool = True  # ssm: use SSM-VR (closed-form E[(v's)^2])
     projection: str = "rademacher"  # ssm: rademacher | gaussian
     weighting: str = "auto"  # auto (edm for parameterisation=edm, else sigma2) | edm (unit weight on F) | sigma2
+    predictive_spectral_weight: float = 0.0  # conditional, waveform state: add this x the compressed multi-resolution spectral loss on the sigma_max (one-call) draws
+    spectral_n_ffts: List[int] = field(default_factory=lambda: [256, 512, 1024])  # the spectral loss's STFT sizes (hop n_fft / 4)
+    spectral_compression: float = 0.3  # the spectral loss's magnitude exponent
 
 
 @dataclass
@@ -246,6 +253,8 @@ class TrainConfig:
     runs_root: str = "runs"  # where run directories are created
     run_dir: Optional[str] = None  # explicit run directory; default runs/<recipe>-<timestamp>
     resume: str = "auto"  # auto (continue the run in run_dir if any) | never | PATH to a checkpoint
+    init_from: Optional[str] = None  # fine-tune: start from these weights (a run, a .pt, a .safetensors, or "default"), keeping their sigma settings
+    allow_config_change: bool = False  # resume even though settings that decide the next step changed (logged; no longer exact)
     overwrite: bool = False  # let resume=never start over in a run_dir that already holds a checkpoint
 
 
@@ -274,7 +283,7 @@ CHOICES: Dict[str, Sequence[str]] = {
     "model.stft_unet.output": ("linear", "compressed"),
     "model.parameterisation": ("edm", "ncsnv2"),
     "model.embedding": ("fourier", "sinusoidal"),
-    "noise.train_distribution": ("log_normal", "mixture", "conditional", "log_uniform", "discrete"),
+    "noise.train_distribution": ("log_normal", "mixture", "conditional", "ouve", "log_uniform", "discrete"),
     "data.split_by": ("file", "speaker"),
     "loss.weighting": ("auto", "edm", "sigma2"),
     "train.lr_schedule": ("cosine", "inv_sqrt", "constant"),
@@ -333,6 +342,11 @@ RANGES: Dict[str, Tuple[Callable[[Any], bool], str]] = {
     "noise.sigma_min": (_above(0), "a finite number > 0"),
     "noise.num_levels": (_optional(_at_least(1)), "an integer >= 1, or null for the NCSNv2 rule"),
     "sampler.steps": (_at_least(1), "an integer >= 1"),
+    "noise.ouve_gamma": (_above(0), "a number > 0"),
+    "noise.ouve_sigma_min": (_above(0), "a number > 0 (x sigma_data)"),
+    "noise.ouve_t_eps": (lambda v: _number(v) and 0 < v < 1, "a number in (0, 1)"),
+    "loss.predictive_spectral_weight": (_at_least(0), "a number >= 0 (0 disables the spectral loss)"),
+    "loss.spectral_compression": (lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
 }
 
 
@@ -342,6 +356,9 @@ def _check_ranges(cfg: DictConfig, source: str) -> None:
         value = OmegaConf.select(cfg, key)
         if not test(value):
             raise ConfigError(f"{source}: {key}={value!r} is not valid; use {valid}")
+    if not cfg.noise.ouve_sigma_max > cfg.noise.ouve_sigma_min:
+        raise ConfigError(f"{source}: noise.ouve_sigma_max={cfg.noise.ouve_sigma_max!r} is not valid; use a number "
+                          f"above noise.ouve_sigma_min={cfg.noise.ouve_sigma_min!r}")
     lo, hi = cfg.noise.sigma_min, cfg.noise.sigma_max
     if hi is not None and not (_number(hi) and hi > lo):
         raise ConfigError(f"{source}: noise.sigma_max={hi!r} is not valid; use a number above "

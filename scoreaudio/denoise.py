@@ -1,4 +1,5 @@
-"""Speech denoising with a score model: the :class:`SpeechDenoiser` API and ``scoreaudio denoise``.
+"""Speech denoising with a score model: the :class:`SpeechDenoiser` API (its command line,
+``scoreaudio denoise``, is :mod:`scoreaudio.denoise_cli`).
 
 The methods (pure functions in :mod:`scoreaudio.denoise_methods`), all behind one call,
 ``den(wav, sample_rate)``:
@@ -40,20 +41,20 @@ Around every method:
 """
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 import warnings
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
 from .audio.chunking import chunk_starts, overlap_add
 from .audio.noise_level import estimate_noise_std, noise_std_from_snr
+from .config import NoiseConfig
 from .denoise_methods import CONDITIONAL_METHODS, METHOD_FUNCTIONS, PRIOR_METHODS, tweedie
 from .errors import AudioError, ScoreAudioError
+from .ouve import OUVE
 from .utils.silence import SILENT_INPUT_PEAK
 from .utils.tensor import fit_length
 
@@ -63,7 +64,7 @@ __all__ = ["SpeechDenoiser", "tweedie", "estimate_noise_std", "noise_std_from_sn
 #: The denoising methods, in the order the docs list them (scoreaudio/denoise_methods.py).
 METHODS = tuple(METHOD_FUNCTIONS)
 #: Network evaluations per chunk when ``steps`` is not given.
-DEFAULT_STEPS = {"tweedie": 1, "posterior": 20, "predictive": 1, "refined": 6, "conditional": 30}
+DEFAULT_STEPS = {"tweedie": 1, "posterior": 20, "predictive": 1, "refined": 6, "conditional": 30, "ouve": 30}
 #: Default method for conditional checkpoints: the one-call predictive estimate.
 DEFAULT_CONDITIONAL_METHOD = "predictive"
 #: What ``from_pretrained()`` and ``scoreaudio denoise`` load without a checkpoint: the built-in model.
@@ -103,13 +104,15 @@ class SpeechDenoiser:
         chunk_seconds, overlap_seconds: chunk length and overlap for long inputs.
         batch_size: chunks per network call (default 4 on CPU, 16 on CUDA).
         sampler_snr: corrector snr of the PC sampler used by ``conditional``.
+        ouve: the :class:`~scoreaudio.ouve.OUVE` constants of a model trained with
+            ``noise.train_distribution=ouve``; it makes ``ouve`` the default method.
     """
 
     def __init__(self, model, representation, sigmas: Dict[str, float], sample_rate: int, *,
                  conditional: bool = False, normalize: str = "peak", peak_level: float = 0.9,
                  rms_db: float = -25.0, device: Union[str, torch.device, None] = None,
                  chunk_seconds: float = 4.0, overlap_seconds: float = 0.5, batch_size: Optional[int] = None,
-                 sampler_snr: float = 0.16):
+                 sampler_snr: float = 0.16, ouve: Optional[OUVE] = None):
         if normalize not in ("peak", "rms", "none"):
             raise ScoreAudioError(f"normalize={normalize!r} is not one of: peak, rms, none")
         if not chunk_seconds > 0 or not 0 <= overlap_seconds < chunk_seconds:
@@ -137,6 +140,8 @@ class SpeechDenoiser:
         self.overlap_seconds = float(overlap_seconds)
         self.batch_size = int(batch_size) if batch_size else (16 if self.device.type == "cuda" else 4)
         self.sampler_snr = float(sampler_snr)
+        self.ouve_process = ouve if ouve is not None else OUVE.from_config(NoiseConfig(), self.sigma_data)
+        self.trained_for_ouve = ouve is not None
         self.checkpoint: Optional[Path] = None
 
     @classmethod
@@ -163,14 +168,18 @@ class SpeechDenoiser:
         den = cls(p.model, p.representation, p.sigmas, p.sample_rate, conditional=p.conditional,
                   normalize=str(d.normalize), peak_level=float(d.peak_level), rms_db=float(d.rms_db),
                   device=p.device, chunk_seconds=chunk_seconds, overlap_seconds=overlap_seconds,
-                  batch_size=batch_size, sampler_snr=float(p.cfg.sampler.snr))
+                  batch_size=batch_size, sampler_snr=float(p.cfg.sampler.snr),
+                  ouve=OUVE.from_config(p.cfg.noise, float(p.sigmas.get("sigma_data", 1.0)))
+                  if p.cfg.noise.get("train_distribution") == "ouve" else None)
         den.checkpoint = p.path
         return den
 
     # ----------------------------------------------------------------------------------------
     @property
     def default_method(self) -> str:
-        return DEFAULT_CONDITIONAL_METHOD if self.conditional else DEFAULT_UNCONDITIONAL_METHOD
+        if self.conditional:
+            return "ouve" if self.trained_for_ouve else DEFAULT_CONDITIONAL_METHOD
+        return DEFAULT_UNCONDITIONAL_METHOD
 
     @property
     def methods(self) -> tuple:
@@ -204,7 +213,7 @@ class SpeechDenoiser:
         if method == "posterior" and steps < 2:
             raise ScoreAudioError("posterior needs steps >= 2 (one reverse-diffusion step and the final Tweedie "
                                   "step); use method='tweedie' for one step")
-        if method in ("conditional", "refined") and steps < 2:
+        if method in ("conditional", "refined", "ouve") and steps < 2:
             raise ScoreAudioError(f"{method} needs steps >= 2; use method='predictive' for one call")
         if method in ("tweedie", "predictive") and steps != 1:
             raise ScoreAudioError(f"{method} makes exactly one network call; steps={steps} does not apply")
@@ -264,7 +273,7 @@ class SpeechDenoiser:
                     y = y_all[k].to(self.device)
                     gain = self._gain(y)
                     y = y * gain
-                    if method in ("predictive", "refined"):
+                    if method in ("predictive", "refined", "ouve"):
                         s_wave = 0.0  # these read the noise from the input itself: no level needed
                     elif noise_std is not None:
                         s_wave = float(noise_std) * white_share * gain
@@ -315,7 +324,7 @@ class SpeechDenoiser:
         x = METHOD_FUNCTIONS[method](
             self.model, y, sigma=sigma, cond=y if self.conditional else None, sigma_min=self.sigma_min,
             sigma_max=self.sigma_max, sigma_data=self.sigma_data, steps=steps, snr=self.sampler_snr,
-            generator=generator)
+            process=self.ouve_process, generator=generator)
         out = rep.decode(x, wav.shape[-1]).float()
         if not torch.isfinite(out).all():
             raise ScoreAudioError(f"method '{method}' produced non-finite values; try another method, "
@@ -342,7 +351,7 @@ class SpeechDenoiser:
         src, dst = Path(src), Path(dst)
         audio_info(src)  # missing / empty / unreadable -> AudioError
         if dst.exists():
-            if _file_id(dst) == _file_id(src):
+            if file_id(dst) == file_id(src):
                 raise ScoreAudioError(f"'{dst}' is the input file itself; write the result to another file "
                                       f"so the original recording is kept")
             if not overwrite:
@@ -421,7 +430,7 @@ def _as_channels(wav) -> Tuple[torch.Tensor, Callable[[torch.Tensor], ArrayLike]
     return x, restore
 
 
-def _file_id(path: Path) -> Optional[Tuple[int, int]]:
+def file_id(path: Path) -> Optional[Tuple[int, int]]:
     """(device, inode) of an existing file, None otherwise: two paths are one file, also through
     symlinks, hard links and ``..``, when their ids are equal."""
     try:
@@ -429,128 +438,3 @@ def _file_id(path: Path) -> Optional[Tuple[int, int]]:
     except OSError:
         return None
     return st.st_dev, st.st_ino
-
-
-# --------------------------------------------------------------------------------------------
-# Command line: scoreaudio denoise INPUT... -o OUTPUT
-# --------------------------------------------------------------------------------------------
-_WRITABLE = (".wav", ".flac", ".ogg")
-
-
-def plan_outputs(inputs: Sequence[Union[str, Path]], output: Union[str, Path]) -> List[Tuple[Path, Path]]:
-    """``(src, dst)`` pairs for ``scoreaudio denoise``.
-
-    * One folder input: its audio files (recursive) go to ``output/<relative path>``.
-    * One file input: to ``output`` itself when that ends in .wav/.flac/.ogg and is not a folder,
-      else to ``output/<file name>``.
-    * Several inputs: each folder to ``output/<folder name>/<relative path>``, each file to
-      ``output/<file name>``.
-
-    The extension is kept when it can be written (.wav, .flac, .ogg), else .wav. When ``output``
-    lies inside a folder input, the files already under ``output`` are left out of that folder's
-    inputs (they are an earlier run's results, not recordings; a note says how many). Raises
-    ScoreAudioError for a missing input, an input without audio, two inputs that would write
-    the same file, or an output that is one of the inputs (denoising in place would replace the
-    original recordings, with or without --overwrite).
-    """
-    from .audio.io import AUDIO_EXTS, find_audio_files
-
-    output = Path(output)
-    out_root = output.resolve()
-    several = len(inputs) > 1
-    pairs: List[Tuple[Path, Path]] = []
-    for raw in inputs:
-        p = Path(raw)
-        if p.is_dir():
-            files = find_audio_files(p)
-            if out_root != p.resolve() and out_root.is_relative_to(p.resolve()):
-                ours = [f for f in files if f.resolve().is_relative_to(out_root)]
-                if ours:
-                    print(f"note: leaving out {len(ours)} file(s) under '{output}', the output folder inside "
-                          f"'{p}'", file=sys.stderr)
-                    files = [f for f in files if f not in ours]
-            if not files:
-                raise ScoreAudioError(f"no audio files ({', '.join(AUDIO_EXTS)}) under '{p}'")
-            base = output / p.resolve().name if several else output
-            pairs += [(f, base / f.relative_to(p)) for f in files]
-        elif p.is_file():
-            if not several and output.suffix.lower() in _WRITABLE and not output.is_dir():
-                pairs.append((p, output))
-            else:
-                pairs.append((p, output / p.name))
-        else:
-            raise ScoreAudioError(f"input not found: '{p}'; pass audio files or folders")
-    pairs = [(s, d if d.suffix.lower() in _WRITABLE else d.with_suffix(".wav")) for s, d in pairs]
-    seen: Dict[Path, Path] = {}
-    for s, d in pairs:
-        key = d.resolve()
-        if key in seen:
-            raise ScoreAudioError(f"'{seen[key]}' and '{s}' would both be written to '{d}'; "
-                                  f"denoise them into different folders")
-        seen[key] = s
-    sources = {_file_id(s) for s, _ in pairs} - {None}
-    for s, d in pairs:
-        if _file_id(d) in sources:
-            raise ScoreAudioError(f"'{d}' is an input: denoising in place would replace the original "
-                                  f"recording; give -o a path outside the inputs")
-    return pairs
-
-
-def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="audio files and/or folders (searched recursively)")
-    p.add_argument("-o", "--output", required=True, metavar="OUTPUT",
-                   help="output folder (a folder input's tree is mirrored in it), "
-                        "or a file name for one file input")
-    p.add_argument("--checkpoint", default=None,
-                   help="checkpoint file, run directory or .safetensors weights (default: the built-in "
-                        "denoiser shipped with the package)")
-    p.add_argument("--method", choices=METHODS, default=None,
-                   help=f"denoising method (default: {DEFAULT_CONDITIONAL_METHOD} for conditional checkpoints, "
-                        f"else {DEFAULT_UNCONDITIONAL_METHOD})")
-    p.add_argument("--steps", type=int, default=None,
-                   help="network calls per chunk for posterior/refined/conditional (default: "
-                        + ", ".join(f"{k} {v}" for k, v in DEFAULT_STEPS.items()) + ")")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available) | cpu | cuda | cuda:N")
-    level = p.add_mutually_exclusive_group()
-    level.add_argument("--noise-std", type=float, default=None,
-                       help="noise std of the inputs (default: estimated per file)")
-    level.add_argument("--snr-db", type=float, default=None,
-                       help="SNR of the inputs in dB (default: estimated)")
-    p.add_argument("--seed", type=int, default=0, help="seed for posterior/conditional sampling")
-    p.add_argument("--chunk-seconds", type=float, default=None,
-                   help=f"chunk length for long files (default {LOCAL_CHUNK_SECONDS:g} s for networks local in "
-                        f"time, else the training crop)")
-    p.add_argument("--overlap-seconds", type=float, default=0.5, help="overlap between chunks")
-    p.add_argument("--batch-size", type=int, default=None,
-                   help="chunks per network call (default 4 CPU, 16 CUDA)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    pairs = plan_outputs(args.inputs, args.output)
-    existing = [d for _, d in pairs if d.exists()]
-    if existing and not args.overwrite:
-        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise ScoreAudioError(f"'{existing[0]}' exists{more}; pass --overwrite or another -o")
-    den = SpeechDenoiser.from_pretrained(args.checkpoint, device=args.device,
-                                         chunk_seconds=args.chunk_seconds,
-                                         overlap_seconds=args.overlap_seconds, batch_size=args.batch_size)
-    method = den._method(args.method)
-    steps = den._steps(method, args.steps)
-    print(f"denoising {len(pairs)} file(s) with {den.checkpoint} ({method}, {steps} step(s), {den.device})",
-          file=sys.stderr)
-    failed = 0
-    for i, (src, dst) in enumerate(tqdm(pairs, unit="file", desc="denoise", file=sys.stderr, disable=None)):
-        gen = torch.Generator(device=den.device).manual_seed(int(args.seed) + i)
-        try:
-            den.denoise_file(src, dst, overwrite=args.overwrite, method=method, steps=steps, generator=gen,
-                             noise_std=args.noise_std, snr_db=args.snr_db)
-        except AudioError as e:
-            failed += 1
-            tqdm.write(f"skipped {src}: {e}", file=sys.stderr)
-    skipped = f"; {failed} skipped" if failed else ""
-    print(f"wrote {len(pairs) - failed} file(s) under {args.output}{skipped}")
-    return 1 if failed else 0

@@ -22,6 +22,9 @@ Conditional (a model D(x, sigma, y) trained on clean/noisy pairs; any noise):
                 all (one predictive, the rest ancestral reverse-diffusion steps ending in a
                 Tweedie step; :func:`scoreaudio.sampling.ancestral`, exact for large steps). It
                 restores detail the regression averages away, at the cost of a sample's variance.
+``ouve``        SGMSE+ (Richter et al. 2023): the reverse mean-reverting SDE from ``y + sigma(1) z``
+                with a Langevin corrector (:func:`scoreaudio.ouve.ouve_sampler`), for models
+                trained with ``noise.train_distribution=ouve``; ``steps`` calls in all.
 ``conditional`` the earlier SGMSE-style start from ``y + 2 sigma_y z`` at sqrt(5) sigma_y with the
                 predictor-corrector sampler; kept for old checkpoints and comparison.
 """
@@ -35,7 +38,7 @@ import torch
 from .utils.tensor import append_dims, as_sigma_batch
 
 __all__ = ["METHOD_FUNCTIONS", "CONDITIONAL_METHODS", "PRIOR_METHODS", "REFINE_START", "predictive",
-           "refined", "tweedie", "posterior", "conditional_pc"]
+           "refined", "tweedie", "posterior", "conditional_pc", "ouve"]
 
 #: refined: the start level sigma_s in units of sigma_data (the predictive estimate's typical
 #: error is about this share of the signal's std: ~10 dB SI-SDR).
@@ -138,6 +141,20 @@ def conditional_pc(model, y: torch.Tensor, *, cond: torch.Tensor, sigma: float, 
                       **plan.kwargs)
 
 
+#: ouve: the corrector's snr (SGMSE+'s setting).
+OUVE_SNR = 0.5
+
+
+def ouve(model, y: torch.Tensor, *, cond: torch.Tensor, process, steps: int,
+         generator: Optional[torch.Generator] = None, **_) -> torch.Tensor:
+    """SGMSE+'s sampler on the model's VE score (:mod:`scoreaudio.ouve`); ``process`` is the
+    checkpoint's :class:`~scoreaudio.ouve.OUVE`. ``steps`` calls, >= 2."""
+    from .ouve import ouve_sampler
+
+    return ouve_sampler(lambda x_, s_: model(x_, s_, cond), lambda x_, s_: denoised(model, x_, s_, cond), y,
+                        process, steps=steps, snr=OUVE_SNR, generator=generator)
+
+
 #: method name -> function(model, y, **keywords) -> estimate (B, C, *S).
 METHOD_FUNCTIONS: Dict[str, Callable[..., torch.Tensor]] = {
     "tweedie": tweedie,
@@ -145,7 +162,8 @@ METHOD_FUNCTIONS: Dict[str, Callable[..., torch.Tensor]] = {
     "predictive": predictive,
     "refined": refined,
     "conditional": conditional_pc,
+    "ouve": ouve,
 }
 #: Methods that need an unconditional prior / a conditional model.
 PRIOR_METHODS = ("tweedie", "posterior")
-CONDITIONAL_METHODS = ("predictive", "refined", "conditional")
+CONDITIONAL_METHODS = ("predictive", "refined", "conditional", "ouve")

@@ -10,6 +10,8 @@ to the reference's rate, and both are cropped to the shorter length. PESQ, ESTOI
 column saying why a value is NaN) and, beside it, a JSON with the summary (mean and t-based 95%
 interval per metric over the finite values, and ``n_nan`` / ``n_inf``: the files left out, e.g. the
 -inf SI-SDR of a silent estimate), the tool versions, the resampling used and the unmatched files.
+A name with an unreadable file (corrupt, empty, NaN/inf samples) is skipped and named on stderr;
+the rest are still scored and written, and the command then exits with status 1.
 ``-o X.csv`` writes X.csv and X.json; ``-o X.json`` the same pair. Existing files are not replaced
 unless ``--overwrite`` (as in generate and denoise).
 
@@ -37,7 +39,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from .errors import ScoreAudioError
+from .errors import AudioError, ScoreAudioError
 from .metrics import (
     EVAL_RATE,
     RESAMPLER,
@@ -65,6 +67,7 @@ class EvalResult:
     summary: Dict[str, Dict[str, float]]  # column -> {n, mean, ci_low, ci_high}
     unmatched: Dict[str, List[str]]  # "reference" / "estimate" / "noisy" -> relative names without a partner
     meta: Dict[str, object] = field(default_factory=dict)
+    skipped: Dict[str, str] = field(default_factory=dict)  # name -> why it was not scored (an unreadable file)
 
 
 def _index(folder: Path) -> Dict[str, Path]:
@@ -148,7 +151,11 @@ def check_metrics(metrics: Sequence[str]) -> List[str]:
 
 def evaluate(reference, estimate, noisy=None, *, metrics: Sequence[str] = DEFAULT_METRICS,
              progress: bool = False) -> EvalResult:
-    """Score every matched file; see the module docstring."""
+    """Score every matched file; see the module docstring.
+
+    A name whose reference, estimate or noisy file cannot be read (missing, empty, corrupt,
+    NaN/inf samples) is left out and listed in ``skipped`` with the reason, so one bad file costs
+    its own row only; ScoreAudioError when no file at all could be scored."""
     metrics = check_metrics(metrics)
     matches, unmatched = match_files(Path(reference), Path(estimate), None if noisy is None else Path(noisy))
     if not matches:
@@ -161,9 +168,15 @@ def evaluate(reference, estimate, noisy=None, *, metrics: Sequence[str] = DEFAUL
 
         it = tqdm(matches, unit="file", desc="evaluate", file=sys.stderr, disable=None)
     rows: List[Dict[str, object]] = []
+    skipped: Dict[str, str] = {}
     for name, ref_p, est_p, noi_p in it:
-        ref, sr = _read(ref_p, None)
-        est, _ = _read(est_p, sr)
+        try:
+            ref, sr = _read(ref_p, None)
+            est, _ = _read(est_p, sr)
+            noi = _read(noi_p, sr)[0] if noi_p is not None else None
+        except AudioError as e:
+            skipped[name] = str(e)
+            continue
         row: Dict[str, object] = {"file": name}
         notes: List[str] = []
         if abs(len(est) - len(ref)) > max(1, int(0.01 * sr)):
@@ -171,8 +184,7 @@ def evaluate(reference, estimate, noisy=None, *, metrics: Sequence[str] = DEFAUL
         values, why = score_signals(est, ref, sr, metrics)
         row.update(values)
         notes += why
-        if noi_p is not None:
-            noi, _ = _read(noi_p, sr)
+        if noi is not None:
             nv, nwhy = score_signals(noi, ref, sr, metrics)
             row.update({f"noisy_{k}": v for k, v in nv.items()})
             notes += [f"noisy {w}" for w in nwhy]
@@ -180,13 +192,16 @@ def evaluate(reference, estimate, noisy=None, *, metrics: Sequence[str] = DEFAUL
                 row["si_sdr_i"] = values["si_sdr"] - nv["si_sdr"]
         row["notes"] = "; ".join(dict.fromkeys(notes))
         rows.append(row)
+    if not rows:
+        name, why = next(iter(skipped.items()))
+        raise ScoreAudioError(f"none of the {len(matches)} matched file(s) could be read, e.g. {name}: {why}")
     columns = [c for c in rows[0] if c not in ("file", "notes")]
     summary = {c: mean_ci95(r.get(c, math.nan) for r in rows) for c in columns}
     meta = {
         "reference": str(reference), "estimate": str(estimate),
         "noisy": None if noisy is None else str(noisy),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "metrics": metrics, "files": len(rows),
+        "metrics": metrics, "files": len(rows), "skipped": skipped,
         "resampling": {
             "pesq/estoi/dnsmos": f"each signal to {EVAL_RATE} Hz with {RESAMPLER} when at another rate",
             "estimate/noisy": f"to the reference's rate with {RESAMPLER} when it differs",
@@ -198,7 +213,7 @@ def evaluate(reference, estimate, noisy=None, *, metrics: Sequence[str] = DEFAUL
                     "n_nan and n_inf count the files left out",
         "versions": metric_versions(),
     }
-    return EvalResult(rows, summary, unmatched, meta)
+    return EvalResult(rows, summary, unmatched, meta, skipped)
 
 
 def output_paths(output) -> Tuple[Path, Path]:
@@ -334,6 +349,8 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.output:  # before the (slow) scoring
         _check_overwrite(output_paths(args.output), args.overwrite)
     result = evaluate(args.reference, args.estimate, args.noisy, metrics=metrics, progress=True)
+    for name, why in result.skipped.items():
+        print(f"skipped {name}: {why}", file=sys.stderr)
     for side, names in result.unmatched.items():
         if names:
             shown = ", ".join(names[:5]) + (f" (and {len(names) - 5} more)" if len(names) > 5 else "")
@@ -348,9 +365,11 @@ def run_cli(args: argparse.Namespace) -> int:
         if left_out:
             print(f"{c}: {left_out} of {len(result.rows)} file(s) left out of the mean "
                   f"({s['n_nan']} NaN, {s['n_inf']} inf)", file=sys.stderr)
-    print(f"{len(result.rows)} file(s) scored")
+    skipped = f", {len(result.skipped)} skipped (unreadable; see above)" if result.skipped else ""
+    print(f"{len(result.rows)} file(s) scored{skipped}")
     print(format_table(result.summary))
     if args.output:
         csv_path, json_path = write_results(result, args.output, overwrite=args.overwrite)
         print(f"wrote {csv_path} and {json_path}")
-    return 0
+    # Status 1, as in denoise: the results are written, but not for every file.
+    return 1 if result.skipped else 0

@@ -12,7 +12,9 @@ Three layers, each a thin shell over the one below:
 * ``scoreaudio generate`` (:func:`configure_parser`, :func:`run_cli`) — writes ``sample_000.wav``...,
   a spectrogram PNG per sample, optionally the model-space tensors (``sample_000.pt``, for
   ``tools/export_wavs.py``) and ``manifest.json`` (every setting, the checkpoint's SHA-256, the
-  sampler plan, timings and the real-time factor).
+  sampler plan, timings and the real-time factor). ``--out`` (a folder that can be written) is
+  checked before the checkpoint is loaded, and the request's memory (:func:`check_memory`, also
+  in the Python API) before anything is sampled.
 
 Seeding: samples are drawn in batches of ``batch_size``; batch ``b`` draws all its randomness from
 its own ``torch.Generator`` seeded with ``derive_seed(seed, b)``. So a run is bit-exact for the same
@@ -26,7 +28,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,17 +41,32 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 import numpy as np
 import torch
 
-from .errors import ConfigError, ScoreAudioError
+from .errors import ConfigError, ScoreAudioError, one_line
 from .sampling import SAMPLERS, SamplerPlan, get_sampler, sampler_ladder
 from .utils.checks import check_int
 from .utils.files import atomic_write
 
 PEAK_LIMIT = 0.99  # samples louder than this are scaled down (never clipped)
 MANIFEST = "manifest.json"
+#: Peak memory of a sampling run as a share of the summed sizes of every layer's output in one
+#: network call (:func:`network_bytes_per_sample`). Measured as peak RSS growth on the CPU (heun,
+#: 2 samples of 2-4 s): 0.24 to 0.59 over unet2d tiny/small/base, wavenet tiny/small and the
+#: stft_unet presets, because inference mode frees most outputs as soon as the next layer has run;
+#: 0.6 keeps the estimate above every one of those measurements.
+ACTIVATION_SHARE = 0.6
+#: Sampler states alive at once besides the network's activations (heun: x, d, x_next, d_next,
+#: the ladder's noise draw, and one spare for the decode).
+STATE_COPIES = 6
+#: Length of the input the memory probe runs the network on, seconds.
+PROBE_SECONDS = 0.5
 
 
 class OutputExistsError(ScoreAudioError, FileExistsError):
     """An output file exists and overwriting was not asked for."""
+
+
+class NotEnoughMemoryError(ScoreAudioError, MemoryError):
+    """A request would need more memory than the machine has free (refused before sampling)."""
 
 
 def plan_for(sampler_cfg, sigmas: dict, dim: int) -> SamplerPlan:
@@ -171,6 +191,106 @@ def sample_name(index: int, suffix: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# Memory: refuse a request that cannot fit before allocating it
+# --------------------------------------------------------------------------------------------
+def network_bytes_per_sample(model, representation, sample_rate: int, sigma: float,
+                             device: torch.device) -> float:
+    """Bytes one sampler step needs per waveform sample of one example, measured on ``model``.
+
+    Runs the network once on ``PROBE_SECONDS`` of zeros and sums the sizes of every layer's
+    output (forward hooks on the leaf modules), times :data:`ACTIVATION_SHARE`; doubled when the
+    network builds an autograd graph while sampling (an energy model's score is a gradient, so its
+    activations are kept for the backward pass). Adds :data:`STATE_COPIES` model-space states.
+    The networks are convolutional, so this grows linearly with the length.
+    """
+    probe = max(1, round(PROBE_SECONDS * sample_rate))
+    x = torch.zeros((1, *representation.encoded_shape(probe)), device=device)
+    seen = {"bytes": 0, "grad": False}
+
+    def count(module, inputs, output) -> None:
+        for t in output if isinstance(output, (tuple, list)) else (output,):
+            if isinstance(t, torch.Tensor):
+                seen["bytes"] += t.numel() * t.element_size()
+                seen["grad"] = seen["grad"] or t.requires_grad
+
+    leaves = [m for m in model.modules() if next(m.children(), None) is None]
+    hooks = [m.register_forward_hook(count) for m in leaves]
+    try:
+        with torch.inference_mode():
+            model(x, torch.full((1,), float(sigma), device=device))
+    finally:
+        for h in hooks:
+            h.remove()
+    activations = ACTIVATION_SHARE * seen["bytes"] * (2 if seen["grad"] else 1)
+    return (activations + STATE_COPIES * x.numel() * x.element_size()) / probe
+
+
+def available_memory(device: torch.device) -> Optional[int]:
+    """Bytes free for new tensors on ``device``; None when this platform does not say.
+
+    CUDA: the driver's free memory plus what torch's caching allocator holds unused. CPU:
+    psutil's ``available`` when it is installed, else ``MemAvailable`` of /proc/meminfo (Linux).
+    """
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # the file counts kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2 ** 30:.1f} GiB" if n >= 2 ** 29 else f"{n / 2 ** 20:.0f} MiB"
+
+
+def check_memory(*, num: int, batch_size: int, length: int, sample_rate: int, per_sample: float,
+                 state_per_sample: float, keep_model_space: bool, device: torch.device) -> None:
+    """NotEnoughMemoryError when a request cannot fit, saying what it needs and what to lower.
+
+    ``per_sample``: bytes per waveform sample of one example while sampling
+    (:func:`network_bytes_per_sample`); ``state_per_sample``: bytes of the model-space state per
+    waveform sample. The sampler runs ``min(batch_size, num)`` examples at once on ``device``;
+    every finished waveform (float32) and, with ``keep_model_space``, every state is kept in CPU
+    memory, twice over at the end (the batches and their concatenation). On the CPU both draw on
+    the same memory. An unknown amount of free memory is not checked.
+    """
+    at_once = min(batch_size, num)
+    work = at_once * length * per_sample
+    kept = 2 * num * length * (4 + (state_per_sample if keep_model_space else 0))
+    seconds = length / sample_rate
+    what = f"generating {num} sample(s) of {seconds:g} s ({at_once} at a time at {sample_rate} Hz)"
+    host = available_memory(torch.device("cpu"))
+    if device.type == "cuda":
+        free = available_memory(device)
+        if free is not None and work > free:
+            lower = "--seconds" + (" or --batch-size" if at_once > 1 else "")
+            raise NotEnoughMemoryError(f"{what} needs about {_gib(work)} of memory on {device} but "
+                                       f"{_gib(free)} is free; lower {lower}")
+        if host is not None and kept > host:
+            raise NotEnoughMemoryError(f"{what} keeps about {_gib(kept)} of results in memory but "
+                                       f"{_gib(host)} is available; lower --num or --seconds")
+        return
+    if host is not None and work + kept > host:
+        if work >= kept:
+            lower = "--seconds" + (" or --batch-size" if at_once > 1 else "")
+        else:
+            lower = "--num or --seconds"
+        raise NotEnoughMemoryError(f"{what} needs about {_gib(work + kept)} of memory but {_gib(host)} "
+                                   f"is available; lower {lower}")
+
+
+# --------------------------------------------------------------------------------------------
 # From a checkpoint
 # --------------------------------------------------------------------------------------------
 @dataclass
@@ -232,6 +352,14 @@ def sample_checkpoint(checkpoint=None, num: int = 4, seconds: float = 2.0, *, sa
     if pre.device.type == "cuda":
         torch.cuda.synchronize(pre.device)
     load_s = time.perf_counter() - t0
+    # Before anything as large as the request is allocated: a typo such as --seconds 10000 is
+    # refused with what it needs instead of swapping the machine or dying out of memory.
+    state_per_sample = 4 * math.prod(pre.representation.encoded_shape(length)) / length
+    per_sample = network_bytes_per_sample(pre.model, pre.representation, pre.sample_rate,
+                                          float(pre.sigmas["sigma_max"]), pre.device)
+    check_memory(num=num, batch_size=batch_size, length=length, sample_rate=pre.sample_rate,
+                 per_sample=per_sample, state_per_sample=state_per_sample,
+                 keep_model_space=keep_model_space, device=pre.device)
 
     n_batches = -(-num // batch_size)
     bar = None
@@ -304,6 +432,8 @@ def generate(checkpoint=None, num: int = 4, seconds: float = 2.0, *, sampler: Op
     Raises:
         ScoreAudioError: no or unreadable checkpoint, a conditional (cdsm) checkpoint (use
             ``scoreaudio denoise``), bad arguments, or a sampler that diverged (non-finite values).
+        NotEnoughMemoryError: the request needs more memory than is free (checked before
+            sampling; :func:`check_memory`).
     """
     result = sample_checkpoint(checkpoint, num, seconds, sampler=sampler, steps=steps, batch_size=batch_size,
                                seed=seed, device=device, ema=ema, runs_root=runs_root, progress=progress)
@@ -317,6 +447,52 @@ def output_names(num: int, *, pictures: bool = True, tensors: bool = False) -> L
     """The files ``scoreaudio generate`` writes for ``num`` samples (checked before sampling)."""
     suffixes = [".wav"] + ([".png"] if pictures else []) + ([".pt"] if tensors else [])
     return [sample_name(k, s) for k in range(num) for s in suffixes] + [MANIFEST]
+
+
+_SAMPLE_FILE = re.compile(r"sample_(\d+)(\.[a-z]+)")
+
+
+def existing_outputs(out_dir: Path, num: int, *, pictures: bool = True, tensors: bool = False) -> List[str]:
+    """The names of :func:`output_names` that already exist in ``out_dir``, in that order.
+
+    Lists the folder rather than testing every name, so ``--num 1000000000`` costs no more here
+    than ``--num 4`` (the memory check refuses it later, with the sample rate known).
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return []
+    suffixes = [".wav"] + ([".png"] if pictures else []) + ([".pt"] if tensors else [])
+    found = []
+    for name in os.listdir(out_dir):
+        m = _SAMPLE_FILE.fullmatch(name)
+        if m and m[2] in suffixes and int(m[1]) < num and name == sample_name(int(m[1]), m[2]):
+            found.append((int(m[1]), suffixes.index(m[2]), name))
+    names = [name for _, _, name in sorted(found)]
+    return names + ([MANIFEST] if (out_dir / MANIFEST).exists() else [])
+
+
+def check_out_folder(out: Path, flag: str = "--out") -> None:
+    """ScoreAudioError unless ``out`` is a folder that takes new files or one that can be created.
+
+    Checked before the checkpoint is loaded, so a mistyped ``--out`` costs no sampling. Tries it
+    for real (a temporary folder made and removed in ``out`` or in its nearest existing parent):
+    permission bits say nothing about read-only mounts or /proc, least of all for root.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ScoreAudioError(f"{flag} {out} is a file, not a folder; give a folder for the samples "
+                              f"(e.g. {flag} {out.parent / 'samples'})")
+    parent = out
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ScoreAudioError(f"{flag} {out} cannot be created: {parent} is a file; give another {flag} folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".scoreaudio-", dir=parent))
+    except OSError as e:
+        where = "" if parent == out else f" (its folder {parent} takes no new files)"
+        raise ScoreAudioError(f"cannot write into {flag} {out}{where}: {one_line(e)}; give a folder "
+                              f"you can write to") from None
 
 
 def check_outputs(out_dir: Path, names: List[str], overwrite: bool) -> None:
@@ -444,18 +620,22 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
+    from .utils.device import resolve_device
     from .utils.logging import log
 
     out = Path(args.out)
     pictures, tensors = not args.no_pictures, bool(args.save_tensors)
+    # Everything that can be refused without the checkpoint is, before it is loaded.
+    check_out_folder(out)
+    device = resolve_device(args.device, setting="--device")
     check_int("--num", args.num, error=ConfigError)
     if not math.isfinite(args.seconds) or args.seconds <= 0:
         raise ConfigError(f"--seconds must be positive, got {args.seconds}")
-    check_outputs(out, output_names(args.num, pictures=pictures, tensors=tensors), args.overwrite)
+    check_outputs(out, existing_outputs(out, args.num, pictures=pictures, tensors=tensors), args.overwrite)
 
     result = sample_checkpoint(args.checkpoint, args.num, args.seconds, sampler=args.sampler,
                                steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                               device=args.device, ema=args.ema, runs_root=args.runs_root, progress=None,
+                               device=device, ema=args.ema, runs_root=args.runs_root, progress=None,
                                keep_model_space=tensors)
     t0 = time.perf_counter()
     paths = write_sample_files(result.wavs, result.sample_rate, out, overwrite=True, pictures=pictures)

@@ -33,7 +33,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from scoreaudio.utils.checks import check_int
 from scoreaudio.utils.tensor import append_dims, as_sigma_batch
 
-__all__ = ["dsm_loss", "exact_sm_loss", "ssm_loss"]
+__all__ = ["compressed_spectral_loss", "dsm_loss", "exact_sm_loss", "ssm_loss"]
 
 ScoreModel = Callable[..., torch.Tensor]
 _TARGETS = ("score", "noise", "x0")
@@ -66,7 +66,8 @@ def dsm_loss(
     noise: torch.Tensor | None = None,
     target: Literal["score", "noise", "x0"] = "score",
     generator: torch.Generator | None = None,
-) -> torch.Tensor:
+    return_output: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Denoising score matching with weight sigma^2 (NCSN), per example: shape (B,).
 
     Vincent (2011); NCSN (Song & Ermon 2019) Eq. (5)-(6) with ``lambda(sigma) = sigma^2``:
@@ -87,6 +88,7 @@ def dsm_loss(
       plain denoiser MSE ``1/2 mean_D (D - x0)^2`` equals sigma^2 times this loss.
 
     ``noise`` (shape of x0) fixes z; otherwise it is drawn with ``generator``. ``sigma``: (B,), > 0.
+    ``return_output=True`` also returns the model's output (for further losses on the same call).
     """
     if target not in _TARGETS:
         raise ValueError(f"unknown target {target!r}; valid: {', '.join(_TARGETS)}")
@@ -103,7 +105,8 @@ def dsm_loss(
         err = out - z
     else:
         err = (out - x0) / s_
-    return 0.5 * _per_example_mean(err.square())
+    loss = 0.5 * _per_example_mean(err.square())
+    return (loss, out) if return_output else loss
 
 
 def _projections(like: torch.Tensor, kind: str, generator: torch.Generator | None) -> torch.Tensor:
@@ -208,3 +211,49 @@ def exact_sm_loss(
             trace = trace + g.flatten(1)[:, i]
         total = 0.5 * flat.square().sum(dim=1) + trace
     return sigma.square() * total / d
+
+
+def compressed_spectral_loss(estimate: torch.Tensor, target: torch.Tensor, *, n_ffts=(256, 512, 1024),
+                             compression: float = 0.3, eps: float = 1e-8) -> torch.Tensor:
+    """Multi-resolution power-law-compressed spectral distance, per example: shape (B,).
+
+    For waveforms (B, C, T). At each STFT size N (Hann window, hop N / 4) with ``S = STFT(.)`` and
+    ``c = compression``, the compressed spectrum is ``P = |S|^c e^{i angle S}``, and
+
+        d_N = (mean |(|S_est|^c - |S_ref|^c)|^2 + mean |P_est - P_ref|^2) / (2 mean |S_ref|^{2c})
+
+    (means over channels, bins and frames); the loss is the mean of d_N over the sizes. The
+    magnitude term is what MSE on the waveform lacks: where the phase of a component is uncertain
+    (consonants, high harmonics at low SNR), the waveform MMSE estimate averages it away and its
+    magnitude shrinks, which ESTOI and PESQ punish; a compressed magnitude loss keeps it (the
+    power-law loss of Wilson et al. 2018 and of the predictive models that StoRM builds on). The
+    complex term keeps the phase, and the normalisation by the reference's compressed power makes
+    the value a relative error of O(1), comparable across levels, lengths and SNRs.
+
+    ``eps`` (in |S|^2 units) keeps the gradient of ``|S|^c`` finite at ``S = 0``.
+    """
+    if estimate.shape != target.shape or estimate.ndim != 3:
+        raise ValueError(f"need two waveforms (B, C, T) of one shape, got {tuple(estimate.shape)} and "
+                         f"{tuple(target.shape)}")
+    if not 0.0 < compression <= 1.0:
+        raise ValueError(f"compression must be in (0, 1], got {compression}")
+    b, c, t = target.shape
+    total = target.new_zeros(b)
+    for n_fft in n_ffts:
+        n = int(n_fft)
+        if n < 4 or t <= n // 2:
+            raise ValueError(f"spectral loss: n_fft {n} needs waveforms longer than {n // 2} samples, got {t}")
+        window = torch.hann_window(n, device=target.device, dtype=target.dtype)
+
+        def compressed(x: torch.Tensor):
+            spec = torch.stft(x.reshape(b * c, t), n, hop_length=n // 4, window=window, return_complex=True)
+            power = spec.real.square() + spec.imag.square() + eps
+            mag = power ** (compression / 2)  # |S|^c
+            return mag, spec * (mag / power.sqrt())  # |S|^c e^{i angle S}
+
+        mag_e, comp_e = compressed(estimate)
+        mag_r, comp_r = compressed(target)
+        per = lambda v: v.reshape(b, -1).mean(dim=1)  # noqa: E731 - (B*C, F, N) -> (B,)
+        err = per((mag_e - mag_r).square()) + per((comp_e - comp_r).abs().square())
+        total = total + err / (2.0 * per(mag_r.square()))
+    return total / len(n_ffts)

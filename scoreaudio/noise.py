@@ -248,6 +248,8 @@ TRAIN_DISTRIBUTIONS = {
                    "conditional denoisers",
     "log_uniform": "log-uniform over [sigma_min, sigma_max] (the continuous NCSN / VE-SDE choice)",
     "discrete": "uniform over the NCSN ladder's levels",
+    "ouve": "SGMSE+'s mean-reverting diffusion: sigma_eff(t), t ~ U[t_eps, 1] (scoreaudio/ouve.py); "
+            "conditional denoisers sampled with method 'ouve'",
 }
 
 
@@ -264,6 +266,7 @@ def sample_training_sigmas(
     band_weight: float = 0.5,
     predictive_share: float = 0.5,
     ladder: torch.Tensor | None = None,
+    ouve=None,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
@@ -272,7 +275,8 @@ def sample_training_sigmas(
     ``log_normal_mean`` is the mean of ``ln(sigma / sigma_data)`` and ``band`` is in units of
     ``sigma_data``, so one setting serves representations of any scale (EDM's P_mean = -1.2 at
     sigma_data = 0.5 is -0.51 here). ``ladder`` (L,) is needed for ``"discrete"`` only.
-    ``predictive_share`` is the share of ``"conditional"`` draws at exactly ``sigma_max``.
+    ``predictive_share`` is the share of ``"conditional"`` draws at exactly ``sigma_max``;
+    ``ouve`` (a :class:`scoreaudio.ouve.OUVE`) is needed for ``"ouve"`` only.
     """
     log_mean = log_normal_mean + math.log(sigma_data)
     if distribution == "conditional":
@@ -287,6 +291,12 @@ def sample_training_sigmas(
                                      band_weight, sigma_min, sigma_max, generator=generator, device=device)
     if distribution == "log_uniform":
         return sample_sigmas_log_uniform(batch, sigma_min, sigma_max, generator=generator, device=device)
+    if distribution == "ouve":
+        from .ouve import sample_sigmas_ouve
+
+        if ouve is None:
+            raise ValueError("train_distribution 'ouve' needs the OUVE constants")
+        return sample_sigmas_ouve(batch, ouve, generator=generator, device=device)
     if distribution == "discrete":
         if ladder is None:
             raise ValueError("train_distribution 'discrete' needs the ladder")

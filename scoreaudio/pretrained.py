@@ -186,6 +186,31 @@ def load_pretrained(checkpoint: Union[str, Path, None], *, device: Union[str, to
     return Pretrained(model, cfg, representation, sigmas, int(ckpt.get("step", 0)), path, device)
 
 
+def init_weights(model: torch.nn.Module, source: Union[str, Path], representation, cond_channels: int) -> dict:
+    """Load the EMA weights of ``source`` (what :func:`load_pretrained` takes) into ``model`` to
+    fine-tune it (``train.init_from``); returns the source's sigma settings, which the run keeps:
+    the network learned its levels relative to them (sigma_data, sigma_max).
+
+    Raises:
+        ConfigError: the source was trained on another representation or conditioning, or its
+            network has other shapes than ``model`` (one line, naming the source's model preset).
+    """
+    pre = load_pretrained(source, device="cpu")
+    if pre.representation.to_dict() != representation.to_dict():
+        raise ConfigError(f"train.init_from={source}: it was trained on another representation "
+                          f"({pre.representation.to_dict()}); use its representation settings")
+    if pre.model.cond_channels != cond_channels:
+        raise ConfigError(f"train.init_from={source}: it has {pre.model.cond_channels} conditioning channels, this "
+                          f"recipe {cond_channels}; fine-tune a {'conditional' if pre.conditional else 'prior'} "
+                          f"model with a recipe of that kind")
+    try:
+        model.load_state_dict(pre.model.state_dict())
+    except RuntimeError:
+        raise ConfigError(f"train.init_from={source}: its network does not fit this recipe's; use "
+                          f"model={pre.cfg.model.get('preset', '?')} (and its overrides)") from None
+    return dict(pre.sigmas)
+
+
 # --------------------------------------------------------------------------------------------
 # Command line: scoreaudio export CHECKPOINT OUT.safetensors
 # --------------------------------------------------------------------------------------------

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import torch
 from omegaconf import DictConfig
 
-from .losses import dsm_loss, ssm_loss
+from .losses import compressed_spectral_loss, dsm_loss, ssm_loss
 from .noise import sample_training_sigmas
+from .ouve import OUVE
 from .utils.tensor import derive_seed
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "loss_weight",
     "lr_at",
     "predictive_noise",
+    "predictive_spectral_term",
     "sigma_bucket",
     "train_step",
     "training_sigmas",
@@ -147,11 +149,22 @@ OBJECTIVES: dict[str, Callable[..., torch.Tensor]] = {"dsm": dsm_loss, "cdsm": d
 
 def compute_loss(model, x0: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor | None, noise: torch.Tensor,
                  cfg: DictConfig, generator: torch.Generator | None = None, *,
-                 weighting: str = "sigma2", sigma_data: float | torch.Tensor = 1.0) -> torch.Tensor:
-    """Per-example training loss (B,) for the configured objective, with ``weighting`` applied."""
+                 weighting: str = "sigma2", sigma_data: float | torch.Tensor = 1.0,
+                 sigma_max: float | None = None) -> torch.Tensor:
+    """Per-example training loss (B,) for the configured objective, with ``weighting`` applied.
+
+    ``sigma_max`` (the run's top level) is needed by ``loss.predictive_spectral_weight > 0``."""
     loss = OBJECTIVES.get(cfg.loss.objective)
     if loss is None:
         raise ValueError(f"unknown loss.objective {cfg.loss.objective!r}; valid: {', '.join(OBJECTIVES)}")
+    spectral_weight = float(cfg.loss.get("predictive_spectral_weight", 0.0))
+    if loss is dsm_loss and spectral_weight > 0:
+        per_example, score = dsm_loss(model, x0, sigma, cond, noise=noise, return_output=True)
+        per_example = per_example * loss_weight(weighting, sigma.to(per_example.dtype), sigma_data)
+        if sigma_max is None:
+            raise ValueError("loss.predictive_spectral_weight > 0 needs the run's sigma_max")
+        return per_example + spectral_weight * predictive_spectral_term(x0, sigma, noise, score, cfg,
+                                                                        sigma_max=sigma_max)
     if loss is dsm_loss:
         per_example = dsm_loss(model, x0, sigma, cond, noise=noise)
     else:
@@ -159,6 +172,27 @@ def compute_loss(model, x0: torch.Tensor, sigma: torch.Tensor, cond: torch.Tenso
                                variance_reduction=cfg.loss.variance_reduction, projection=cfg.loss.projection,
                                generator=generator)
     return per_example * loss_weight(weighting, sigma.to(per_example.dtype), sigma_data)
+
+
+def predictive_spectral_term(x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor, score: torch.Tensor,
+                             cfg: DictConfig, *, sigma_max: float) -> torch.Tensor:
+    """Per-example (B,) compressed spectral loss of the one-call estimate, 0 off the top level.
+
+    The estimate is Tweedie's ``D = x + sigma^2 s`` at the state ``x = x0 + sigma z`` the loss fed
+    the model; only the draws at ``sigma_max`` (``noise.train_distribution=conditional``'s
+    predictive half, where D is the output of the one-call mode) get the term, so the refinement
+    band keeps plain DSM and with it a consistent score.
+    """
+    top = sigma >= sigma_max * (1.0 - 1e-6)
+    out = torch.zeros_like(sigma, dtype=score.dtype)
+    if not bool(top.any()):
+        return out
+    s_ = sigma[top].reshape(-1, *([1] * (x0.ndim - 1))).to(score.dtype)
+    x = x0[top] + s_ * noise[top]
+    denoised = x + s_.square() * score[top]
+    term = compressed_spectral_loss(denoised.float(), x0[top].float(), n_ffts=tuple(cfg.loss.spectral_n_ffts),
+                                    compression=float(cfg.loss.spectral_compression))
+    return out.index_put((top.nonzero(as_tuple=True)[0],), term.to(out.dtype))
 
 
 def predictive_noise(x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor, sigma_max: float) -> torch.Tensor:
@@ -179,11 +213,12 @@ def training_sigmas(cfg: DictConfig, batch: int, sigmas: dict, *, ladder: torch.
                     generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """The (B,) sigmas of one micro-batch under ``noise.train_distribution`` (see noise.py)."""
     n = cfg.noise
+    ouve = OUVE.from_config(n, float(sigmas["sigma_data"])) if n.train_distribution == "ouve" else None
     return sample_training_sigmas(
         n.train_distribution, batch, sigma_min=sigmas["sigma_min"], sigma_max=sigmas["sigma_max"],
         sigma_data=sigmas["sigma_data"], log_normal_mean=n.log_normal_mean, log_normal_std=n.log_normal_std,
         band=tuple(n.denoise_band), band_weight=float(n.band_weight), predictive_share=float(n.predictive_share),
-        ladder=ladder, generator=generator, device=device)
+        ladder=ladder, ouve=ouve, generator=generator, device=device)
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,7 +266,8 @@ def train_step(*, model: torch.nn.Module, train_model, optimizer: torch.optim.Op
         with sync:
             with autocast(device, cfg.train.precision):
                 per_example = compute_loss(train_model, x0, sigma, cond, noise, cfg, gen,
-                                           weighting=weighting, sigma_data=model.sigma_data)
+                                           weighting=weighting, sigma_data=model.sigma_data,
+                                           sigma_max=float(sigmas["sigma_max"]))
             per_example = per_example.float()
             (per_example.mean() / accum).backward()
         step_losses.append(per_example.detach())

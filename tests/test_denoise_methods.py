@@ -74,7 +74,9 @@ def test_tweedie_takes_sigma_positionally_or_by_name():
 @pytest.mark.parametrize("method", sorted(CONDITIONAL_METHODS))
 def test_conditional_methods_are_seeded(method):
     model, y = GaussianPosterior(0.8, 0.1), _y(2, 4000)
-    kw = dict(cond=y, sigma=0.3, sigma_min=0.002, sigma_max=5.0, sigma_data=1.0, steps=4)
+    from scoreaudio.ouve import OUVE
+
+    kw = dict(cond=y, sigma=0.3, sigma_min=0.002, sigma_max=5.0, sigma_data=1.0, steps=4, process=OUVE())
     a = METHOD_FUNCTIONS[method](model, y, generator=torch.Generator().manual_seed(7), **kw)
     b = METHOD_FUNCTIONS[method](model, y, generator=torch.Generator().manual_seed(7), **kw)
     assert torch.equal(a, b) and torch.isfinite(a).all()

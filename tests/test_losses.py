@@ -403,3 +403,46 @@ def test_energy_switch_builds_a_conservative_audio_model():
     with torch.no_grad():
         s = model(x, torch.tensor([0.1, 1.0]))
     assert s.shape == x.shape and torch.isfinite(s).all()
+
+
+# --------------------------------------------------------------------------------------------
+# The compressed spectral loss of the one-call estimate
+# --------------------------------------------------------------------------------------------
+def _speechlike(seed: int = 0, n: int = 4000) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(n) / 16000
+    tone = torch.sin(2 * torch.pi * 220 * t) + 0.3 * torch.sin(2 * torch.pi * 1760 * t)
+    return (tone * (1 + 0.1 * torch.randn(n, generator=g))).reshape(1, 1, n).repeat(2, 1, 1)
+
+
+def test_spectral_loss_is_zero_at_the_target_and_scale_invariant():
+    from scoreaudio.losses import compressed_spectral_loss
+
+    ref = _speechlike()
+    est = ref + 0.05 * torch.randn(ref.shape, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(compressed_spectral_loss(ref, ref), torch.zeros(2), atol=1e-7)
+    base = compressed_spectral_loss(est, ref)
+    assert (base > 0).all()
+    torch.testing.assert_close(compressed_spectral_loss(10 * est, 10 * ref), base, rtol=1e-3, atol=1e-6)
+
+
+def test_spectral_loss_of_a_shrunk_estimate_is_the_closed_form():
+    # est = k ref: |S_est|^c = k^c |S_ref|^c and the phase is the same, so both terms are
+    # (1 - k^c)^2 mean |S_ref|^{2c}, and the normalised loss is (1 - k^c)^2 at every resolution
+    from scoreaudio.losses import compressed_spectral_loss
+
+    ref, k, c = _speechlike(), 0.5, 0.3
+    loss = compressed_spectral_loss(k * ref, ref, compression=c, eps=1e-14)
+    torch.testing.assert_close(loss, torch.full((2,), (1 - k ** c) ** 2), rtol=2e-3, atol=0)
+
+
+def test_spectral_loss_has_finite_gradients_at_silence_and_refuses_bad_shapes():
+    from scoreaudio.losses import compressed_spectral_loss
+
+    est = torch.zeros(2, 1, 4000, requires_grad=True)
+    compressed_spectral_loss(est, _speechlike()).sum().backward()
+    assert torch.isfinite(est.grad).all()
+    with pytest.raises(ValueError, match="one shape"):
+        compressed_spectral_loss(torch.zeros(2, 1, 100), torch.zeros(2, 1, 99))
+    with pytest.raises(ValueError, match="longer than 512"):
+        compressed_spectral_loss(torch.zeros(1, 1, 300), torch.zeros(1, 1, 300))

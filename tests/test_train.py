@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -178,29 +179,36 @@ def test_non_finite_loss_stops_with_checkpoint_intact(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tr, "compute_loss", poisoned)
     run = tmp_path / "run"
-    with pytest.raises(TrainingError, match=r"non-finite loss at step 3 \(sigma=.*last good checkpoint"):
+    with pytest.raises(TrainingError, match=r"non-finite loss at step 3 \(sigma=.*step 2 is saved"):
         train_tiny(run, "train.steps=5")
     assert load_checkpoint_dict(run / "last.pt")["step"] == 2
     load_pretrained(run, device="cpu")  # the last good checkpoint still loads
 
 
-def test_ctrl_c_saves_and_exits_cleanly(tmp_path, monkeypatch):
+def test_ctrl_c_mid_step_finishes_the_step_saves_and_exits(tmp_path, monkeypatch):
+    """A Ctrl-C that lands inside step 4's loss only asks the loop to stop: step 4 completes and is
+    saved; a second Ctrl-C stops at once and keeps the last checkpoint."""
     import scoreaudio.train_step as tr
 
     real = tr.compute_loss
-    calls = {"n": 0}
+    calls = {"n": 0, "at": 4, "times": 1}
 
     def interrupted(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
+        if calls["n"] == calls["at"]:
+            for _ in range(calls["times"]):
+                os.kill(os.getpid(), signal.SIGINT)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(tr, "compute_loss", interrupted)
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train_tiny(run, "train.steps=10", "train.ckpt_every=100")
-    assert load_checkpoint_dict(run / "last.pt")["step"] == 3
+    assert load_checkpoint_dict(run / "last.pt")["step"] == 4
+    calls.update(n=0, at=2, times=2)  # twice within the resumed run's step 6: stop at once
+    with pytest.raises(KeyboardInterrupt):
+        train_tiny(run, "train.steps=10", "train.ckpt_every=100")
+    assert load_checkpoint_dict(run / "last.pt")["step"] == 4
 
 
 def test_unwritable_run_dir_is_a_clear_error(tmp_path):
@@ -217,7 +225,7 @@ def test_dataset_without_usable_files_fails_before_compute(tmp_path):
         (root / "spk" / f"bad{i}.wav").write_bytes(b"RIFF....WAVEfmt garbage")
     with pytest.raises(DataError):
         train_tiny(tmp_path / "run", "data=folder", f"data.root={root}")
-    assert not (tmp_path / "run" / "last.pt").exists()
+    assert not (tmp_path / "run").exists(), "a failed start leaves no empty run dir behind"
 
 
 def test_train_cli_help_and_errors(capsys):
@@ -255,19 +263,26 @@ def test_resume_refuses_a_different_network(tmp_path):
     assert load_checkpoint_dict(run / "last.pt")["step"] == 2  # untouched
 
 
-def test_denoiser_recipe_trains_a_conditional_model_on_speech_and_noise(tmp_path):
-    """recipes/denoiser.yaml: folder speech + a noise folder + babble -> a conditional model whose
-    checkpoint says so (cond_channels), validated with its one-call predictive estimate."""
+def _denoiser_cfg(tmp_path, run, *extra):
+    """recipes/denoiser.yaml shrunk to seconds: folder speech, a noise folder (8 kHz stereo), a
+    two-level 8-channel U-Net."""
     speech = fx.make_folder(tmp_path / "speech")
     noise = tmp_path / "noise"
     for k in range(4):
         fx.write(noise / f"hum-{k:02d}.wav", 0.6, 8000, seed=40 + k, channels=2)  # other rate, stereo
+    return compose(REPO / "recipes" / "denoiser.yaml",
+                   [*TINY, "representation=waveform", "model=stft_unet_denoiser", "model.unet2d.channels=8",
+                    "model.unet2d.channel_mult=[1,2]", "model.unet2d.groups=4", "model.unet2d.attention=false",
+                    f"data.root={speech}", f"data.noise_mix.folder={noise}", "data.split_by=file",
+                    "data.valid_fraction=0.3", "data.noise_mix.sources.3.test_share=0.0", f"train.run_dir={run}",
+                    *extra])
+
+
+def test_denoiser_recipe_trains_a_conditional_model_on_speech_and_noise(tmp_path):
+    """recipes/denoiser.yaml: folder speech + a noise folder + babble -> a conditional model whose
+    checkpoint says so (cond_channels), validated with its one-call predictive estimate."""
     run = tmp_path / "run"
-    cfg = compose(REPO / "recipes" / "denoiser.yaml",
-                  [*TINY, "representation=waveform", "model=stft_unet_denoiser", "model.unet2d.channels=8", "model.unet2d.channel_mult=[1,2]",
-                   "model.unet2d.groups=4", "model.unet2d.attention=false", f"data.root={speech}",
-                   f"data.noise_mix.folder={noise}", "data.split_by=file", "data.valid_fraction=0.3",
-                   "data.noise_mix.sources.3.test_share=0.0", f"train.run_dir={run}"])
+    cfg = _denoiser_cfg(tmp_path, run)
     assert cfg.model.conditional and cfg.noise.train_distribution == "conditional"
     train(cfg)
     ckpt = load_checkpoint_dict(run / "last.pt")
@@ -278,6 +293,58 @@ def test_denoiser_recipe_trains_a_conditional_model_on_speech_and_noise(tmp_path
     assert pre.conditional and pre.model.cond_channels == 1
 
 
+def test_denoiser_recipe_trains_for_sgmse_ouve_and_denoises_with_its_sampler(tmp_path):
+    """noise.train_distribution=ouve: levels sigma_eff(t) of SGMSE+'s SDE, validated with its
+    sampler, and a denoiser whose default method is that sampler."""
+    from scoreaudio import SpeechDenoiser
+
+    run = tmp_path / "run"
+    train(_denoiser_cfg(tmp_path, run, "noise.train_distribution=ouve"))
+    val = read_metrics(run, "valid")[-1]
+    assert "val_si_sdr_ouve" in val and "val_si_sdr_predictive" not in val
+    den = SpeechDenoiser.from_pretrained(run)
+    assert den.default_method == "ouve" and den.ouve_process.gamma == 1.5
+    assert den.ouve_process.sigma_max == pytest.approx(2.0 * den.sigma_data)
+    noisy = torch.randn(8000) * 0.1
+    out = den(noisy, 16000, steps=3)
+    assert out.shape == noisy.shape and torch.isfinite(torch.as_tensor(out)).all()
+
+
+def test_ouve_and_the_spectral_loss_refuse_a_prior(tmp_path):
+    with pytest.raises(ConfigError, match="ouve trains SGMSE"):
+        train_tiny(tmp_path / "a", "noise.train_distribution=ouve")
+    with pytest.raises(ConfigError, match="predictive_spectral_weight needs a conditional model"):
+        train_tiny(tmp_path / "b", "loss.predictive_spectral_weight=0.5")
+
+
+def test_fine_tuning_starts_from_the_given_weights_and_keeps_their_sigmas(tmp_path):
+    """train.init_from: a run or an exported .safetensors; with a vanishing learning rate the
+    fine-tuned weights are the source's EMA weights, and the sigma settings are the source's."""
+    from scoreaudio.pretrained import export_weights
+
+    src = tmp_path / "src"
+    train(_denoiser_cfg(tmp_path, src, "loss.predictive_spectral_weight=0.5"))
+    weights = export_weights(src, tmp_path / "src.safetensors", dtype=torch.float32)
+    source = load_checkpoint_dict(src / "last.pt")
+    for init in (src, weights):
+        dst = tmp_path / f"ft-{init.name}"
+        train(_denoiser_cfg(tmp_path, dst, f"train.init_from={init}", "train.lr=1e-12", "noise.sigma_max=5"))
+        tuned = load_checkpoint_dict(dst / "last.pt")
+        assert tuned["sigmas"] == source["sigmas"]  # not the recipe's sigma_max=5
+        for k, v in source["ema"].items():
+            torch.testing.assert_close(tuned["model"][k], v, rtol=1e-5, atol=1e-6)
+
+
+def test_fine_tuning_names_the_network_that_fits(tmp_path):
+    src = tmp_path / "src"
+    train(_denoiser_cfg(tmp_path, src))
+    with pytest.raises(ConfigError, match="does not fit this recipe's; use model=stft_unet_denoiser"):
+        train(_denoiser_cfg(tmp_path, tmp_path / "dst", f"train.init_from={src}", "model.unet2d.channels=16"))
+    with pytest.raises(ConfigError, match="conditioning channels"):
+        train_tiny(tmp_path / "prior", "representation=waveform", "model=stft_unet_denoiser",
+                   "model.conditional=false", "model.cond_skip=false", f"train.init_from={src}")
+
+
 def test_denoiser_recipe_names_the_missing_noise_folder(tmp_path):
     speech = fx.make_folder(tmp_path / "speech")
     cfg = compose(REPO / "recipes" / "denoiser.yaml",
@@ -285,3 +352,144 @@ def test_denoiser_recipe_names_the_missing_noise_folder(tmp_path):
                    f"data.noise_mix.folder={tmp_path / 'nope'}", f"train.run_dir={tmp_path / 'run'}"])
     with pytest.raises(DataError, match="noise folder not found.*nope"):
         train(cfg)
+
+
+def _interrupt_at_random_points(run: Path, steps: int, times: int, env: dict, extra, seed: int) -> int:
+    """SIGTERM a training of ``steps`` steps ``times`` times at random moments after it has taken a
+    step (inside a step, a validation, a checkpoint write...), resuming each time; then let it
+    finish. Returns how many interruptions landed before the end."""
+    rng = random.Random(seed)
+    landed = 0
+    for _ in range(times):
+        before = max((r["step"] for r in read_metrics(run, "train")), default=0) if run.exists() else 0
+        proc = subprocess.Popen(_train_cmd(run, steps, *extra), env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None and \
+                max((r["step"] for r in read_metrics(run, "train")), default=0) <= before:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.4))
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode in (0, 130), err[-1500:]
+        landed += proc.returncode == 130
+        if proc.returncode == 0:
+            break
+    subprocess.run(_train_cmd(run, steps, *extra), env=env, check=True, capture_output=True, timeout=300)
+    return landed
+
+
+def _assert_same_run(a: Path, b: Path, steps: int) -> None:
+    la = {r["step"]: r["loss"] for r in read_metrics(a, "train")}
+    lb = {r["step"]: r["loss"] for r in read_metrics(b, "train")}
+    assert sorted(lb) == list(range(1, steps + 1)), "each step exactly once"
+    assert la == lb, "the interrupted run's losses equal the uninterrupted run's at every step"
+    ca, cb = load_checkpoint_dict(a / "last.pt"), load_checkpoint_dict(b / "last.pt")
+    for part in ("model", "ema"):
+        assert all(torch.equal(ca[part][k], cb[part][k]) for k in ca[part]), part
+
+
+@pytest.mark.parametrize("times", [pytest.param(5, id="5-interruptions"),
+                                   pytest.param(20, id="20-interruptions", marks=pytest.mark.slow)])
+def test_sigterm_at_random_points_resumes_bit_exactly_with_dropout(tmp_path, synthetic_cache, times):
+    """SIGTERM only asks the loop to stop at the next step boundary, and the checkpoint carries the
+    global RNG that dropout draws from: every resume continues the uninterrupted run exactly."""
+    env = {**os.environ, "SCOREAUDIO_CACHE": str(synthetic_cache), "OMP_NUM_THREADS": "1"}
+    steps = 2 * times + 4
+    extra = ["model.unet2d.dropout=0.3", "train.val_every=3"]
+    full = tmp_path / "full"
+    subprocess.run(_train_cmd(full, steps, *extra), env=env, check=True, capture_output=True, timeout=300)
+    run = tmp_path / "interrupted"
+    landed = _interrupt_at_random_points(run, steps, times, env, extra, seed=times)
+    assert landed >= times // 2, f"only {landed} of {times} interruptions landed before the end"
+    _assert_same_run(full, run, steps)
+
+
+def test_a_nan_file_is_skipped_named_and_the_run_resumes_exactly(tmp_path, synthetic_cache, caplog):
+    """One all-NaN float WAV among the training files (the header scan accepts it): the run skips it
+    (also among the files the sigma selection reads), names it, lists it in summary.json and the
+    checkpoint, and a resumed run skips it the same way."""
+    import numpy as np
+    import soundfile as sf
+
+    root = fx.make_folder(tmp_path / "speech")
+    bad = root / "alice" / "a00-nan.wav"
+    sf.write(str(bad), np.full(8000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    env = {**os.environ, "SCOREAUDIO_CACHE": str(synthetic_cache), "OMP_NUM_THREADS": "1"}
+    extra = ["data=folder", f"data.root={root}", "data.valid_fraction=0.0", "data.test_fraction=0.0",
+             "data.split_by=file"]
+    full, split = tmp_path / "full", tmp_path / "split"
+    out = subprocess.run(_train_cmd(full, 10, *extra), env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert "a00-nan.wav" in out.stderr and "NaN" in out.stderr and "Traceback" not in out.stderr
+    summary = json.loads((full / "summary.json").read_text())
+    assert list(summary["skipped_files"]) == [str(bad)]
+    subprocess.run(_train_cmd(split, 4, *extra), env=env, check=True, capture_output=True, timeout=300)
+    assert str(bad) in load_checkpoint_dict(split / "last.pt")["skipped_files"]
+    subprocess.run(_train_cmd(split, 10, *extra, "train.num_workers=2"), env=env, check=True,
+                   capture_output=True, timeout=300)
+    _assert_same_run(full, split, 10)
+    assert list(json.loads((split / "summary.json").read_text())["skipped_files"]) == [str(bad)]
+
+
+def test_a_worker_skips_bad_files_and_the_trainer_hears_of_them(tmp_path):
+    """The skipped-file records cross from DataLoader workers to the training process."""
+    import numpy as np
+    import soundfile as sf
+
+    from scoreaudio.data.datasets import SegmentDataset
+    from scoreaudio.data.manifest import AudioMeta
+    from scoreaudio.data.step_sampler import SkippedFiles, collate
+
+    paths = [fx.write(tmp_path / f"ok{i}.wav", 0.3, 16000, seed=i) for i in range(3)]
+    bad = tmp_path / "nan.wav"
+    sf.write(str(bad), np.full(4800, np.inf, dtype=np.float32), 16000, subtype="FLOAT")
+    metas = [AudioMeta(id=p.stem, path=str(p), sample_rate=16000, duration=0.3) for p in [bad, *paths]]
+    ds = SegmentDataset(metas, 16000, 0.2)
+    heard = []
+    sampler = StepBatchSampler(len(ds), 2, 0, 0, 4)
+    loader = torch.utils.data.DataLoader(ds, batch_sampler=sampler, collate_fn=collate, num_workers=2)
+    batches = list(SkippedFiles(iter(loader), on_new=lambda p, why: heard.append(p)))
+    assert len(batches) == 4 and all(set(b) == {"clean"} for b in batches)
+    assert heard == [str(bad)]
+
+
+def test_resume_refuses_settings_that_change_the_run_unless_allowed(tmp_path, capsys):
+    run = train_tiny(tmp_path / "run")  # 2 steps, cosine schedule
+    with pytest.raises(ConfigError, match=r"trained with train.batch_size=2, this config has 4.*allow_config_change"):
+        train_tiny(run, "train.batch_size=4", "train.steps=4")
+    with pytest.raises(ConfigError, match=r"train.steps=2, this config has 4"):  # it sets the cosine's end
+        train_tiny(run, "train.steps=4")
+    assert load_checkpoint_dict(run / "last.pt")["step"] == 2
+    capsys.readouterr()
+    train_tiny(run, "train.steps=4", "train.allow_config_change=true", "train.log_every=2")
+    err = capsys.readouterr().err
+    assert "resume: train.steps 2 -> 4  (the run is no longer exact)" in err
+    assert "resume: train.log_every 1 -> 2\n" in err  # bookkeeping: logged, allowed
+    assert load_checkpoint_dict(run / "last.pt")["step"] == 4
+
+
+def test_the_command_line_resumes_from_the_saved_config_and_prints_the_exact_command(tmp_path, synthetic_cache):
+    """Overrides left off the resume command do not change the run: it continues from its saved
+    config.yaml; the interruption message prints the command with the recipe and overrides."""
+    from scoreaudio.resume import continue_command, resume_config
+
+    run = tmp_path / "run"
+    recipe = str(REPO / "recipes/quickstart.yaml")
+    train_tiny(run, "train.lr=7e-4")
+    cfg, resuming = resume_config(recipe, [f"train.run_dir={run}"])
+    assert resuming == run and cfg.train.lr == 7e-4 and cfg.train.batch_size == 2  # not the recipe's
+    fresh, none = resume_config(recipe, [f"train.run_dir={tmp_path / 'new'}"])
+    assert none is None and fresh.train.lr != 7e-4
+    cmd = continue_command(recipe, ["train.lr=7e-4", "data.root=/a b"], run)
+    assert cmd == f"python -m scoreaudio.train {recipe} train.lr=7e-4 'data.root=/a b' train.run_dir={run}"
+
+
+def test_temporary_files_a_kill_left_are_removed_at_the_next_start(tmp_path):
+    run = train_tiny(tmp_path / "run")
+    leftover = run / ".last.pt.12345.deadbeef.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    keep = run / "notes.tmp"
+    keep.write_text("mine")
+    train_tiny(run, "train.steps=2")
+    assert not leftover.exists() and keep.exists()

@@ -172,3 +172,28 @@ def test_predictive_draws_see_pure_noise_and_regress_on_the_clean_signal():
     loss = dsm_loss(Denoiser(), x0, sigma, noise=noise)
     want = 0.5 * ((0.5 * state - x0) / sigma.reshape(-1, 1, 1)).square().mean(dim=(1, 2))
     assert torch.allclose(loss, want, rtol=1e-5)
+
+
+def test_spectral_term_lands_on_the_one_call_draws_only():
+    """loss.predictive_spectral_weight adds w x compressed_spectral_loss(D, x0) at sigma_max and
+    nothing elsewhere: the refinement band keeps plain DSM (a consistent score)."""
+    from scoreaudio.losses import compressed_spectral_loss
+
+    class Denoiser(torch.nn.Module):  # D(x) = 0.5 x, returned as its score
+        def forward(self, x, s):
+            return (0.5 * x - x) / s.reshape(-1, 1, 1) ** 2
+
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(3, 1, 2048, generator=g) * 0.1
+    z = torch.randn(3, 1, 2048, generator=g)
+    sigma = torch.tensor([3.0, 0.05, 3.0])
+    cfg = compose(None, [])
+    plain = compute_loss(Denoiser(), x0, sigma, None, z, cfg, weighting="sigma2", sigma_max=3.0)
+    cfg.loss.predictive_spectral_weight = 0.5
+    with_spec = compute_loss(Denoiser(), x0, sigma, None, z, cfg, weighting="sigma2", sigma_max=3.0)
+    state = x0 + sigma.reshape(-1, 1, 1) * z
+    spec = compressed_spectral_loss(0.5 * state, x0)
+    torch.testing.assert_close(with_spec - plain, torch.stack([0.5 * spec[0], torch.tensor(0.0), 0.5 * spec[2]]),
+                               rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="sigma_max"):
+        compute_loss(Denoiser(), x0, sigma, None, z, cfg)

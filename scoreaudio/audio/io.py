@@ -25,6 +25,8 @@ PathLike = Union[str, os.PathLike]
 _FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}
 #: Extensions that count as audio when a folder is searched (soundfile/libsndfile must read them).
 AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3")
+#: Subtypes that store plain samples (integer PCM or float), which an output may keep from its input.
+PLAIN_SUBTYPES = ("PCM_S8", "PCM_U8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE")
 
 
 def _fail(reason: str, message: str) -> AudioError:
@@ -124,6 +126,21 @@ def _as_channels_first(wav) -> np.ndarray:
     return wav
 
 
+def output_subtype(container: str, subtype: Optional[str]) -> str:
+    """The subtype to write into ``container`` ("WAV", "FLAC", "OGG") for an input of ``subtype``.
+
+    The input's subtype is kept only when it stores plain samples (:data:`PLAIN_SUBTYPES`: PCM or
+    float) and the container holds it (PCM_24 WAV -> PCM_24 FLAC, FLOAT WAV -> FLOAT WAV); else the
+    container's default (``soundfile.default_subtype``: PCM_16 for WAV and FLAC, VORBIS for OGG).
+    A codec is never carried over: libsndfile says WAV holds MPEG_LAYER_III (it reads such files)
+    but cannot write it, and re-encoding a result in u-law or ADPCM would only lose more of it.
+    """
+    subtype = (subtype or "").upper()
+    if subtype in PLAIN_SUBTYPES and sf.check_format(container, subtype):
+        return subtype
+    return sf.default_subtype(container)
+
+
 def save(path: PathLike, wav, sample_rate: int, *, subtype: Optional[str] = None) -> Path:
     """Write audio atomically (temp file in the same folder, then rename); creates parent folders.
 
@@ -133,6 +150,8 @@ def save(path: PathLike, wav, sample_rate: int, *, subtype: Optional[str] = None
         sample_rate: rate in Hz.
         subtype: libsndfile subtype. Default ``PCM_16`` (16-bit) for WAV/FLAC and ``VORBIS`` for
             OGG; ``"FLOAT"`` writes 32-bit float WAV. Integer subtypes clip to [-1, 1] (no wrap-around).
+            A codec the container accepts (an MP3 input's ``MPEG_LAYER_III``, ``ULAW``, ``OPUS``,
+            ...) gives the container's default instead (:func:`output_subtype`).
 
     Returns:
         The written path.
@@ -153,6 +172,9 @@ def save(path: PathLike, wav, sample_rate: int, *, subtype: Optional[str] = None
     subtype = subtype.upper()
     if not sf.check_format(fmt, subtype):
         raise AudioError(f"cannot write '{path}': {fmt} does not support subtype {subtype}")
+    # Callers pass an input's subtype to keep its sample format (scoreaudio denoise); only a plain
+    # one is kept, so an MP3 input can be written as WAV at all.
+    subtype = output_subtype(fmt, subtype)
     if subtype.startswith("PCM") or subtype in ("VORBIS",):
         data = np.clip(data, -1.0, 1.0)
     dtype = np.float64 if data.dtype == np.float64 else np.float32

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 
 from ..audio.io import load
-from ..errors import DataError
+from ..errors import AudioError, DataError
 from ..utils.silence import SILENT_INPUT_PEAK
 from .manifest import AudioMeta
+from .step_sampler import SKIPPED
 
 log = logging.getLogger(__name__)
 
@@ -208,10 +209,13 @@ class SegmentDataset(torch.utils.data.Dataset):
             near-silent crop of a louder file is boosted at most ``max_boost_db`` above the gain
             the whole file would get (so silence does not become loud noise).
         noise_mixer: adds noise to make ``noisy`` for clean-only corpora (ignored for pairs).
-        train: True: files that are silent (peak < 1e-4) are skipped, moving to the next index
-            deterministically, and counted in ``skipped_silent`` (per process: each DataLoader
-            worker has its own count). False (evaluation): item i is always file i, returned
-            without normalisation when silent.
+        train: True: files that are silent (peak < 1e-4) or cannot be decoded (NaN or inf
+            samples, a truncated body: :class:`~scoreaudio.errors.AudioError`) are skipped, moving
+            to the next index deterministically (so a resumed run skips the same way), counted in
+            ``skipped_silent`` / ``skipped_bad`` (per process: each DataLoader worker has its own
+            count); the bad ones are listed in the item under ``"skipped"`` ({path: reason}) for
+            the trainer to report. False (evaluation): item i is always file i, returned without
+            normalisation when silent, and a bad file raises.
     """
 
     def __init__(self, metas: Sequence[AudioMeta], sample_rate: int, segment_seconds: Optional[float], *,
@@ -236,6 +240,7 @@ class SegmentDataset(torch.utils.data.Dataset):
         self.train = bool(train)
         self.max_boost = 10.0 ** (float(max_boost_db) / 20.0)
         self.skipped_silent = 0
+        self.skipped_bad = 0
 
     def __len__(self) -> int:
         return len(self.metas)
@@ -280,9 +285,19 @@ class SegmentDataset(torch.utils.data.Dataset):
         n = len(self.metas)
         if not 0 <= index < n:
             raise IndexError(f"index {index} out of range for a dataset of {n} files")
+        skipped: Dict[str, str] = {}
         for attempt in range(n):
             i = (index + attempt) % n
-            clean, noisy = self._load(i)
+            try:
+                clean, noisy = self._load(i)
+            except AudioError as e:
+                if not self.train:
+                    raise
+                # a file that passed the header scan but cannot be decoded (NaN samples, a cut-off
+                # body): skip it like a silent one; the trainer names and counts it
+                skipped[self.metas[i].path] = str(e)
+                self.skipped_bad += 1
+                continue
             silent = _level(clean, "peak") < SILENT_INPUT_PEAK
             if silent and self.train:
                 self.skipped_silent += 1
@@ -302,7 +317,12 @@ class SegmentDataset(torch.utils.data.Dataset):
             out = {"clean": torch.from_numpy(np.ascontiguousarray(c * g, dtype=np.float32))[None]}
             if y is not None:
                 out["noisy"] = torch.from_numpy(np.ascontiguousarray(y * g, dtype=np.float32))[None]
+            if skipped:
+                out[SKIPPED] = skipped
             return out
+        if skipped:
+            raise DataError(f"none of the {n} files of this split can be used ({len(skipped)} cannot be read, "
+                            f"the rest are silent); run `scoreaudio data check`")
         raise DataError(f"all {n} files of this split are silent (peak below {SILENT_INPUT_PEAK}); "
                         f"run `scoreaudio data check`")
 

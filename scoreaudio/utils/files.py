@@ -8,7 +8,10 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Callable, Union
+from typing import Callable, List, Union
+
+#: The temporary names :func:`atomic_write` uses: ``.NAME.PID.HEX.tmp``.
+TMP_GLOB = ".*.*.tmp"
 
 
 def atomic_write(path: Union[str, Path], write: Callable[[str], None], *, fsync: bool = False) -> Path:
@@ -30,3 +33,14 @@ def atomic_write(path: Union[str, Path], write: Callable[[str], None], *, fsync:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def remove_leftover_tmp(folder: Union[str, Path]) -> List[Path]:
+    """Delete the temporary files of :func:`atomic_write` that a killed process left in ``folder``
+    (only call this while no other process can be writing there); returns what was removed."""
+    removed = []
+    for p in Path(folder).glob(TMP_GLOB):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
