@@ -169,8 +169,8 @@ def num_samples_for(seconds: float, sample_rate: int) -> int:
 def write_sample_files(wavs: torch.Tensor, sample_rate: int, out_dir: Path, *, start_index: int = 0,
                        overwrite: bool = True, pictures: bool = True) -> List[Path]:
     """Write (N, 1, T) waveforms as ``sample_000.wav``... (+ a spectrogram PNG each) into out_dir."""
+    from .audio.features import spectrogram_png
     from .audio.io import save
-    from .audio.representation import spectrogram_png
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -219,11 +219,14 @@ def configure_parser(p) -> None:
     p.add_argument("out", help="the .safetensors file to write")
     p.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16, half the size)")
     p.add_argument("--live", action="store_true", help="export the live weights instead of the EMA")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
 
 
 def run_cli(args) -> int:
     if Path(args.out).suffix != ".safetensors":
         raise ConfigError(f"the output must end in .safetensors, got '{args.out}'")
+    if Path(args.out).exists() and not args.overwrite:
+        raise ConfigError(f"'{args.out}' exists; pass --overwrite to replace it, or another path")
     out = export_weights(args.checkpoint, args.out, dtype=torch.float32 if args.fp32 else torch.float16,
                          ema=not args.live)
     print(f"wrote {out} ({out.stat().st_size / 2 ** 20:.1f} MiB); use it with --checkpoint {out}")

@@ -3,7 +3,7 @@
 For every WAV under ``DIR`` (recursively, sorted by relative path) the page holds an
 ``<audio controls>`` player and the spectrogram picture, both embedded as base64 data URIs, so the
 single file can be mailed or archived. A ``sample_000.png`` beside ``sample_000.wav`` is used as
-its picture; missing pictures are drawn with :func:`~scoreaudio.audio.representation.spectrogram_png`
+its picture; missing pictures are drawn with :func:`~scoreaudio.audio.features.spectrogram_png`
 (in memory: the folder is not modified). The settings of every ``manifest.json`` found are listed,
 and for a run directory (one with ``metrics.jsonl``) the loss curves are drawn: the training loss
 per logging step and the validation loss at each fixed sigma.
@@ -161,8 +161,8 @@ def _spectrogram_bytes(wav_path: Path, tmp: Path) -> bytes:
     png = wav_path.with_suffix(".png")
     if png.is_file():
         return png.read_bytes()
+    from .audio.features import spectrogram_png
     from .audio.io import load
-    from .audio.representation import spectrogram_png
 
     wav, sr = load(wav_path)
     out = spectrogram_png(wav, sr, tmp / "spec.png", title=wav_path.name)

@@ -94,12 +94,25 @@ def _sigma_rows(x: torch.Tensor, vals: Sequence[float]) -> torch.Tensor:
     return col[:, None].repeat(1, x.shape[0])
 
 
-# Performance notes for the loops below (results are bit-identical to the plain expressions in the
-# comments): the updates are evaluated in the same order with the same roundings, but the
-# temporaries the sampler itself created are reused in place (``t.add_(x)`` for ``x + t``: IEEE
-# addition is commutative), which saves an allocation and a pass over memory per term. Neither
-# ``x`` (the caller's tensor, or one handed to ``callback``) nor ``score_fn``'s output is ever
-# modified in place.
+def _info(i: int, total: int, x: torch.Tensor, sigma: float, level: int, stage: str,
+          **extra: Any) -> dict[str, Any]:
+    """The progress record ``callback`` gets after update ``i`` of ``total`` (see the module docstring)."""
+    return {"i": i, "total": total, "x": x, "sigma": sigma, "level": level, "stage": stage, **extra}
+
+
+def _tweedie(score_fn: ScoreFn, x: torch.Tensor, sig: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Tweedie's formula, the posterior mean of the clean signal: E[x_0 | x] = x + sigma^2 s(x, sigma).
+
+    The final denoise of the samplers (NCSNv2 code ``denoise=True``; Jolicoeur-Martineau et al. 2021;
+    ``noise_removal`` in Song et al.'s code). ``sig`` is ``sigma`` as the (B,) tensor ``score_fn`` takes.
+    """
+    return x + sigma**2 * score_fn(x, sig)
+
+
+# The updates below are the papers' equations as written, one expression each. Every term makes a
+# temporary (an allocation and a pass over memory); next to the network evaluation of each step that
+# is small (the benchmark's "sampler overhead" column measures it). Neither ``x`` (the caller's
+# tensor, or one handed to ``callback``) nor ``score_fn``'s output is ever modified in place.
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,10 +147,10 @@ def langevin(
     half, root = 0.5 * step_size, math.sqrt(step_size)
     x = x_init
     for t in range(n_steps):
-        # Eq. (4): x = x + half * s(x, sigma) + root * z
-        x = torch.mul(score_fn(x, sig), half).add_(x).add_(_randn(x, generator).mul_(root))
+        # Eq. (4): x_t = x_{t-1} + (alpha / 2) s(x_{t-1}, sigma) + sqrt(alpha) z_t
+        x = x + half * score_fn(x, sig) + root * _randn(x, generator)
         if callback is not None:
-            callback({"i": t, "total": n_steps, "x": x, "sigma": s_float, "level": 0, "stage": "langevin"})
+            callback(_info(t, n_steps, x, s_float, 0, "langevin"))
     return x
 
 
@@ -180,24 +193,15 @@ def annealed_langevin(
         alpha = eps * s * s / s_last2  # Alg. 1, line 3
         half, root = 0.5 * alpha, math.sqrt(alpha)
         for _ in range(n_steps_each):
-            # Alg. 1, line 6: x = x + half * s(x, sigma_i) + root * z
-            x = torch.mul(score_fn(x, sig), half).add_(x).add_(_randn(x, generator).mul_(root))
+            # Alg. 1, line 6: x_t = x_{t-1} + (alpha_i / 2) s(x_{t-1}, sigma_i) + sqrt(alpha_i) z_t
+            x = x + half * score_fn(x, sig) + root * _randn(x, generator)
             if callback is not None:
-                callback({"i": i, "total": total, "x": x, "sigma": s, "level": level, "stage": "langevin"})
+                callback(_info(i, total, x, s, level, "langevin"))
             i += 1
     if final_denoise:
-        x = torch.mul(score_fn(x, sig), s_last2).add_(x)  # Tweedie: E[x0 | x] = x + sigma_L^2 s at sigma_L
+        x = _tweedie(score_fn, x, sig, vals[-1])
         if callback is not None:
-            callback(
-                {
-                    "i": i,
-                    "total": total,
-                    "x": x,
-                    "sigma": vals[-1],
-                    "level": len(vals) - 1,
-                    "stage": "denoise",
-                }
-            )
+            callback(_info(i, total, x, vals[-1], len(vals) - 1, "denoise"))
     return x
 
 
@@ -241,12 +245,12 @@ def pc_sampler(
     sig_prev = rows[0]
     for level in range(1, len(vals)):
         s_prev, s = vals[level - 1], vals[level]
-        # Predictor: reverse-diffusion step sigma_{i-1} -> sigma_i,
-        # x = x + dvar * s(x, sigma_{i-1}) + sqrt(dvar) * z.
+        # Predictor, reverse diffusion sigma_{i-1} -> sigma_i (Alg. 2):
+        # x_i = x_{i-1} + dvar s(x_{i-1}, sigma_{i-1}) + sqrt(dvar) z,  dvar = sigma_{i-1}^2 - sigma_i^2
         dvar = s_prev * s_prev - s * s
-        x = torch.mul(score_fn(x, sig_prev), dvar).add_(x).add_(_randn(x, generator).mul_(math.sqrt(dvar)))
+        x = x + dvar * score_fn(x, sig_prev) + math.sqrt(dvar) * _randn(x, generator)
         if callback is not None:
-            callback({"i": i, "total": total, "x": x, "sigma": s, "level": level, "stage": "predictor"})
+            callback(_info(i, total, x, s, level, "predictor"))
         i += 1
         # Corrector: Langevin steps at sigma_i with the step from the target snr.
         sig = rows[level]
@@ -257,25 +261,16 @@ def pc_sampler(
             g_norm = g.flatten(1).norm(dim=1).mean().clamp_min(tiny)
             z_norm = z.flatten(1).norm(dim=1).mean()
             alpha = 4.0 * (snr * z_norm / g_norm).square()  # 0-d tensor: no device sync
-            # x = x + (alpha / 2) * g + sqrt(alpha) * z
-            x = torch.mul(g, 0.5 * alpha).add_(x).add_(z.mul_(alpha.sqrt()))
+            # Corrector, a Langevin step (Alg. 4 with eps = alpha / 2): x = x + (alpha / 2) g + sqrt(alpha) z
+            x = x + 0.5 * alpha * g + alpha.sqrt() * z
             if callback is not None:
-                callback({"i": i, "total": total, "x": x, "sigma": s, "level": level, "stage": "corrector"})
+                callback(_info(i, total, x, s, level, "corrector"))
             i += 1
         sig_prev = sig
     if final_denoise:
-        x = torch.mul(score_fn(x, sig_prev), vals[-1] ** 2).add_(x)  # Tweedie at sigma_L: x + sigma_L^2 s
+        x = _tweedie(score_fn, x, sig_prev, vals[-1])
         if callback is not None:
-            callback(
-                {
-                    "i": i,
-                    "total": total,
-                    "x": x,
-                    "sigma": vals[-1],
-                    "level": len(vals) - 1,
-                    "stage": "denoise",
-                }
-            )
+            callback(_info(i, total, x, vals[-1], len(vals) - 1, "denoise"))
     return x
 
 
@@ -311,24 +306,19 @@ def heun(
         s, s_next = vals[i], vals[i + 1]
         h = s_next - s
         score = score_fn(x, rows[i])
-        d = torch.mul(score, -s)  # dx/dsigma at sigma_i: -s * score
-        x_next = torch.mul(d, h).add_(x)  # Euler step: x + h * d
-        if s_next > 0:  # Apply 2nd order correction: x + h * 0.5 * (d + d'), d' = -s_next * score'.
-            d_next = torch.mul(score_fn(x_next, rows[i + 1]), -s_next)
-            x_next = d_next.add_(d).mul_(h * 0.5).add_(x)
+        # EDM Alg. 1 with sigma(t) = t, s(t) = 1 (the VE ODE): d_i = (x_i - D(x_i; t_i)) / t_i,
+        # which is -t_i s(x_i, t_i) for D = x + t^2 s
+        d = -s * score
+        # Euler step: x_{i+1} = x_i + (t_{i+1} - t_i) d_i
+        x_next = x + h * d
+        if s_next > 0:
+            # 2nd-order correction: d'_i = -t_{i+1} s(x_{i+1}, t_{i+1}),
+            # x_{i+1} = x_i + (t_{i+1} - t_i) (d_i / 2 + d'_i / 2), summed before halving
+            d_next = -s_next * score_fn(x_next, rows[i + 1])
+            x_next = x + 0.5 * h * (d_next + d)
         if callback is not None:
-            denoised = torch.mul(score, s * s).add_(x)  # x + s^2 score
-            callback(
-                {
-                    "i": i,
-                    "total": total,
-                    "x": x_next,
-                    "sigma": s,
-                    "level": i,
-                    "stage": "heun",
-                    "denoised": denoised,
-                }
-            )
+            denoised = x + s * s * score  # D(x_i; t_i) = x_i + t_i^2 s(x_i, t_i), EDM Eq. (3)
+            callback(_info(i, total, x_next, s, i, "heun", denoised=denoised))
         x = x_next
     return x
 
@@ -373,11 +363,13 @@ def ancestral(
     rows = _sigma_rows(x, vals)
     for level in range(1, len(vals)):
         s_prev, s = vals[level - 1], vals[level]
+        # Eq. (47): x_i = x_{i-1} + (sigma_{i-1}^2 - sigma_i^2) s(x_{i-1}, sigma_{i-1})
+        #                 + sqrt(sigma_i^2 (sigma_{i-1}^2 - sigma_i^2) / sigma_{i-1}^2) z
         dvar = s_prev * s_prev - s * s
         noise_std = math.sqrt(s * s * dvar / (s_prev * s_prev))
-        x = torch.mul(score_fn(x, rows[level - 1]), dvar).add_(x).add_(_randn(x, generator).mul_(noise_std))
+        x = x + dvar * score_fn(x, rows[level - 1]) + noise_std * _randn(x, generator)
     if final_denoise:
-        x = torch.mul(score_fn(x, rows[-1]), vals[-1] ** 2).add_(x)
+        x = _tweedie(score_fn, x, rows[-1], vals[-1])
     return x
 
 

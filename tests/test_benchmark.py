@@ -1,8 +1,7 @@
-"""tools/benchmark.py runs end to end on the tiny presets (--quick sizes, in-process) and produces
-tables and JSON with every field; no test asserts a timing."""
+"""tools/benchmark.py (the package tools/bench) runs end to end on the tiny presets (--quick sizes,
+in-process) and produces tables and JSON with every field; no test asserts a timing."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import mmap
@@ -11,8 +10,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
+# tools/ is not installed: like the tool scripts, put it on the path and import the package `bench`
+if str(REPO / "tools") not in sys.path:
+    sys.path.insert(0, str(REPO / "tools"))
+
+from bench import cli, markdown, memory, readme
+from bench.runner import run_suites
+from bench.settings import Settings
+from bench.stats import fit_exponent, median, pair_ratio
+from bench.suites import SUITES
+from bench.suites import denoise as denoise_suite
+from bench.workloads import eval_model, set_layout
 
 REQUIRED = {
     "matmul": ["dtype", "n", "gflops_median", "gflops_max", "spread"],
@@ -29,34 +39,24 @@ METADATA = ["date", "machine", "cpu_model", "cpu_count", "threads", "torch", "de
             "git_revision", "load_average", "settings"]
 
 
-@pytest.fixture(scope="module")
-def bench():
-    path = REPO / "tools" / "benchmark.py"
-    spec = importlib.util.spec_from_file_location("scoreaudio_tools_benchmark", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up by name
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def tiny_settings(bench, **kw):
+def tiny_settings(**kw):
     """--quick shrunk further: tiny presets, one repeat, short inputs, in-process."""
     base = dict(presets=["tiny"], isolate=False, repeats=1, matmul_n=128, train_batch=1, train_seconds=0.1,
                 sample_seconds=0.2, sample_batches=[1], nfes=[30, 100], sample_budget_s=0.3,
                 denoise_seconds=[0.3, 0.6], denoise_steps=3, scale_seconds=[0.1, 0.2], scale_batches=[1, 2],
                 ab=["layout", "sync"], log=lambda msg: None)
     base.update(kw)
-    return bench.Settings.make("cpu", quick=True, **base)
+    return Settings.make("cpu", quick=True, **base)
 
 
-def test_all_suites_run_and_report_every_field(bench, tiny_run, tmp_path, capsys):
-    s = tiny_settings(bench, checkpoints=[str(tiny_run)])
-    results = bench.run_suites(list(bench.SUITES), s)
+def test_all_suites_run_and_report_every_field(tiny_run, tmp_path, capsys):
+    s = tiny_settings(checkpoints=[str(tiny_run)])
+    results = run_suites(list(SUITES), s)
     text = json.dumps(results, allow_nan=False)  # strict JSON: NaN/inf became null
     assert json.loads(text)["metadata"]["device"] == "cpu"
     for key in METADATA:
         assert key in results["metadata"], key
-    assert list(results["suites"]) == list(bench.SUITES)
+    assert list(results["suites"]) == list(SUITES)
     for name, fields in REQUIRED.items():
         res = results["suites"][name]
         assert not res.get("error"), (name, res.get("error"))
@@ -77,98 +77,121 @@ def test_all_suites_run_and_report_every_field(bench, tiny_run, tmp_path, capsys
     assert any(r["extrapolated"] for r in sample)  # the 0.3 s budget forces the cap-and-extrapolate path
     assert {r["method"] for r in results["suites"]["denoise"]["rows"]} == {"tweedie", "posterior"}
 
-    md = bench.render_markdown(results)
-    for name in bench.SUITES:
+    md = markdown.render_markdown(results)
+    for name in SUITES:
         assert f"### {name}" in md
     assert "| model | params | batch |" in md and "utilisation" in md and "RTF @30 NFE" in md
     out = capsys.readouterr().out  # each suite printed its table as it finished
     assert "## train" in out and "|---|" in out
 
 
-def test_cli_writes_json_markdown_and_readme_block(bench, tmp_path, monkeypatch):
-    readme = tmp_path / "README.md"
-    readme.write_text("# project\n\nintro\n")
-    monkeypatch.setattr(bench, "update_readme", lambda md, _f=bench.update_readme: _f(md, readme))
+def test_cli_writes_json_markdown_and_readme_block(tmp_path, monkeypatch):
+    readme_file = tmp_path / "README.md"
+    readme_file.write_text("# project\n\nintro\n")
+    monkeypatch.setattr(cli, "README", readme_file)
     out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
-    rc = bench.main(["matmul", "--quick", "--device", "cpu", "--repeats", "1", "--json", str(out_json),
+    rc = cli.main(["matmul", "--quick", "--device", "cpu", "--repeats", "1", "--json", str(out_json),
                      "--markdown", str(out_md), "--update-readme"])
     assert rc == 0
     data = json.loads(out_json.read_text())
     assert data["suites"]["matmul"]["rows"][0]["gflops_median"] > 0
     assert "### matmul" in out_md.read_text()
-    text = readme.read_text()
+    text = readme_file.read_text()
     assert text.startswith("# project\n\nintro\n")
-    assert bench.PERF_START in text and bench.PERF_END in text and "## Performance" in text
+    assert readme.PERF_START in text and readme.PERF_END in text and "## Performance" in text
     # re-rendering saved results measures nothing and gives the same tables
     out_md2 = tmp_path / "r2.md"
-    assert bench.main(["--from-json", str(out_json), "--markdown", str(out_md2)]) == 0
+    assert cli.main(["--from-json", str(out_json), "--markdown", str(out_md2)]) == 0
     assert out_md2.read_text() == out_md.read_text()
 
 
 @pytest.mark.parametrize("reset", [True, False], ids=["reset", "no-reset"])
-def test_peak_memory_sees_a_block_below_an_earlier_peak(bench, monkeypatch, reset):
+def test_peak_memory_sees_a_block_below_an_earlier_peak(monkeypatch, reset):
     """The CPU peak is the block's own where Linux lets the high-water mark be reset on entry; without
     the reset it is the process's peak, an upper bound. Either way the block's own pages are seen."""
-    if not Path("/proc/self/statm").is_file():
-        pytest.skip("reads the resident set from Linux /proc")
+    if not (Path("/proc/self/statm").is_file() and Path("/proc/self/status").is_file()):
+        pytest.skip("reads the resident set and its high-water mark (VmHWM) from Linux /proc")
     if not reset:
-        monkeypatch.setattr(bench, "reset_peak_rss", lambda: False)
-    elif not bench.reset_peak_rss():
+        monkeypatch.setattr(memory, "reset_peak_rss", lambda: False)
+    elif not memory.reset_peak_rss():
         pytest.skip("/proc/self/clear_refs is not writable here: the peak cannot be reset")
     big = bytearray(300 * 2 ** 20)  # an earlier, higher peak of the process
     big[:: 4096] = b"x" * len(big[:: 4096])
     del big
-    with bench.PeakMemory(torch.device("cpu")) as mem:
+    earlier_peak = memory.peak_rss_mb()
+    tol = 5.0  # MB: the kernel's RSS counters are summed lazily over CPUs, reads are approximate
+    with memory.PeakMemory(torch.device("cpu")) as mem:
         # fresh pages from the kernel: a bytearray can reuse heap pages earlier tests left resident,
         # and then the resident set does not grow at all
         small = mmap.mmap(-1, 40 * 2 ** 20)
         for offset in range(0, len(small), 4096):
             small[offset] = 1
+        inside = memory.rss_mb()  # the block's 40 MB, resident now
         small.close()
     assert mem.reset is reset
-    assert mem.growth > 20, (mem.base, mem.peak)  # the block's 40 MB
+    # the block really grew the resident set (else nothing below would be checked) ...
+    assert inside - mem.base > 30, (mem.base, inside)
+    # ... and the measured peak and growth include it
+    assert mem.peak >= inside - tol, (mem.peak, inside)
+    assert mem.growth >= inside - mem.base - tol, (mem.growth, mem.base, inside)
     if reset:
         assert mem.growth < 200, mem.growth  # ... and not the earlier 300 MB peak
+        assert mem.peak < earlier_peak - 100, (mem.peak, earlier_peak)
         assert mem.kind == "peak RSS during the block"
-    else:
+    else:  # the process's peak: the earlier 300 MB are in it, so it bounds the block's from above
+        assert mem.peak >= earlier_peak - tol, (mem.peak, earlier_peak)
         assert mem.kind == "peak RSS of the process"
 
 
-def test_update_readme_touches_only_the_marked_block(bench, tmp_path):
-    readme = tmp_path / "README.md"
+def test_update_readme_touches_only_the_marked_block(tmp_path):
+    path = tmp_path / "README.md"
     before, after = "# title\n\ntext before\n\n", "\n\n## later section\ntext after\n"
-    readme.write_text(before + f"{bench.PERF_START}\nold table\n{bench.PERF_END}" + after)
-    bench.update_readme("new table", readme)
-    text = readme.read_text()
+    path.write_text(before + f"{readme.PERF_START}\nold table\n{readme.PERF_END}" + after)
+    readme.update_perf_section("new table", path)
+    text = path.read_text()
     assert text.startswith(before) and text.endswith(after)
     assert "new table" in text and "old table" not in text
-    bench.update_readme("newer table", readme)
-    assert readme.read_text().count(bench.PERF_START) == 1 and "newer table" in readme.read_text()
+    readme.update_perf_section("newer table", path)
+    assert path.read_text().count(readme.PERF_START) == 1 and "newer table" in path.read_text()
 
 
-def test_fit_exponent_and_helpers(bench):
+def test_readme_block_is_appended_or_refused_without_markers(tmp_path):
+    """benchmark.py adds its perf block at the end of a README without one; the other tools' blocks
+    must already be placed, so a README without their markers is an error and stays untouched."""
+    path = tmp_path / "README.md"
+    path.write_text("# title\n\n")
+    readme.update_perf_section("table", path)
+    assert path.read_text() == f"# title\n\n{readme.PERF_START}\n## Performance\n\ntable\n{readme.PERF_END}\n"
+    before = path.read_text()
+    with pytest.raises(readme.MarkersMissing):
+        readme.update_readme(path, "x", "<!-- a:start -->", "<!-- a:end -->")
+    assert path.read_text() == before
+    assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left nothing behind
+
+
+def test_fit_exponent_and_helpers():
     xs = [1.0, 2.0, 4.0, 8.0]
-    assert bench.fit_exponent(xs, [3 * x for x in xs]) == pytest.approx(1.0)
-    assert bench.fit_exponent(xs, [5 * x ** 2 for x in xs]) == pytest.approx(2.0)
-    assert bench.fit_exponent(xs, [7.0] * 4) == pytest.approx(0.0, abs=1e-12)
-    assert math.isnan(bench.fit_exponent([1.0], [1.0]))
-    assert bench.pair_ratio([2.0, 4.0, 6.0], [1.0, 2.0, 3.0]) == pytest.approx(2.0)
-    assert bench.median([3.0, float("nan"), 1.0, 2.0]) == 2.0
-    table = bench.md_table([{"a": 1.5, "b": 0.25}], [("a", "A"), ("b", "B"), ("c", "C")])
+    assert fit_exponent(xs, [3 * x for x in xs]) == pytest.approx(1.0)
+    assert fit_exponent(xs, [5 * x ** 2 for x in xs]) == pytest.approx(2.0)
+    assert fit_exponent(xs, [7.0] * 4) == pytest.approx(0.0, abs=1e-12)
+    assert math.isnan(fit_exponent([1.0], [1.0]))
+    assert pair_ratio([2.0, 4.0, 6.0], [1.0, 2.0, 3.0]) == pytest.approx(2.0)
+    assert median([3.0, float("nan"), 1.0, 2.0]) == 2.0
+    table = markdown.md_table([{"a": 1.5, "b": 0.25}], [("a", "A"), ("b", "B"), ("c", "C")])
     assert table.splitlines()[0] == "| A | B |"
 
 
-def test_denoise_suite_skips_cleanly_without_the_denoiser(bench, monkeypatch):
+def test_denoise_suite_skips_cleanly_without_the_denoiser(monkeypatch):
     monkeypatch.setitem(sys.modules, "scoreaudio.denoise", None)  # import now raises ImportError
-    res = bench.suite_denoise(tiny_settings(bench))
+    res = denoise_suite.run(tiny_settings())
     assert res["rows"] == [] and "skipped" in res["skipped"] and "SpeechDenoiser" in res["skipped"]
 
 
 @pytest.mark.parametrize("preset,shape", [("unet2d_tiny", (2, 2, 40, 21)), ("wavenet_tiny", (2, 1, 999))])
-def test_layout_variants_compute_the_same_function(bench, preset, shape):
+def test_layout_variants_compute_the_same_function(preset, shape):
     """The benchmark's --ab layout switch (channels-last activations on the CPU) is performance-only."""
     backbone = preset.split("_")[0]
-    _, _, model = bench.eval_model(backbone, "tiny", torch.device("cpu"))
+    _, _, model = eval_model(backbone, "tiny", torch.device("cpu"))
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in model.parameters():  # the output layers start at zero: give every layer weight
@@ -178,10 +201,10 @@ def test_layout_variants_compute_the_same_function(bench, preset, shape):
     sigma = torch.tensor([0.05, 3.0])
     outs = []
     for layout in (False, True, None):
-        bench._layout(model, layout)
+        set_layout(model, layout)
         with torch.inference_mode():
             outs.append(model(x, sigma))
-    bench._layout(model, None)
+    set_layout(model, None)
     for out in outs[1:]:
         assert out.shape == outs[0].shape
         assert torch.allclose(out, outs[0], rtol=1e-4, atol=1e-5)

@@ -47,6 +47,10 @@ def test_export_command_writes_a_loadable_file(tiny_run, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out and load_pretrained(out).step == load_pretrained(tiny_run).step
     assert main(["export", str(tiny_run), str(tmp_path / "tiny.pt")]) == 2
     assert "must end in .safetensors" in capsys.readouterr().err
+    before = out.read_bytes()
+    assert main(["export", str(tiny_run), str(out)]) == 2  # never replaced without asking
+    assert "exists; pass --overwrite" in capsys.readouterr().err and out.read_bytes() == before
+    assert main(["export", str(tiny_run), str(out), "--overwrite"]) == 0
 
 
 def test_conditional_is_a_property_of_the_model_and_old_checkpoints_still_load(tmp_path):

@@ -7,14 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from scoreaudio.audio.features import log_mel, spectrogram_png
 from scoreaudio.audio.representation import (
     CompressedSTFT,
     Waveform,
     build_representation,
     estimate_model_noise_std,
-    log_mel,
     representation_from_dict,
-    spectrogram_png,
 )
 from scoreaudio.config import compose
 from scoreaudio.errors import ConfigError

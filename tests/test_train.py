@@ -493,3 +493,25 @@ def test_temporary_files_a_kill_left_are_removed_at_the_next_start(tmp_path):
     keep.write_text("mine")
     train_tiny(run, "train.steps=2")
     assert not leftover.exists() and keep.exists()
+
+
+def test_finetune_recipe_starts_from_the_built_in_model(tmp_path):
+    """recipes/denoiser_finetune.yaml: the built-in model's weights and sigmas on new speech/noise."""
+    from scoreaudio.pretrained import load_pretrained
+
+    speech = fx.make_folder(tmp_path / "speech")
+    noise = tmp_path / "noise"
+    for k in range(3):
+        fx.write(noise / f"n{k}.wav", 0.8, 16000, seed=60 + k)
+    run = tmp_path / "run"
+    cfg = compose(REPO / "recipes" / "denoiser_finetune.yaml",
+                  [f"data.root={speech}", f"data.noise_mix.folder={noise}", "data.split_by=file",
+                   "data.valid_fraction=0.3", "data.noise_mix.sources.3.test_share=0.0", "data.segment_seconds=0.5",
+                   "train.steps=1", "train.batch_size=2", "train.val_examples=2", "train.device=cpu",
+                   f"train.run_dir={run}"])
+    train(cfg)
+    built_in = load_pretrained("default")
+    tuned = load_checkpoint_dict(run / "last.pt")
+    assert tuned["sigmas"] == built_in.sigmas and tuned["step"] == 1
+    start = built_in.model.state_dict()  # one warm-up step at lr / 50 moves the weights by ~1e-5
+    assert all(float((tuned["model"][k] - v).abs().max()) < 1e-3 for k, v in start.items())

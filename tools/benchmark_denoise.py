@@ -53,10 +53,10 @@ report.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -71,11 +71,17 @@ try:
     import scoreaudio  # noqa: F401
 except ImportError:  # running from a source checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+TOOLS = Path(__file__).resolve().parent
+if str(TOOLS) not in sys.path:  # the shared helpers (tools/bench) and tools/denoise_anchors.py
+    sys.path.insert(0, str(TOOLS))
+
+from bench.meta import cpu_model, git_revision
+from bench.readme import MarkersMissing, update_readme
 
 from scoreaudio.data.datasets import mix_at_snr, pink_noise, white_noise
 from scoreaudio.errors import ScoreAudioError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = TOOLS.parent
 START, END = "<!-- denoise-benchmark:start -->", "<!-- denoise-benchmark:end -->"
 MAX_LAG_SECONDS = 0.1
 COLUMNS = ("SI-SDR (dB)", "SI-SDRi (dB)", "PESQ", "ESTOI", "DNSMOS SIG", "DNSMOS BAK", "DNSMOS OVRL", "RTF",
@@ -255,17 +261,8 @@ def baseline_systems() -> Tuple[Dict[str, Callable], List[str]]:
 
 
 def _anchors_module():
-    """tools/denoise_anchors.py (beside this file; tools/ is not a package)."""
-    import importlib.util
-
-    mod = sys.modules.get("denoise_anchors")
-    if mod is None:
-        path = Path(__file__).with_name("denoise_anchors.py")
-        spec = importlib.util.spec_from_file_location("denoise_anchors", path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["denoise_anchors"] = mod
-        spec.loader.exec_module(mod)
-    return mod
+    """tools/denoise_anchors.py, imported on first use (its folder is on sys.path, see the imports)."""
+    return importlib.import_module("denoise_anchors")
 
 
 def anchor_systems(threads: Optional[int] = None) -> Tuple[Dict[str, Callable], List[str]]:
@@ -379,28 +376,9 @@ def _mean(rows, key):
     return float(v.mean()) if v.size else math.nan
 
 
-def git_revision() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True,
-                             text=True, timeout=10)
-        if rev.returncode != 0:
-            return "unknown (no commit)"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return rev.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """OS, CPU model, torch threads (and the GPU, if any) and the torch version, on one line."""
+    cpu = cpu_model()
     threads = torch.get_num_threads()
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     return (f"{platform.system()} {platform.machine()}, {cpu}, {threads} torch threads{gpu}; "
@@ -437,14 +415,14 @@ def render(rows, systems: Sequence[str], settings: Dict[str, str], noises, snrs)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def update_readme(readme: Path, table: str) -> None:
-    text = readme.read_text() if readme.is_file() else ""
-    if START not in text or END not in text or text.index(START) > text.index(END):
+def write_readme_block(readme: Path, table: str) -> None:
+    """Put ``table`` between the denoise-benchmark markers of ``readme`` (they must be there: this
+    report belongs where the README's text introduces it, not appended at the end)."""
+    try:
+        update_readme(readme, table, START, END)
+    except MarkersMissing:
         raise ScoreAudioError(f"{readme} has no '{START}' ... '{END}' block; add the two marker lines where "
-                              f"the table should go")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{table}{END}{tail}")
+                              f"the table should go") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -652,7 +630,8 @@ def merge_parts(paths: Sequence[str]) -> Tuple[list, list, dict, list, list]:
         noises += [x for x in part["noises"] if x not in noises]
         snrs += [x for x in part["snrs"] if x not in snrs]
         settings = settings or dict(part["settings"])
-        part_noise.append(part["settings"]["noise"])
+        if part["settings"]["noise"] not in part_noise:  # parts split by system share one noise line
+            part_noise.append(part["settings"]["noise"])
     settings["noise"] = " + ".join(part_noise)
     settings["parts"] = f"{len(paths)} runs merged (tools/benchmark_denoise.py --merge)"
     return rows, systems, settings, noises, sorted(snrs)
@@ -665,7 +644,7 @@ def _write(table: str, args) -> int:
     print(table)
     print(f"wrote {out}", file=sys.stderr)
     if args.update_readme:
-        update_readme(Path(args.readme), table)
+        write_readme_block(Path(args.readme), table)
         print(f"updated {args.readme}", file=sys.stderr)
     return 0
 

@@ -19,6 +19,11 @@ try:
     import scoreaudio  # noqa: F401
 except ImportError:  # running from a source checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+TOOLS = Path(__file__).resolve().parent
+if str(TOOLS) not in sys.path:  # the shared README-block helper (tools/bench)
+    sys.path.insert(0, str(TOOLS))
+
+from bench.readme import MarkersMissing, update_readme
 
 from scoreaudio.generation_metrics import comparison_table
 
@@ -26,13 +31,9 @@ REPO = Path(__file__).resolve().parents[1]
 START, END = "<!-- generation-quality:start -->", "<!-- generation-quality:end -->"
 
 
-def replace_block(text: str, block: str, name: str = "generation-quality") -> str:
-    """``text`` with the part between the ``name`` markers replaced by ``block``; ValueError if absent."""
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    i, j = text.find(start), text.find(end)
-    if i < 0 or j < i:
-        raise ValueError(f"README has no {start} ... {end} block")
-    return text[: i + len(start)] + "\n" + block.rstrip("\n") + "\n" + text[j:]
+def markers(name: str = "generation-quality") -> tuple:
+    """The (start, end) marker lines of README block ``name``."""
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
 
 
 def main(argv=None) -> int:
@@ -59,10 +60,9 @@ def main(argv=None) -> int:
     if args.out:
         Path(args.out).write_text(table + "\n")
     if args.update_readme:
-        readme = Path(args.readme)
         try:
-            readme.write_text(replace_block(readme.read_text(), table, args.block))
-        except ValueError as e:
+            update_readme(Path(args.readme), table, *markers(args.block))
+        except MarkersMissing as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
     return 0
