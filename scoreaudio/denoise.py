@@ -59,7 +59,7 @@ from .utils.silence import SILENT_INPUT_PEAK
 from .utils.tensor import fit_length
 
 __all__ = ["SpeechDenoiser", "tweedie", "estimate_noise_std", "noise_std_from_snr", "chunk_starts", "METHODS",
-           "DEFAULT_STEPS", "DEFAULT_MODEL"]
+           "DEFAULT_STEPS", "DEFAULT_MODEL", "smallest_chunk_seconds"]
 
 #: The denoising methods, in the order the docs list them (scoreaudio/denoise_methods.py).
 METHODS = tuple(METHOD_FUNCTIONS)
@@ -139,6 +139,10 @@ class SpeechDenoiser:
         self.chunk_seconds = float(chunk_seconds)
         self.overlap_seconds = float(overlap_seconds)
         self.batch_size = int(batch_size) if batch_size else (16 if self.device.type == "cuda" else 4)
+        least = smallest_chunk_seconds(self)
+        if self.chunk_seconds < least - 1e-9:
+            raise ScoreAudioError(f"chunk_seconds={chunk_seconds:g} is too short for this model; the smallest "
+                                  f"usable value is {least:g} s")
         self.sampler_snr = float(sampler_snr)
         self.ouve_process = ouve if ouve is not None else OUVE.from_config(NoiseConfig(), self.sigma_data)
         self.trained_for_ouve = ouve is not None
@@ -438,3 +442,13 @@ def file_id(path: Path) -> Optional[Tuple[int, int]]:
     except OSError:
         return None
     return st.st_dev, st.st_ino
+
+
+def smallest_chunk_seconds(den: "SpeechDenoiser") -> float:
+    """The shortest ``--chunk-seconds`` ``den`` can use, seconds: :data:`MIN_SECONDS`, two STFT
+    windows of its representation, and one hop, rounded up to the hop grid. Shorter inputs are
+    zero-padded to this length, but shorter chunks would reach the network as they are."""
+    unit = den._hop_unit()
+    n_fft = int(getattr(den.representation, "n_fft", 0))
+    samples = max(math.ceil(MIN_SECONDS * den.sample_rate), 2 * n_fft, unit)
+    return -(-samples // unit) * unit / den.sample_rate

@@ -20,10 +20,11 @@ from .denoise import (
     MIN_SECONDS,
     SpeechDenoiser,
     file_id,
+    smallest_chunk_seconds,
 )
 from .errors import AudioError, ScoreAudioError
 
-__all__ = ["check_chunking", "configure_parser", "plan_outputs", "run_cli", "smallest_chunk_seconds"]
+__all__ = ["check_chunking", "configure_parser", "plan_outputs", "run_cli"]
 
 
 _WRITABLE = (".wav", ".flac", ".ogg")
@@ -122,16 +123,6 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
 
 #: Overlap between chunks when only --chunk-seconds is given: this, at most a quarter of the chunk.
 DEFAULT_OVERLAP_SECONDS = 0.5
-
-
-def smallest_chunk_seconds(den: SpeechDenoiser) -> float:
-    """The shortest ``--chunk-seconds`` ``den`` can use, seconds: :data:`MIN_SECONDS`, two STFT
-    windows of its representation, and one hop, rounded up to the hop grid. Shorter inputs are
-    zero-padded to this length, but shorter chunks would reach the network as they are."""
-    unit = den._hop_unit()
-    n_fft = int(getattr(den.representation, "n_fft", 0))
-    samples = max(math.ceil(MIN_SECONDS * den.sample_rate), 2 * n_fft, unit)
-    return -(-samples // unit) * unit / den.sample_rate
 
 
 def check_chunking(den: SpeechDenoiser, chunk_seconds: Optional[float],

@@ -77,9 +77,9 @@ def test_denoiser_with_exact_gaussian_score_is_the_wiener_gain_through_chunks(ch
     exactly v / (v + sigma^2) * y, including at chunk seams (the overlap-add weights sum to 1)."""
     v, s = 0.04, 0.1
     den = SpeechDenoiser(GaussianScore(0.0, v), Waveform(), SIGMAS, SR, normalize="none",
-                         chunk_seconds=0.05, overlap_seconds=0.01, batch_size=3)
+                         chunk_seconds=0.1, overlap_seconds=0.02, batch_size=3)  # the smallest chunk
     rng = np.random.default_rng(0)
-    y = rng.normal(0.0, math.sqrt(v + s * s), size=(channels, 4321)).astype(np.float32)
+    y = rng.normal(0.0, math.sqrt(v + s * s), size=(channels, 8642)).astype(np.float32)
     y = y[0] if channels == 1 else y
     out = den(y, SR, noise_std=s)
     np.testing.assert_allclose(out, v / (v + s * s) * y, rtol=1e-4, atol=1e-6)
@@ -379,3 +379,8 @@ def test_chunk_defaults_to_the_training_crop_unless_the_network_is_local(tiny_ru
     assert is_length_independent(local) and LOCAL_CHUNK_SECONDS == 4.0
     assert not is_length_independent(OmegaConf.create({"backbone": "unet2d", "unet2d": {}}))  # old: global
     assert is_length_independent(OmegaConf.create({"backbone": "wavenet"}))
+
+
+def test_a_chunk_too_short_for_the_model_is_refused_in_the_api():
+    with pytest.raises(ScoreAudioError, match=r"chunk_seconds=0.001 is too short.*smallest usable value is 0.1 s"):
+        SpeechDenoiser(GaussianScore(0.0, 0.04), Waveform(), SIGMAS, SR, chunk_seconds=0.001, overlap_seconds=0.0)

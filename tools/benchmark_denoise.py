@@ -292,6 +292,10 @@ def scoreaudio_systems(den, steps: Optional[int], seed: int) -> Dict[str, Callab
             return den(y.astype(np.float32), sr, method=method, **kw)
         return f
 
+    if den.conditional and getattr(den, "trained_for_ouve", False):  # SGMSE+'s sampler is its own default
+        from scoreaudio.denoise import DEFAULT_STEPS
+
+        return {f"scoreaudio ouve ({steps or DEFAULT_STEPS['ouve']} steps)": run("ouve", n_steps=steps)}
     if den.conditional:
         try:
             from scoreaudio.denoise import DEFAULT_STEPS

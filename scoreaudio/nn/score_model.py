@@ -36,7 +36,7 @@ even the identity (undoing its own compression) before it can denoise. Then
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import torch
 from torch import nn
@@ -44,6 +44,39 @@ from torch import nn
 from ..utils.tensor import append_dims, as_sigma_batch
 
 PARAMETERISATIONS = ("edm", "ncsnv2", "score")
+
+
+def noise_conditioning(sigma: torch.Tensor) -> torch.Tensor:
+    """c_noise = log(sigma) / 4 (EDM Table 1): what the backbone sees of sigma (B,) -> (B,), in every
+    parameterisation that has a backbone F."""
+    return sigma.log() / 4
+
+
+class EDMCoefficients(NamedTuple):
+    """EDM's preconditioning at one batch of noise levels; c_skip, c_out, c_in and ``total`` have shape
+    (B, 1, ..., 1) (broadcast to x), c_noise (B,)."""
+
+    c_skip: torch.Tensor
+    c_out: torch.Tensor
+    c_in: torch.Tensor
+    c_noise: torch.Tensor
+    total: torch.Tensor  # sigma^2 + sd^2, the variance of the noisy data (the score's denominator)
+
+
+def edm_coefficients(sigma: torch.Tensor, sigma_data: torch.Tensor, ndim: int) -> EDMCoefficients:
+    """Karras et al. 2022, Table 1 ("Ours"), for sigma (B,) and sigma_data (0-d, model space), the
+    coefficients shaped for an x of rank ``ndim``:
+
+        c_skip = sd^2 / (sigma^2 + sd^2)      c_out   = sigma * sd / sqrt(sigma^2 + sd^2)
+        c_in   = 1 / sqrt(sigma^2 + sd^2)     c_noise = log(sigma) / 4
+    """
+    sd2 = sigma_data ** 2
+    s = append_dims(sigma, ndim)  # (B, 1, ..., 1)
+    total = s ** 2 + sd2
+    c_in = total.rsqrt()
+    c_skip = sd2 / total
+    c_out = s * sd2.sqrt() * c_in  # sigma * sd / sqrt(total), through the c_in already computed
+    return EDMCoefficients(c_skip, c_out, c_in, noise_conditioning(sigma), total)
 
 
 class ScoreModel(nn.Module):
@@ -100,43 +133,39 @@ class ScoreModel(nn.Module):
                 raise ValueError(f"cond must have shape {expected}, got {tuple(cond.shape)}")
         return sigma
 
-    def _backbone(self, x_in: torch.Tensor, sigma: torch.Tensor, cond: Optional[torch.Tensor]):
+    def _backbone(self, x_in: torch.Tensor, c_noise: torch.Tensor, cond: Optional[torch.Tensor]):
+        """F(x_in, c_noise), with ``cond`` appended to x_in's channels."""
         if cond is not None:
             x_in = torch.cat([x_in, cond.to(x_in.dtype)], dim=1)  # (B, C + C_cond, *S)
-        return self.backbone(x_in, sigma.log() / 4)  # c_noise = log(sigma) / 4
+        return self.backbone(x_in, c_noise)
 
     def _edm(self, x: torch.Tensor, sigma: torch.Tensor, cond: Optional[torch.Tensor]):
-        """(F output, c_skip, c_out, sigma^2 + sd^2), the coefficients broadcast to x."""
-        sd2 = self.sigma_data.to(x.dtype) ** 2
-        s = append_dims(sigma, x.ndim)  # (B, 1, ..., 1)
-        total = s ** 2 + sd2
-        c_in = total.rsqrt()
-        c_out = s * sd2.sqrt() * c_in
-        f = self._backbone(c_in * x, sigma, cond)
-        return f, sd2 / total, c_out, total
+        """(F output (B, C, *S), the EDM coefficients for sigma)."""
+        k = edm_coefficients(sigma, self.sigma_data.to(x.dtype), x.ndim)
+        return self._backbone(k.c_in * x, k.c_noise, cond), k
 
     # ----------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, sigma, cond: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The score: x (B, C, *S), sigma (B,) (or a float), cond (B, C_cond, *S) -> (B, C, *S)."""
         sigma = self._inputs(x, sigma, cond)
         if self.parameterisation == "edm":
-            f, _, c_out, total = self._edm(x, sigma, cond)
+            f, k = self._edm(x, sigma, cond)
             if self.cond_skip:
-                return c_out / append_dims(sigma, x.ndim) ** 2 * f + (cond.to(x.dtype) - x) / total
-            return c_out / append_dims(sigma, x.ndim) ** 2 * f - x / total
+                return k.c_out / append_dims(sigma, x.ndim) ** 2 * f + (cond.to(x.dtype) - x) / k.total
+            return k.c_out / append_dims(sigma, x.ndim) ** 2 * f - x / k.total
         if self.parameterisation == "ncsnv2":
-            return self._backbone(x, sigma, cond) / append_dims(sigma, x.ndim)
+            return self._backbone(x, noise_conditioning(sigma), cond) / append_dims(sigma, x.ndim)
         return self.backbone(x, sigma, cond)
 
     def denoise(self, x: torch.Tensor, sigma, cond: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Tweedie's estimate E[x0 | x] = x + sigma^2 * score; EDM computes D(x) directly."""
         sigma = self._inputs(x, sigma, cond)
         if self.parameterisation == "edm":
-            f, c_skip, c_out, _ = self._edm(x, sigma, cond)
+            f, k = self._edm(x, sigma, cond)
             if self.cond_skip:
-                return c_skip * x + (1.0 - c_skip) * cond.to(x.dtype) + c_out * f
-            return c_skip * x + c_out * f
+                return k.c_skip * x + (1.0 - k.c_skip) * cond.to(x.dtype) + k.c_out * f
+            return k.c_skip * x + k.c_out * f
         s = append_dims(sigma, x.ndim)
         if self.parameterisation == "ncsnv2":
-            return x + s * self._backbone(x, sigma, cond)  # sigma^2 * F / sigma
+            return x + s * self._backbone(x, noise_conditioning(sigma), cond)  # sigma^2 * F / sigma
         return x + s ** 2 * self.backbone(x, sigma, cond)
