@@ -296,6 +296,10 @@ class SpeechDenoiser:
 
         The representation's analytic map times the checkpoint's calibrated ``noise_map_scale``."""
         s = self.noise_map_scale * float(self.representation.noise_std_in_model_space(float(waveform_noise_std)))
+        if s > self.sigma_max * (1 + 1e-6):  # said, not silent: the estimate is then for a lower noise level
+            warnings.warn(f"the noise level ({waveform_noise_std:.3g} after normalisation) is above what this model "
+                          f"was trained for (sigma {s:.3g} > {self.sigma_max:.3g}); denoising as if it were "
+                          f"{self.sigma_max:.3g}", stacklevel=3)
         return min(max(s, self.sigma_min), self.sigma_max)
 
     def _gain(self, y: torch.Tensor) -> float:

@@ -384,3 +384,10 @@ def test_chunk_defaults_to_the_training_crop_unless_the_network_is_local(tiny_ru
 def test_a_chunk_too_short_for_the_model_is_refused_in_the_api():
     with pytest.raises(ScoreAudioError, match=r"chunk_seconds=0.001 is too short.*smallest usable value is 0.1 s"):
         SpeechDenoiser(GaussianScore(0.0, 0.04), Waveform(), SIGMAS, SR, chunk_seconds=0.001, overlap_seconds=0.0)
+
+
+def test_a_noise_level_above_the_model_range_is_said_not_silently_clamped():
+    den = SpeechDenoiser(GaussianScore(0.0, 0.04), Waveform(), SIGMAS, SR, normalize="none")
+    y = np.random.default_rng(0).normal(0.0, 0.2, 4000).astype(np.float32)
+    with pytest.warns(UserWarning, match="above what this model was trained for"):
+        den(y, SR, noise_std=1e6)
