@@ -215,7 +215,7 @@ class SamplerConfig:
 
     name: str = "heun"  # heun (probability-flow ODE, EDM) | pc (predictor-corrector) | ald (annealed Langevin)
     steps: int = 35  # total network evaluations, shared over the ladder
-    snr: float = 0.4  # pc: Langevin corrector signal-to-noise ratio (best of 0.05 / 0.16 / 0.4 on speech: README)
+    snr: float = 0.4  # pc: Langevin corrector signal-to-noise ratio (best of 0.05 / 0.16 / 0.4 on speech: docs/benchmarks.md)
     final_denoise: bool = True  # end with one Tweedie step at sigma_min
 
 

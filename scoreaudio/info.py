@@ -4,8 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict
 
 from .errors import ScoreAudioError
+
+if TYPE_CHECKING:
+    from .nn.score_model import ScoreModel
 
 #: What ``info`` takes, for its errors.
 EXPECTED = ("a recipe YAML, a checkpoint (.pt), a run directory, a .safetensors file or a built-in "
@@ -43,7 +47,7 @@ def describe(target: str, overrides=()) -> dict:
     of the model a recipe would build (:func:`target_kind` says which)."""
     from .audio.representation import build_representation
     from .config import compose, is_conditional
-    from .nn.build import build_score_model, describe_model
+    from .nn.build import build_score_model
 
     path = Path(target)
     if target_kind(str(target)) == "model":
@@ -63,6 +67,64 @@ def describe(target: str, overrides=()) -> dict:
     facts = describe_model(model, cfg.model, rep.channels, int(cfg.data.sample_rate),
                            int(cfg.representation.hop_length))
     return {**extra, "representation": cfg.representation.kind, "sample_rate": int(cfg.data.sample_rate), **facts}
+
+
+def describe_model(model: "ScoreModel", model_cfg: Any, representation_channels: int, sample_rate: int,
+                   hop_length: int) -> Dict[str, Any]:
+    """Facts about a built model for ``scoreaudio info``.
+
+    Args:
+        model: the built :class:`ScoreModel`.
+        model_cfg: its config (``model:`` section).
+        representation_channels: channels of x (1 for waveform, 2 for a complex STFT).
+        sample_rate: Hz, to state the receptive field in milliseconds.
+        hop_length: STFT hop in samples (frames -> samples); ignored for waveform backbones.
+
+    Returns:
+        A dict with ``backbone``, ``preset``, ``parameterisation``, ``parameters``,
+        ``receptive_field`` (samples, or (freq bins, frames) for spectrograms; None for the MLP),
+        ``receptive_field_samples`` and ``receptive_field_ms`` (for spectrograms approximated as
+        frames * hop_length, the time span the frames' hops cover), ``global_context`` (True when
+        every output depends on the whole input: a U-Net with ``norm="global"``, whose GroupNorm
+        statistics and attention span all frames; False for local ones, whose output frames see
+        only the receptive field) and ``input_shape`` (a description).
+    """
+    from .nn.build import count_parameters
+
+    rf = model.receptive_field
+    cond = model.cond_channels
+    channels = f"{representation_channels}" + (f" + {cond} cond" if cond else "")
+    name = model_cfg.backbone
+    samples = None
+    if name == "wavenet":
+        samples = int(rf)
+        shape = f"(B, {channels}, T) waveform"
+    elif name == "unet2d":
+        samples = int(rf[1]) * int(hop_length)
+        multiple = model.backbone.multiple
+        shape = f"(B, {channels}, F, T) spectrogram, F and T padded to a multiple of {multiple}"
+    elif name == "stft_unet":
+        samples = int(rf)
+        net = model.backbone
+        shape = (f"(B, {channels}, T) waveform, any T; STFT'd inside (n_fft {net.n_fft}, hop "
+                 f"{net.hop_length}) for a (B, 2 x {channels}, F, frames) U-Net, frames padded to a "
+                 f"multiple of {net.unet.multiple}")
+    else:
+        shape = f"(B, {channels}) vectors"
+    return {
+        "backbone": name,
+        "preset": model_cfg.preset,
+        "parameterisation": model.parameterisation,
+        "sigma_data": float(model.sigma_data),
+        "parameters": count_parameters(model),
+        "receptive_field": rf,
+        "receptive_field_samples": samples,
+        "receptive_field_ms": None if samples is None else 1000.0 * samples / sample_rate,
+        # stft_unet wraps its UNet2d as .unet; WaveNet and the MLP have no global context.
+        "global_context": bool(getattr(getattr(model.backbone, "unet", model.backbone), "global_context",
+                                       False)),
+        "input_shape": shape,
+    }
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:

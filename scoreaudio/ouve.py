@@ -38,7 +38,7 @@ import torch
 
 from .utils.tensor import append_dims
 
-__all__ = ["OUVE", "ouve_sampler", "sample_sigmas_ouve"]
+__all__ = ["OUVE", "ouve_one_call", "ouve_sampler", "sample_sigmas_ouve"]
 
 
 @dataclass(frozen=True)
@@ -147,3 +147,18 @@ def ouve_sampler(score_ve: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         x = x - drift * dt + g * math.sqrt(dt) * randn()
     t_end = ones * grid[-1]
     return denoise_ve(process.to_ve(x, y, t_end), process.sigma_eff(t_end))
+
+
+def ouve_one_call(denoise_ve: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], y: torch.Tensor,
+                  process: OUVE, *, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """The network's MMSE estimate at the sampler's start: ``D(x_VE, sigma_eff(1))`` for
+    ``x_1 = y + sigma(1) z`` drawn from SGMSE+'s prior, one call (B, C, *S) -> (B, C, *S).
+
+    It is what the first reverse step aims at and a cheap, low-variance signal of how well the
+    model has learned its top level (validation uses it: a few-step sampler with the corrector is
+    dominated by its discretisation error and tells little about the model).
+    """
+    ones = torch.ones(y.shape[0], device=y.device, dtype=y.dtype)
+    z = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+    x = y + append_dims(process.std(ones), y.ndim) * z
+    return denoise_ve(process.to_ve(x, y, ones), process.sigma_eff(ones))

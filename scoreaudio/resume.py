@@ -54,10 +54,11 @@ def _free(key: str) -> bool:
     return any(generic == k or (k.endswith(".") and generic.startswith(k)) for k in FREE_TO_CHANGE)
 
 
-def config_changes(saved: DictConfig, now: DictConfig) -> List[Tuple[str, Any, Any]]:
-    """(key, saved value, new value) for every leaf that differs, in key order."""
-    a = flat_keys(OmegaConf.to_container(saved, resolve=True))
-    b = flat_keys(OmegaConf.to_container(now, resolve=True))
+def config_changes(saved: DictConfig, now: DictConfig, prefix: str = "") -> List[Tuple[str, Any, Any]]:
+    """(key, saved value, new value) for every leaf that differs, in key order; keys start with
+    ``prefix`` (the dotted path of ``saved`` / ``now`` when they are a section)."""
+    a = flat_keys(OmegaConf.to_container(saved, resolve=True), prefix)
+    b = flat_keys(OmegaConf.to_container(now, resolve=True), prefix)
     return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
@@ -88,16 +89,12 @@ def check_same_model(ckpt: dict, cfg: DictConfig, path: Path) -> None:
     """Refuse to resume a checkpoint into a different network: the weights would load (same
     names) but compute something else, e.g. a U-Net trained with ``norm=global`` resumed with
     ``norm=frame``. Old configs get the values they were trained with first."""
-    saved = OmegaConf.to_container(checkpoint_config(ckpt["config"]).model, resolve=True)
-    now = OmegaConf.to_container(cfg.model, resolve=True)
-
-    a, b = flat_keys(saved, "model"), flat_keys(now, "model")
-    changed = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    changed = config_changes(checkpoint_config(ckpt["config"]).model, cfg.model, "model")
     if changed:
-        k = changed[0]
+        k, old, new = changed[0]
         more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
-        raise ConfigError(f"{path} was trained with {k}={a.get(k)!r} but this config has {b.get(k)!r}{more}; "
-                          f"pass {k}={a.get(k)} to resume it, or start over (train.resume=never "
+        raise ConfigError(f"{path} was trained with {k}={old!r} but this config has {new!r}{more}; "
+                          f"pass {k}={old} to resume it, or start over (train.resume=never "
                           f"train.overwrite=true, or another train.run_dir)")
 
 

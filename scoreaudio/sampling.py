@@ -109,6 +109,16 @@ def _tweedie(score_fn: ScoreFn, x: torch.Tensor, sig: torch.Tensor, sigma: float
     return x + sigma**2 * score_fn(x, sig)
 
 
+def _final_tweedie(score_fn: ScoreFn, x: torch.Tensor, sig: torch.Tensor, vals: Sequence[float], step: int,
+                   total: int, callback: Callback | None) -> torch.Tensor:
+    """The samplers' last call: :func:`_tweedie` at the last level ``vals[-1]``, reported to ``callback``
+    as network call ``step`` of ``total`` (stage ``"denoise"``)."""
+    x = _tweedie(score_fn, x, sig, vals[-1])
+    if callback is not None:
+        callback(_info(step, total, x, vals[-1], len(vals) - 1, "denoise"))
+    return x
+
+
 # The updates below are the papers' equations as written, one expression each. Every term makes a
 # temporary (an allocation and a pass over memory); next to the network evaluation of each step that
 # is small (the benchmark's "sampler overhead" column measures it). Neither ``x`` (the caller's
@@ -199,9 +209,7 @@ def annealed_langevin(
                 callback(_info(i, total, x, s, level, "langevin"))
             i += 1
     if final_denoise:
-        x = _tweedie(score_fn, x, sig, vals[-1])
-        if callback is not None:
-            callback(_info(i, total, x, vals[-1], len(vals) - 1, "denoise"))
+        x = _final_tweedie(score_fn, x, sig, vals, i, total, callback)
     return x
 
 
@@ -268,9 +276,7 @@ def pc_sampler(
             i += 1
         sig_prev = sig
     if final_denoise:
-        x = _tweedie(score_fn, x, sig_prev, vals[-1])
-        if callback is not None:
-            callback(_info(i, total, x, vals[-1], len(vals) - 1, "denoise"))
+        x = _final_tweedie(score_fn, x, sig_prev, vals, i, total, callback)
     return x
 
 

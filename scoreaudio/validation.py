@@ -10,15 +10,15 @@ import torch
 from omegaconf import DictConfig
 
 from .config import is_conditional
-from .denoise_methods import ouve, predictive
+from .denoise_methods import denoised, predictive
 from .errors import AudioError
 from .losses import dsm_loss
 from .metrics import si_sdr
-from .ouve import OUVE
+from .ouve import OUVE, ouve_one_call
 from .utils.logging import log
 from .utils.tensor import derive_seed
 
-__all__ = ["OUVE_VAL_STEPS", "store_calibration", "usable_items", "validate"]
+__all__ = ["store_calibration", "usable_items", "validate"]
 
 
 def usable_items(dataset, n: int) -> List[Dict[str, torch.Tensor]]:
@@ -35,11 +35,6 @@ def usable_items(dataset, n: int) -> List[Dict[str, torch.Tensor]]:
     if not items and len(dataset):
         raise AudioError(f"none of the {len(dataset)} validation files can be read; run `scoreaudio data check`")
     return items
-
-
-#: Network calls of the OUVE sampler when validating a model trained for it (3 corrected steps and
-#: the final Tweedie step): cheap enough to run every val_every steps.
-OUVE_VAL_STEPS = 7
 
 
 @torch.no_grad()
@@ -74,11 +69,11 @@ def validate(model, dataset, representation, cfg: DictConfig, device: torch.devi
             pgen = torch.Generator(device=device).manual_seed(derive_seed(cfg.train.seed, 5))
             if sigma_max is None:
                 raise ValueError("validating a conditional model needs its sigma_max")
-            if cfg.noise.train_distribution == "ouve":  # trained for SGMSE+'s sampler: score what it gives
+            if cfg.noise.train_distribution == "ouve":  # trained for SGMSE+'s sampler: its one-call start
                 process = OUVE.from_config(cfg.noise, float(model.sigma_data))
-                one = lambda sl: ouve(model, y[sl], cond=cond[sl], process=process, steps=OUVE_VAL_STEPS,  # noqa: E731
-                                      generator=pgen)
-                key = "val_si_sdr_ouve"
+                one = lambda sl: ouve_one_call(lambda x_, s_: denoised(model, x_, s_, cond[sl]), y[sl],  # noqa: E731
+                                               process, generator=pgen)
+                key = "val_si_sdr_ouve_one_call"
             else:
                 one = lambda sl: predictive(model, y[sl], cond=cond[sl], sigma_max=float(sigma_max),  # noqa: E731
                                             generator=pgen)

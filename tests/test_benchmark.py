@@ -85,24 +85,41 @@ def test_all_suites_run_and_report_every_field(tiny_run, tmp_path, capsys):
     assert "## train" in out and "|---|" in out
 
 
-def test_cli_writes_json_markdown_and_readme_block(tmp_path, monkeypatch):
-    readme_file = tmp_path / "README.md"
+def test_cli_writes_json_markdown_and_the_perf_block_of_docs_performance(tmp_path, monkeypatch):
+    """--update-readme writes the perf block into docs/performance.md of the checkout and leaves its
+    README.md alone; --readme FILE sends it to FILE instead and leaves docs/performance.md alone."""
+    repo = tmp_path / "checkout"
+    (repo / "docs").mkdir(parents=True)
+    readme_file, perf_file = repo / "README.md", repo / "docs" / "performance.md"
     readme_file.write_text("# project\n\nintro\n")
-    monkeypatch.setattr(cli, "README", readme_file)
+    perf_file.write_text("# Performance\n\nintro\n")
+    monkeypatch.setattr(cli, "REPO", repo)
     out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
     rc = cli.main(["matmul", "--quick", "--device", "cpu", "--repeats", "1", "--json", str(out_json),
-                     "--markdown", str(out_md), "--update-readme"])
+                   "--markdown", str(out_md), "--update-readme"])
     assert rc == 0
     data = json.loads(out_json.read_text())
     assert data["suites"]["matmul"]["rows"][0]["gflops_median"] > 0
     assert "### matmul" in out_md.read_text()
-    text = readme_file.read_text()
-    assert text.startswith("# project\n\nintro\n")
+    assert readme_file.read_text() == "# project\n\nintro\n"  # not the perf block's file
+    text = perf_file.read_text()
+    assert text.startswith("# Performance\n\nintro\n")
     assert readme.PERF_START in text and readme.PERF_END in text and "## Performance" in text
-    # re-rendering saved results measures nothing and gives the same tables
-    out_md2 = tmp_path / "r2.md"
-    assert cli.main(["--from-json", str(out_json), "--markdown", str(out_md2)]) == 0
+    assert "### matmul" in text
+    # re-rendering saved results measures nothing and gives the same tables; --readme writes elsewhere
+    out_md2, other = tmp_path / "r2.md", tmp_path / "other.md"
+    perf_file.write_text("# Performance\n\nunchanged\n")
+    assert cli.main(["--from-json", str(out_json), "--markdown", str(out_md2), "--update-readme",
+                     "--readme", str(other)]) == 0
     assert out_md2.read_text() == out_md.read_text()
+    assert "### matmul" in other.read_text() and readme.PERF_START in other.read_text()
+    assert perf_file.read_text() == "# Performance\n\nunchanged\n"
+    assert readme_file.read_text() == "# project\n\nintro\n"
+
+
+def test_perf_block_default_target_is_docs_performance():
+    assert cli.perf_target(cli.parse_args(["--update-readme"])) == REPO / "docs" / "performance.md"
+    assert readme.HOMES["perf"] == Path("docs") / "performance.md"
 
 
 @pytest.mark.parametrize("reset", [True, False], ids=["reset", "no-reset"])

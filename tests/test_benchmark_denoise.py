@@ -14,6 +14,7 @@ import torch
 from conftest import REPO, train_tiny
 
 from scoreaudio.data.synthetic import synthesize_utterance
+from scoreaudio.errors import ScoreAudioError
 
 
 def _load(name):
@@ -77,7 +78,10 @@ def test_quick_benchmark_writes_a_full_table(tiny_run, tmp_path):
     tool = _tool()
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\nbefore\n{tool.START}\nold table\n{tool.END}\nafter\n")
+    checkout = {path: path.read_text() for path in (REPO / "README.md", REPO / "docs" / "benchmarks.md")}
     text = _quick(tool, tiny_run, tmp_path, "--update-readme", "--readme", str(readme))
+    # --readme sends the report elsewhere: the checkout's README and docs are not touched
+    assert {path: path.read_text() for path in checkout} == checkout
     header = next(line for line in text.splitlines() if line.startswith("| system | SI-SDR"))
     for col in tool.COLUMNS:
         assert col in header
@@ -106,6 +110,116 @@ def test_quick_benchmark_writes_a_full_table(tiny_run, tmp_path):
     r = readme.read_text()
     assert "old table" not in r and "| noisy input |" in r
     assert r.startswith("# x\n\nbefore\n") and r.endswith("after\n")
+
+
+SYSTEMS = ("noisy input", "noisereduce (stationary)", "scoreaudio predictive (1 call)", "RNNoise (pyrnnoise)")
+INTRO = "# project\n\nintro\n\n"
+
+
+def _part(tmp_path) -> Path:
+    """A --rows-out part (two files, white noise at 5 dB) of four systems, made up: --merge renders it
+    without scoring anything."""
+    rows = []
+    for k, system in enumerate(SYSTEMS):
+        for f in ("utt0", "utt1"):
+            rows.append({"system": system, "noise": "white", "snr": 5.0, "file": f, "si_sdr": 5.0 + k,
+                         "si_sdr_noisy": 5.0, "si_sdr_i": float(k), "pesq": 1.2 + 0.1 * k, "estoi": 0.5 + 0.01 * k,
+                         "rtf": 0.01 * k, "delay_ms": 0.0, "dnsmos_sig": 2.0, "dnsmos_bak": 2.5,
+                         "dnsmos_ovrl": 1.5 + 0.1 * k})
+    settings = {"date": "2030-01-01 00:00 UTC", "git revision": "abc",
+                "clean speech": "2 files from the folder clean, at most 8 s each, 16000 Hz",
+                "noise": "white (babble: 4 other utterances) at 5 dB SNR; seed 0; 2 mixtures per system",
+                "threads": "torch.set_num_threads(1) (--threads): 1 torch threads while timing"}
+    part = tmp_path / "part.json"
+    part.write_text(json.dumps({"rows": rows, "systems": list(SYSTEMS), "settings": settings,
+                                "noises": ["white"], "snrs": [5.0]}))
+    return part
+
+
+def _checkout(tmp_path, monkeypatch, tool, readme_markers=True):
+    """A checkout with README.md (the short table's markers) and docs/benchmarks.md (the report's),
+    the tool pointed at it; its files by name."""
+    repo = tmp_path / "checkout"
+    (repo / "docs").mkdir(parents=True)
+    files = {"readme": repo / "README.md", "docs": repo / "docs" / "benchmarks.md", "card": tmp_path / "card.md"}
+    summary_block = f"{tool.SUMMARY_START}\nold summary\n{tool.SUMMARY_END}\n" if readme_markers else ""
+    files["readme"].write_text(INTRO + summary_block + "\n## Usage\n")
+    files["docs"].write_text(INTRO + f"{tool.START}\nold report\n{tool.END}\n\nwhat it says\n")
+    files["card"].write_text(INTRO + f"{tool.START}\nold report\n{tool.END}\n\n## Limits\n")
+    monkeypatch.setattr(tool, "REPO", repo)
+    return files
+
+
+def _block(path, start, end):
+    text = path.read_text()
+    return text[text.index(start) + len(start): text.index(end)].strip("\n")
+
+
+def test_update_readme_writes_the_report_to_docs_and_its_short_table_to_the_readme(tmp_path, monkeypatch):
+    """The defaults: the full report into docs/benchmarks.md, only the short table into README.md."""
+    tool = _tool()
+    files = _checkout(tmp_path, monkeypatch, tool)
+    out = tmp_path / "results.md"
+    assert tool.main(["--merge", str(_part(tmp_path)), "--out", str(out), "--update-readme"]) == 0
+    report = out.read_text()
+    docs, readme = files["docs"].read_text(), files["readme"].read_text()
+    assert _block(files["docs"], tool.START, tool.END) == report.strip("\n")
+    assert docs.startswith(INTRO) and docs.endswith("\n\nwhat it says\n") and "#### Per cell" in docs
+    short = _block(files["readme"], tool.SUMMARY_START, tool.SUMMARY_END)
+    assert short == tool.summary(report).strip("\n")
+    assert readme.startswith(INTRO) and readme.endswith("\n## Usage\n")
+    assert "old summary" not in readme and tool.START not in readme
+    assert "#### Per cell" not in readme and "noisereduce" not in readme  # not the report, only its summary
+    # the short table: the overall rows of the noisy input, scoreaudio and the anchors, cells as in the report
+    assert f"| system | {' | '.join(tool.SUMMARY_COLUMNS)} |" in short
+    header = [c.strip() for c in next(x for x in report.splitlines() if x.startswith("| system |")).split("|")[1:-1]]
+    for system in ("noisy input", "scoreaudio predictive (1 call)", "RNNoise (pyrnnoise)"):
+        full, cells = _row(report, system), _row(short, system)
+        assert cells == [full[header.index(c) - 1] for c in tool.SUMMARY_COLUMNS], system
+    assert short.splitlines()[0] == ("Means over every mixture (2 files from the folder clean; white at 5 dB SNR; "
+                                     "1 torch thread; 2030-01-01 00:00 UTC):")
+    assert files["card"].read_text() == INTRO + f"{tool.START}\nold report\n{tool.END}\n\n## Limits\n"
+
+
+def test_update_readme_with_readme_writes_only_that_file(tmp_path, monkeypatch):
+    """--readme (the model card) gets the report; the checkout's README and docs stay as they were,
+    unless --summary-readme names a file for the short table."""
+    tool = _tool()
+    files = _checkout(tmp_path, monkeypatch, tool)
+    before = {k: p.read_text() for k, p in files.items()}
+    part, out = str(_part(tmp_path)), str(tmp_path / "results.md")
+    assert tool.main(["--merge", part, "--out", out, "--update-readme", "--readme", str(files["card"])]) == 0
+    card = files["card"].read_text()
+    assert "old report" not in card and "#### Per cell" in card and card.endswith("\n\n## Limits\n")
+    assert files["readme"].read_text() == before["readme"] and files["docs"].read_text() == before["docs"]
+    short = tmp_path / "short.md"
+    short.write_text(f"{tool.SUMMARY_START}\n{tool.SUMMARY_END}\n")
+    assert tool.main(["--merge", part, "--out", out, "--update-readme", "--readme", str(files["card"]),
+                      "--summary-readme", str(short)]) == 0
+    assert "| scoreaudio predictive (1 call) |" in short.read_text()
+    assert files["readme"].read_text() == before["readme"] and files["docs"].read_text() == before["docs"]
+
+
+def test_update_readme_without_the_markers_writes_nothing(tmp_path, monkeypatch):
+    tool = _tool()
+    files = _checkout(tmp_path, monkeypatch, tool, readme_markers=False)
+    before = {k: p.read_text() for k, p in files.items()}
+    with pytest.raises(ScoreAudioError, match="denoise-summary"):
+        tool.main(["--merge", str(_part(tmp_path)), "--out", str(tmp_path / "r.md"), "--update-readme"])
+    assert {k: p.read_text() for k, p in files.items()} == before  # not even docs/benchmarks.md
+
+
+def test_summary_only_rewrites_the_readme_table_from_the_docs_report(tmp_path, monkeypatch):
+    tool = _tool()
+    files = _checkout(tmp_path, monkeypatch, tool)
+    out = tmp_path / "results.md"
+    assert tool.main(["--merge", str(_part(tmp_path)), "--out", str(out), "--update-readme",
+                      "--readme", str(files["docs"])]) == 0  # the report only
+    assert "old summary" in files["readme"].read_text()
+    docs = files["docs"].read_text()
+    assert tool.main(["--summary-only"]) == 0
+    assert _block(files["readme"], tool.SUMMARY_START, tool.SUMMARY_END) == tool.summary(out.read_text()).strip("\n")
+    assert files["docs"].read_text() == docs
 
 
 @pytest.mark.slow

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from scoreaudio.config import compose
+from scoreaudio.info import describe_model
 from scoreaudio.nn import ScoreModel, build_score_model
-from scoreaudio.nn.build import describe_model
 from scoreaudio.nn.stft_unet import STFTUNet
 from scoreaudio.nn.unet2d import UNet2d, frame_group_norm
 from scoreaudio.nn.wavenet import WaveNet

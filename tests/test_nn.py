@@ -9,8 +9,9 @@ import torch
 
 from scoreaudio.config import compose, config_dir
 from scoreaudio.errors import ConfigError
+from scoreaudio.info import describe_model
 from scoreaudio.nn import ScoreModel, build_score_model, count_parameters
-from scoreaudio.nn.build import BACKBONES, describe_model
+from scoreaudio.nn.build import BACKBONES
 from scoreaudio.nn.embeddings import FourierFeatures, SigmaEmbedding, SinusoidalFeatures
 from scoreaudio.nn.mlp import ScoreMLP
 from scoreaudio.nn.unet2d import UNet2d

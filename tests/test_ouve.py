@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from scoreaudio.ouve import OUVE, ouve_sampler, sample_sigmas_ouve
+from scoreaudio.ouve import OUVE, ouve_one_call, ouve_sampler, sample_sigmas_ouve
 
 PROCESS = OUVE(gamma=1.5, sigma_min=0.1, sigma_max=5.0, t_eps=0.03)
 
@@ -66,6 +66,25 @@ def test_sampler_draws_the_gaussian_posterior():
             assert float(out.var()) == pytest.approx(exact_var, rel=0.03)
         else:  # unadjusted Langevin at step 2 r^2 V keeps the variance V / (1 - r^2): at most 4/3 here
             assert exact_var * 1.1 < float(out.var()) < exact_var / (1 - 0.5 ** 2) * 1.03
+
+
+def test_one_call_denoises_the_prior_start_at_its_ve_level():
+    """x_1 = y + sigma(1) z in VE coordinates is e^gamma (e^-gamma y + sigma(1) z) = y + sigma_eff(1) z:
+    the one-call estimate hands D exactly that state and level, and returns D's output."""
+    process = OUVE(gamma=1.5, sigma_min=0.05, sigma_max=0.5)
+    y = torch.randn(3, 1, 64, generator=torch.Generator().manual_seed(1))
+    seen = {}
+
+    def denoise_ve(x, sigma):
+        seen["x"], seen["sigma"] = x, sigma
+        return x * 0 + 7.0
+
+    out = ouve_one_call(denoise_ve, y, process, generator=torch.Generator().manual_seed(2))
+    z = torch.randn(y.shape, generator=torch.Generator().manual_seed(2))
+    top = float(process.sigma_eff(torch.tensor(1.0)))
+    assert torch.allclose(seen["x"], y + top * z, atol=1e-5)
+    assert torch.allclose(seen["sigma"], torch.full((3,), top))
+    assert torch.equal(out, torch.full_like(y, 7.0))
 
 
 def test_bad_constants_and_steps_are_refused():

@@ -13,8 +13,9 @@ from conftest import REPO, TINY
 
 from scoreaudio.config import compose, config_dir
 from scoreaudio.errors import ConfigError
+from scoreaudio.info import describe_model
 from scoreaudio.nn import ScoreModel, build_score_model, count_parameters
-from scoreaudio.nn.build import check_representation, describe_model
+from scoreaudio.nn.build import check_representation
 from scoreaudio.nn.stft_unet import STFTUNet
 from scoreaudio.utils.checkpoint import load_checkpoint_dict
 

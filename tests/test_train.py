@@ -294,14 +294,14 @@ def test_denoiser_recipe_trains_a_conditional_model_on_speech_and_noise(tmp_path
 
 
 def test_denoiser_recipe_trains_for_sgmse_ouve_and_denoises_with_its_sampler(tmp_path):
-    """noise.train_distribution=ouve: levels sigma_eff(t) of SGMSE+'s SDE, validated with its
-    sampler, and a denoiser whose default method is that sampler."""
+    """noise.train_distribution=ouve: levels sigma_eff(t) of SGMSE+'s SDE, validated with the
+    one-call estimate at the sampler's start, and a denoiser whose default method is that sampler."""
     from scoreaudio import SpeechDenoiser
 
     run = tmp_path / "run"
     train(_denoiser_cfg(tmp_path, run, "noise.train_distribution=ouve"))
     val = read_metrics(run, "valid")[-1]
-    assert "val_si_sdr_ouve" in val and "val_si_sdr_predictive" not in val
+    assert "val_si_sdr_ouve_one_call" in val and "val_si_sdr_predictive" not in val
     den = SpeechDenoiser.from_pretrained(run)
     assert den.default_method == "ouve" and den.ouve_process.gamma == 1.5
     assert den.ouve_process.sigma_max == pytest.approx(2.0 * den.sigma_data)

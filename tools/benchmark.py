@@ -3,7 +3,9 @@
 
     python tools/benchmark.py matmul train sample denoise scale [--presets tiny,small] [--device cpu|cuda]
                               [--quick] [--compile] [--ab layout,sync] [--checkpoint RUN_OR_PT]
-                              [--json out.json] [--markdown out.md] [--update-readme]
+                              [--json out.json] [--markdown out.md] [--update-readme [--readme FILE.md]]
+
+--update-readme rewrites the tool-written tables of docs/performance.md (or of --readme FILE.md).
 
 The suites, how the numbers are made, the outputs, and which module does what: the package
 ``tools/bench`` (its ``__init__.py``). This file is only the entry point; it is also what every

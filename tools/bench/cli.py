@@ -1,5 +1,6 @@
 """The command line of tools/benchmark.py: parse, run the suites (or re-render saved JSON), write
-stdout, --json, --markdown and the README's perf block; ``--worker`` runs one isolated measurement."""
+stdout, --json, --markdown and the perf block of docs/performance.md (or ``--readme``); ``--worker`` runs
+one isolated measurement."""
 from __future__ import annotations
 
 import argparse
@@ -11,15 +12,18 @@ import bench
 from bench import REPO
 from bench.isolation import WORKER_TAG, WORKERS
 from bench.markdown import render_markdown
-from bench.readme import update_perf_section
+from bench.readme import PERF_DOC, update_perf_section
 from bench.results import read_results, to_jsonable, write_json
 from bench.runner import run_suites
 from bench.settings import Settings
 from bench.suites import SUITES
 from bench.workloads import BACKBONES
 
-#: the README whose perf block --update-readme rewrites
-README = REPO / "README.md"
+
+def perf_target(args: argparse.Namespace) -> Path:
+    """The file whose perf block --update-readme rewrites: ``--readme``, else docs/performance.md of
+    this checkout (:data:`bench.readme.PERF_DOC`)."""
+    return Path(args.readme) if args.readme else REPO / PERF_DOC
 
 
 def _ints(text: str) -> List[int]:
@@ -62,7 +66,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="write all results and metadata as JSON")
     p.add_argument("--markdown", type=Path, help="write the tables as Markdown")
     p.add_argument("--update-readme", action="store_true",
-                   help="write the tables between <!-- perf:start --> and <!-- perf:end --> in README.md")
+                   help="write the tables between <!-- perf:start --> and <!-- perf:end --> of "
+                        f"{PERF_DOC.as_posix()} (or --readme), adding the markers at its end if missing")
+    p.add_argument("--readme", type=Path, default=None, metavar="FILE.md",
+                   help=f"the Markdown file --update-readme writes (default: {PERF_DOC.as_posix()})")
     p.add_argument("--from-json", type=Path, action="append", default=[],
                    help="measure nothing: render the results of earlier --json files (repeatable; suites "
                         "of later files win) to stdout / --markdown / --update-readme")
@@ -84,7 +91,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args.markdown.parent.mkdir(parents=True, exist_ok=True)
             args.markdown.write_text(md)
         if args.update_readme:
-            update_perf_section(md, README)
+            update_perf_section(md, perf_target(args))
         return 0
     names = list(args.suites) or ["all"]
     if "all" in names:
@@ -120,7 +127,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(md)
     if args.update_readme:
-        update_perf_section(md, README)
-        s.log("README.md: performance section updated between the perf markers")
+        target = update_perf_section(md, perf_target(args))
+        s.log(f"{target}: performance section updated between the perf markers")
     failed = [n for n, r in results["suites"].items() if r.get("error")]
     return 1 if failed else 0
