@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from scoreaudio.audio.features import log_mel, spectrogram_png
+from scoreaudio.audio.features import log_mel, spectrogram_png, spectrograms_png
 from scoreaudio.audio.representation import (
     CompressedSTFT,
     Waveform,
@@ -147,3 +147,15 @@ def test_log_mel_and_png(tmp_path):
     p = spectrogram_png(wav, 16000, tmp_path / "plots" / "s.png", title="test")
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [q.name for q in p.parent.iterdir()] == ["s.png"]
+
+
+def test_stacked_spectrograms_are_one_png_with_a_panel_each(tmp_path):
+    """Before/after pictures: one PNG, 3 inches of height a panel (PNG IHDR: width, height at 16:24)."""
+    wav = _speechy(8000)
+    one = spectrograms_png([(wav, "a")], 16000, tmp_path / "one.png").read_bytes()
+    three = spectrograms_png([(wav, "noisy"), (wav * 0.1, "denoised"), (np.zeros(8000), "clean")], 16000,
+                             tmp_path / "three.png").read_bytes()
+    size = lambda png: (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big"))  # noqa: E731
+    assert size(one) == (1000, 400) and size(three) == (1000, 1000)
+    with pytest.raises(ValueError, match="at least one"):
+        spectrograms_png([], 16000, tmp_path / "none.png")

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ..utils.files import atomic_write
 
-__all__ = ["log_mel", "spectrogram_png"]
+__all__ = ["log_mel", "spectrogram_png", "spectrograms_png"]
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -52,6 +52,22 @@ def log_mel(wav, sample_rate: int, n_mels: int = 80, n_fft: int = 1024, hop: int
     return out.reshape(*lead, n_mels, out.shape[-1])
 
 
+def _log_spectrogram(x: np.ndarray, sr: int) -> np.ndarray:
+    """(F, frames) log magnitude in dB of a mono signal, ~32 ms Hann windows, 1/8 hop."""
+    n_fft = 1 << max(6, int(round(math.log2(0.032 * sr))))  # ~32 ms
+    t = torch.as_tensor(x, dtype=torch.float32)
+    if t.numel() < 2:
+        t = torch.nn.functional.pad(t, (0, 2 - t.numel()))
+    mag = torch.stft(t, n_fft, hop_length=n_fft // 8, window=torch.hann_window(n_fft), center=True,
+                     pad_mode="constant", return_complex=True).abs().numpy()
+    return 20.0 * np.log10(np.maximum(mag, 1e-10))
+
+
+def _mono(wav) -> np.ndarray:
+    x = wav.detach().float().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav, np.float32)
+    return x.reshape(-1, x.shape[-1]).mean(axis=0) if x.ndim > 1 else x
+
+
 def spectrogram_png(wav, sample_rate: int, path, title: Optional[str] = None, *,
                     dynamic_range_db: float = 80.0) -> Path:
     """Write a log-magnitude spectrogram of a mono signal as a PNG (atomically); returns the path.
@@ -60,33 +76,40 @@ def spectrogram_png(wav, sample_rate: int, path, title: Optional[str] = None, *,
         wav: tensor or ndarray (T,) or (1, T) (more channels are averaged).
         dynamic_range_db: colours span [peak - range, peak] dB.
     """
+    return spectrograms_png([(wav, title)], sample_rate, path, dynamic_range_db=dynamic_range_db)
+
+
+def spectrograms_png(panels: Sequence[Tuple[object, Optional[str]]], sample_rate: int, path, *,
+                     dynamic_range_db: float = 80.0) -> Path:
+    """Write stacked log-magnitude spectrograms, one panel per ``(wav, title)``, as one PNG
+    (atomically); returns the path. Every panel shares one colour scale, [peak - range, peak] dB
+    with the peak over all panels, so a before/after pair shows what was removed.
+
+    Args:
+        panels: ``(wav, title)`` pairs; each wav a tensor or ndarray (T,) or (C, T) (channels averaged).
+        sample_rate: Hz, for the axes.
+        dynamic_range_db: the colour span in dB.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy, no pyplot global state
     from matplotlib.figure import Figure
 
-    x = wav.detach().float().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav, np.float32)
-    x = x.reshape(-1, x.shape[-1]).mean(axis=0) if x.ndim > 1 else x
+    if not panels:
+        raise ValueError("spectrograms_png needs at least one (wav, title) panel")
     sr = int(sample_rate)
-    n_fft = 1 << max(6, int(round(math.log2(0.032 * sr))))  # ~32 ms
-    hop = n_fft // 8
-    t = torch.as_tensor(x, dtype=torch.float32)
-    if t.numel() < 2:
-        t = torch.nn.functional.pad(t, (0, 2 - t.numel()))
-    mag = torch.stft(t, n_fft, hop_length=hop, window=torch.hann_window(n_fft), center=True,
-                     pad_mode="constant", return_complex=True).abs().numpy()
-    db = 20.0 * np.log10(np.maximum(mag, 1e-10))
-    top = float(db.max())
-    duration = len(x) / sr
-
-    fig = Figure(figsize=(10, 4), dpi=100)
+    waves = [_mono(w) for w, _ in panels]
+    dbs = [_log_spectrogram(x, sr) for x in waves]
+    top = max(float(d.max()) for d in dbs)
+    fig = Figure(figsize=(10, 1.0 + 3.0 * len(panels)), dpi=100)
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    im = ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=top - dynamic_range_db, vmax=top,
-                   extent=(0.0, duration, 0.0, sr / 2 / 1000.0), interpolation="nearest")
+    for k, (x, db, (_, title)) in enumerate(zip(waves, dbs, panels)):
+        ax = fig.add_subplot(len(panels), 1, k + 1)
+        im = ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=top - dynamic_range_db, vmax=top,
+                       extent=(0.0, len(x) / sr, 0.0, sr / 2 / 1000.0), interpolation="nearest")
+        ax.set_ylabel("frequency (kHz)")
+        if title:
+            ax.set_title(title)
+        fig.colorbar(im, ax=ax, label="dB")
     ax.set_xlabel("time (s)")
-    ax.set_ylabel("frequency (kHz)")
-    if title:
-        ax.set_title(title)
-    fig.colorbar(im, ax=ax, label="dB")
     fig.tight_layout()
 
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
