@@ -25,10 +25,31 @@ from omegaconf.errors import OmegaConfBaseException
 
 from .errors import ConfigError, one_line
 
-#: The folder that holds configs/<group>/<name>.yaml (the repository root in a checkout; the
-#: package ships a copy under scoreaudio/_configs when installed from a wheel).
+#: The folders that hold configs/<group>/<name>.yaml and the recipes: the repository root in a
+#: checkout (and an editable install); a wheel ships copies as scoreaudio/_configs and _recipes.
 PACKAGE_DIR = Path(__file__).resolve().parent
 CONFIG_DIRS = (PACKAGE_DIR.parent / "configs", PACKAGE_DIR / "_configs")
+RECIPE_DIRS = (PACKAGE_DIR.parent / "recipes", PACKAGE_DIR / "_recipes")
+
+
+def find_recipe(recipe: Union[str, Path]) -> Optional[Path]:
+    """The recipe file ``recipe`` names: an existing path as given; else a name (``quickstart``) or a
+    path into a ``recipes/`` folder (``recipes/quickstart.yaml``, as the README types it) looked up
+    in ./recipes and in the package's recipes (so an installed wheel runs the README's commands
+    from any folder). None when there is no such recipe."""
+    path = Path(recipe)
+    if path.is_file():
+        return path
+    if not path.suffix:
+        name = path.name
+    elif path.suffix in (".yaml", ".yml") and path.parent.name in ("recipes", ""):
+        name = path.stem
+    else:
+        return None
+    for d in (Path("recipes"), *RECIPE_DIRS):
+        if (d / f"{name}.yaml").is_file():
+            return d / f"{name}.yaml"
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -522,10 +543,7 @@ def compose(recipe: Union[str, Path, None] = None, overrides: Sequence[str] = ()
             dotlist.append(item)
     required: set = set()
     if recipe is not None:
-        recipe = Path(recipe)
-        if not recipe.is_file() and not recipe.suffix:
-            candidate = PACKAGE_DIR.parent / "recipes" / f"{recipe}.yaml"
-            recipe = candidate if candidate.is_file() else recipe
+        recipe = find_recipe(recipe) or Path(recipe)
         source = str(recipe)
         body = _load_yaml(recipe, "recipe")
         entries = _defaults_entries(body.get("defaults"), recipe)

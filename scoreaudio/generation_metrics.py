@@ -279,12 +279,12 @@ def audio_files(folder: PathLike, what: str) -> List[Path]:
 
 
 def _is_recipe(reference: PathLike) -> bool:
-    from .config import PACKAGE_DIR
+    from .config import find_recipe
 
     path = Path(reference)
     if path.is_file():
         return path.suffix.lower() in (".yaml", ".yml")
-    return not path.suffix and (PACKAGE_DIR.parent / "recipes" / f"{path}.yaml").is_file()
+    return not path.suffix and find_recipe(path) is not None
 
 
 def recipe_files(recipe: PathLike, split: str = "valid", overrides: Sequence[str] = ()) -> List[Path]:

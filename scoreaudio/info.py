@@ -22,7 +22,7 @@ def target_kind(target: str) -> str:
     """``"model"`` (a checkpoint, run directory, .safetensors file or built-in model name) or
     ``"recipe"`` (a YAML file or a recipe name); ScoreAudioError saying what info takes when
     ``target`` is neither (a WAV, a text file, a typo), before anything is parsed."""
-    from .config import PACKAGE_DIR
+    from .config import find_recipe
     from .pretrained import BUILTIN_MODELS
 
     path = Path(target)
@@ -37,7 +37,7 @@ def target_kind(target: str) -> str:
                               f"({', '.join(BUILTIN_MODELS)})")
     if target in BUILTIN_MODELS:
         return "model"
-    if not path.suffix and any((d / f"{target}.yaml").is_file() for d in (Path("recipes"), PACKAGE_DIR.parent / "recipes")):
+    if find_recipe(target) is not None:
         return "recipe"
     raise ScoreAudioError(f"{target}: no such file, folder or recipe; give {EXPECTED} ({', '.join(BUILTIN_MODELS)})")
 
@@ -46,10 +46,9 @@ def describe(target: str, overrides=()) -> dict:
     """Facts about the model of a checkpoint / run dir / .safetensors file / built-in model, or
     of the model a recipe would build (:func:`target_kind` says which)."""
     from .audio.representation import build_representation
-    from .config import compose, is_conditional
+    from .config import compose, find_recipe, is_conditional
     from .nn.build import build_score_model
 
-    path = Path(target)
     if target_kind(str(target)) == "model":
         from .pretrained import load_pretrained
 
@@ -57,8 +56,7 @@ def describe(target: str, overrides=()) -> dict:
         cfg, model, rep = pre.cfg, pre.model, pre.representation
         extra = {"checkpoint": str(pre.path), "step": pre.step, "sigmas": pre.sigmas}
     else:
-        if not path.is_file() and (Path("recipes") / f"{target}.yaml").is_file():
-            target = Path("recipes") / f"{target}.yaml"  # a recipe of the current folder by name
+        target = find_recipe(target) or target  # a recipe by name, here or in the package
         cfg = compose(target, overrides)
         rep = build_representation(cfg.representation)
         cond = rep.channels if is_conditional(cfg) else 0
