@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import REPO
 from omegaconf import OmegaConf
 
 from scoreaudio.config import NoiseSourceConfig, compose
@@ -20,7 +21,7 @@ from scoreaudio.data.noise_sources import (
     noise_group,
     noise_split,
 )
-from scoreaudio.errors import DataError
+from scoreaudio.errors import ConfigError, DataError
 
 SR = 16000
 
@@ -485,3 +486,15 @@ def test_sources_from_config(tmp_path, folder, speakers):
     bad = compose(None, ["data.noise_mix.sources=[{kind: folder, root: '" + str(tmp_path / "none") + "'}]"])
     with pytest.raises(DataError, match="not found"):
         NoiseMixer.from_config(bad.data.noise_mix, SR)
+
+
+def test_a_folder_the_sources_do_not_use_is_refused(folder, speakers):
+    """With sources set, `folder` only counts through a source's root (the denoiser recipe's
+    interpolation); a folder no source names would be dropped silently, so it is an error."""
+    used = compose(REPO / "recipes" / "denoiser.yaml", [f"data.noise_mix.folder={folder}"])
+    mixer = NoiseMixer.from_config(used.data.noise_mix, SR, train_metas=speakers)
+    assert sorted(mixer.sources.sources[-1].files) == noise_files("folder", folder, split="train")
+    unused = compose(None, ["data.noise_mix.sources=[{kind: pink}]", f"data.noise_mix.folder={folder}"])
+    with pytest.raises(ConfigError, match=r"data.noise_mix.folder=.* is not used.*add \{kind: folder") as e:
+        NoiseMixer.from_config(unused.data.noise_mix, SR)
+    assert "\n" not in str(e.value)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..audio.io import load
-from ..errors import AudioError, DataError
+from ..errors import AudioError, ConfigError, DataError
 from ..utils.silence import SILENT_INPUT_PEAK
 from .manifest import AudioMeta
 from .step_sampler import SKIPPED
@@ -151,6 +151,12 @@ class NoiseMixer:
 
         sources = None
         if noise_cfg.sources:
+            roots = [str(src.get("root")) for src in noise_cfg.sources]
+            if noise_cfg.folder and str(noise_cfg.folder) not in roots:
+                # with sources set, `folder` is read only through a source's root: say so, never drop it
+                raise ConfigError(f"data.noise_mix.folder={noise_cfg.folder} is not used: data.noise_mix.sources "
+                                  f"is set and no entry has that root; add {{kind: folder, root: "
+                                  f"{noise_cfg.folder}}} to the sources, or drop the folder override")
             sources = build_sources(noise_cfg.sources, sample_rate, train_metas=train_metas, split=split)
         return cls(kinds=list(noise_cfg.kinds), folder=noise_cfg.folder, snr_db_min=noise_cfg.snr_db_min,
                    snr_db_max=noise_cfg.snr_db_max, sample_rate=sample_rate, sources=sources,
