@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -34,7 +35,12 @@ def test_recipes_are_found_by_name_and_by_the_readme_path(tmp_path, monkeypatch)
 @pytest.fixture(scope="module")
 def installed_wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("wheel")
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)],
+    src = out / "src"  # a copy: building in the checkout would leave build/ and egg-info behind
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "scoreaudio", "configs", "recipes"):
+        copy = shutil.copytree if (REPO / name).is_dir() else shutil.copy2
+        copy(REPO / name, src / name, **({"ignore": shutil.ignore_patterns("__pycache__")} if copy is shutil.copytree else {}))
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(src)],
                            capture_output=True, text=True, timeout=300)
     if built.returncode != 0 and "No matching distribution" in built.stderr + built.stdout:
         pytest.skip("pip cannot fetch setuptools for an isolated build here")
