@@ -6,7 +6,8 @@ is exact. For the compressed STFT it is not: white waveform noise is not Gaussia
 is redundant, and how a *trained* model responds to the mismatch depends on the checkpoint
 (measured: on one model x1 beat x2 by 2-7 dB though the exact-score analysis favours about x2).
 So each unconditional checkpoint measures the best scale of that map on its own validation crops
-and stores it as ``sigmas["noise_map_scale"]``; :class:`scoreaudio.SpeechDenoiser` applies it.
+and stores it as :attr:`NoiseLevels.noise_map_scale <scoreaudio.noise.NoiseLevels>` (key
+``noise_map_scale`` of the checkpoint's ``sigmas``); :class:`scoreaudio.SpeechDenoiser` applies it.
 """
 from __future__ import annotations
 

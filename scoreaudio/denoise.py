@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Callable, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -54,6 +54,7 @@ from .audio.noise_level import estimate_noise_std, noise_std_from_snr
 from .config import NoiseConfig
 from .denoise_methods import CONDITIONAL_METHODS, METHOD_FUNCTIONS, PRIOR_METHODS, tweedie
 from .errors import AudioError, ScoreAudioError
+from .noise import NoiseLevels
 from .ouve import OUVE
 from .utils.silence import SILENT_INPUT_PEAK
 from .utils.tensor import fit_length
@@ -96,7 +97,9 @@ class SpeechDenoiser:
     Args:
         model: the score model, on ``device``, in eval mode.
         representation: ``encode``/``decode``/``noise_std_in_model_space`` (scoreaudio.audio.representation).
-        sigmas: ``{"sigma_min", "sigma_max", ...}`` of the training run (model space).
+        levels: the training run's :class:`~scoreaudio.noise.NoiseLevels` (model space), or the
+            dict of them a checkpoint stores; its ``noise_map_scale`` (None: 1) scales the
+            estimated noise level of a prior.
         sample_rate: the model's rate, Hz.
         conditional: the model takes the noisy representation as ``cond``.
         normalize, peak_level, rms_db: loudness normalisation as in training (``data.*``).
@@ -108,7 +111,7 @@ class SpeechDenoiser:
             ``noise.train_distribution=ouve``; it makes ``ouve`` the default method.
     """
 
-    def __init__(self, model, representation, sigmas: Dict[str, float], sample_rate: int, *,
+    def __init__(self, model, representation, levels: NoiseLevels | Mapping[str, float], sample_rate: int, *,
                  conditional: bool = False, normalize: str = "peak", peak_level: float = 0.9,
                  rms_db: float = -25.0, device: Union[str, torch.device, None] = None,
                  chunk_seconds: float = 4.0, overlap_seconds: float = 0.5, batch_size: Optional[int] = None,
@@ -122,11 +125,12 @@ class SpeechDenoiser:
             raise ScoreAudioError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
         self.representation = representation
-        self.sigma_min = float(sigmas["sigma_min"])
-        self.sigma_max = float(sigmas["sigma_max"])
-        self.sigma_data = float(sigmas.get("sigma_data", 1.0))
+        levels = NoiseLevels.coerce(levels)
+        self.sigma_min = levels.sigma_min
+        self.sigma_max = levels.sigma_max
+        self.sigma_data = levels.sigma_data
         # measured per checkpoint at the end of training (scoreaudio/calibration.py); 1 = the analytic map
-        self.noise_map_scale = float(sigmas.get("noise_map_scale", 1.0))
+        self.noise_map_scale = 1.0 if levels.noise_map_scale is None else levels.noise_map_scale
         self.sample_rate = int(sample_rate)
         self.conditional = bool(conditional)
         self.normalize = normalize
@@ -169,11 +173,11 @@ class SpeechDenoiser:
             local = is_length_independent(p.cfg.model)
             chunk_seconds = LOCAL_CHUNK_SECONDS if local else float(d.segment_seconds)
             overlap_seconds = min(overlap_seconds, 0.25 * chunk_seconds)
-        den = cls(p.model, p.representation, p.sigmas, p.sample_rate, conditional=p.conditional,
+        den = cls(p.model, p.representation, p.levels, p.sample_rate, conditional=p.conditional,
                   normalize=str(d.normalize), peak_level=float(d.peak_level), rms_db=float(d.rms_db),
                   device=p.device, chunk_seconds=chunk_seconds, overlap_seconds=overlap_seconds,
                   batch_size=batch_size, sampler_snr=float(p.cfg.sampler.snr),
-                  ouve=OUVE.from_config(p.cfg.noise, float(p.sigmas.get("sigma_data", 1.0)))
+                  ouve=OUVE.from_config(p.cfg.noise, p.levels.sigma_data)
                   if p.cfg.noise.get("train_distribution") == "ouve" else None)
         den.checkpoint = p.path
         return den

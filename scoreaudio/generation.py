@@ -36,12 +36,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
 from .errors import ConfigError, ScoreAudioError, one_line
+from .noise import NoiseLevels
 from .sampling import SAMPLERS, SamplerPlan, get_sampler, sampler_ladder
 from .utils.checks import check_int
 from .utils.files import atomic_write
@@ -69,10 +70,12 @@ class NotEnoughMemoryError(ScoreAudioError, MemoryError):
     """A request would need more memory than the machine has free (refused before sampling)."""
 
 
-def plan_for(sampler_cfg, sigmas: dict, dim: int) -> SamplerPlan:
-    """The sampler's ladder and settings for ``sampler_cfg.steps`` network evaluations."""
-    return sampler_ladder(sampler_cfg.name, int(sampler_cfg.steps), float(sigmas["sigma_min"]),
-                          float(sigmas["sigma_max"]), dim=dim, snr=float(sampler_cfg.snr),
+def plan_for(sampler_cfg, levels: NoiseLevels | Mapping[str, float], dim: int) -> SamplerPlan:
+    """The sampler's ladder and settings for ``sampler_cfg.steps`` network evaluations between the
+    run's ``levels`` (:class:`~scoreaudio.noise.NoiseLevels`, or the dict of them a checkpoint stores)."""
+    levels = NoiseLevels.coerce(levels)
+    return sampler_ladder(sampler_cfg.name, int(sampler_cfg.steps), levels.sigma_min,
+                          levels.sigma_max, dim=dim, snr=float(sampler_cfg.snr),
                           final_denoise=bool(sampler_cfg.final_denoise))
 
 
@@ -83,8 +86,8 @@ def limit_peaks(wav: torch.Tensor, limit: float = PEAK_LIMIT) -> torch.Tensor:
     return wav * gain.view(-1, *([1] * (wav.ndim - 1)))
 
 
-def sample_model_space(model, representation, sigmas: dict, sampler_cfg, *, num: int, length: int,
-                       device: torch.device, generator: Optional[torch.Generator] = None,
+def sample_model_space(model, representation, levels: NoiseLevels | Mapping[str, float], sampler_cfg, *,
+                       num: int, length: int, device: torch.device, generator: Optional[torch.Generator] = None,
                        cond: Optional[torch.Tensor] = None,
                        callback: Optional[Callable[[dict], None]] = None) -> Tuple[torch.Tensor, SamplerPlan]:
     """Run the sampler in model space: returns ((num, C, *S) on ``device``, the plan it followed).
@@ -94,9 +97,10 @@ def sample_model_space(model, representation, sigmas: dict, sampler_cfg, *, num:
     :func:`scoreaudio.sampling.sampler_ladder`). A non-finite value at any step is a
     ScoreAudioError naming the sampler, the step and its sigma (found without a host sync per step).
     """
+    levels = NoiseLevels.coerce(levels)
     shape = (num, *representation.encoded_shape(length))
     try:
-        plan = plan_for(sampler_cfg, sigmas, dim=math.prod(shape[1:]))
+        plan = plan_for(sampler_cfg, levels, dim=math.prod(shape[1:]))
     except ValueError as e:
         raise ConfigError(f"{sampler_cfg.steps} network evaluations (--steps / sampler.steps) are too few "
                           f"for sampler '{sampler_cfg.name}': {e}") from None
@@ -136,9 +140,9 @@ def decode_samples(representation, x: torch.Tensor, length: int, *, sampler: str
     return limit_peaks(wav).cpu()
 
 
-def draw_samples(model, representation, sigmas: dict, sampler_cfg, *, num: int, seconds: float, sample_rate: int,
-                 device: torch.device, generator: Optional[torch.Generator] = None, cond: Optional[torch.Tensor] = None,
-                 callback: Optional[Callable[[dict], None]] = None) -> torch.Tensor:
+def draw_samples(model, representation, levels: NoiseLevels | Mapping[str, float], sampler_cfg, *, num: int,
+                 seconds: float, sample_rate: int, device: torch.device, generator: Optional[torch.Generator] = None,
+                 cond: Optional[torch.Tensor] = None, callback: Optional[Callable[[dict], None]] = None) -> torch.Tensor:
     """Draw ``num`` waveforms of ``seconds`` from the model: returns (num, 1, T) float32 on CPU.
 
     Starts from sigma_max * N(0, I) in model space, runs the configured sampler for
@@ -148,7 +152,7 @@ def draw_samples(model, representation, sigmas: dict, sampler_cfg, *, num: int, 
     ``cond`` (num, C, *S) conditions a conditional model on an input.
     """
     length = num_samples_for(seconds, sample_rate)
-    x, plan = sample_model_space(model, representation, sigmas, sampler_cfg, num=num, length=length,
+    x, plan = sample_model_space(model, representation, levels, sampler_cfg, num=num, length=length,
                                  device=device, generator=generator, cond=cond, callback=callback)
     return decode_samples(representation, x, length, sampler=plan.name)
 
@@ -356,7 +360,7 @@ def sample_checkpoint(checkpoint=None, num: int = 4, seconds: float = 2.0, *, sa
     # refused with what it needs instead of swapping the machine or dying out of memory.
     state_per_sample = 4 * math.prod(pre.representation.encoded_shape(length)) / length
     per_sample = network_bytes_per_sample(pre.model, pre.representation, pre.sample_rate,
-                                          float(pre.sigmas["sigma_max"]), pre.device)
+                                          pre.levels.sigma_max, pre.device)
     check_memory(num=num, batch_size=batch_size, length=length, sample_rate=pre.sample_rate,
                  per_sample=per_sample, state_per_sample=state_per_sample,
                  keep_model_space=keep_model_space, device=pre.device)
@@ -382,7 +386,7 @@ def sample_checkpoint(checkpoint=None, num: int = 4, seconds: float = 2.0, *, sa
             seeds.append(derive_seed(seed, b))
             gen = torch.Generator(device=pre.device).manual_seed(seeds[-1])
             tb = time.perf_counter()
-            x, plan = sample_model_space(pre.model, pre.representation, pre.sigmas, sampler_cfg, num=n,
+            x, plan = sample_model_space(pre.model, pre.representation, pre.levels, sampler_cfg, num=n,
                                          length=length, device=pre.device, generator=gen,
                                          callback=tick if bar is not None else None)
             wavs.append(decode_samples(pre.representation, x, length, sampler=plan.name))  # syncs the device
@@ -568,8 +572,7 @@ def generation_manifest(result: Generation, files: List[Dict[str, object]], extr
         "representation": pre.representation.to_dict(),
         "sample_rate": result.sample_rate,
         "length": int(result.wavs.shape[-1]),
-        "sigmas": {k: (v if isinstance(v, (bool, int, float, str)) or v is None else float(v))
-                   for k, v in pre.sigmas.items()},
+        "sigmas": pre.levels.to_dict(),
         "sampler_plan": {"name": plan.name, "ladder_length": len(ladder), "nfe": plan.nfe,
                          "nfe_requested": result.settings["steps"], "kwargs": dict(plan.kwargs),
                          "sigma_first": ladder[0], "sigma_last": ladder[-1]},

@@ -54,7 +54,7 @@ def describe(target: str, overrides=()) -> dict:
 
         pre = load_pretrained(target, device="cpu")
         cfg, model, rep = pre.cfg, pre.model, pre.representation
-        extra = {"checkpoint": str(pre.path), "step": pre.step, "sigmas": pre.sigmas}
+        extra = {"checkpoint": str(pre.path), "step": pre.step, "sigmas": pre.levels.to_dict()}
     else:
         target = find_recipe(target) or target  # a recipe by name, here or in the package
         cfg = compose(target, overrides)

@@ -3,7 +3,9 @@
 Everything is in the variance-exploding (sigma) view: data ``x0`` is perturbed as
 ``x = x0 + sigma * z`` with ``z ~ N(0, I)``. A *ladder* is a 1-D tensor of noise levels in
 descending order, ``sigmas[0] = sigma_max`` ... ``sigmas[-1] = sigma_min``; samplers walk it from
-left to right.
+left to right. A run's *noise levels* (:class:`NoiseLevels`) are the settings the ladder and the
+training draws come from; checkpoints store them as the dict ``NoiseLevels.to_dict()`` under
+``"sigmas"``.
 
 The rules at the end pick the ladder from the data, following Song & Ermon (2020), "Improved
 Techniques for Training Score-Based Generative Models" (NCSNv2), Techniques 1, 2 and 4.
@@ -11,14 +13,19 @@ Techniques for Training Score-Based Generative Models" (NCSNv2), Techniques 1, 2
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import torch
 
+from scoreaudio.errors import CheckpointError
 from scoreaudio.utils.checks import check_int
 
 __all__ = [
+    "NoiseLevels",
     "gamma_from_dim",
     "geometric_sigmas",
     "karras_sigmas",
@@ -34,6 +41,92 @@ __all__ = [
     "TRAIN_DISTRIBUTIONS",
     "sigma_max_from_data",
 ]
+
+
+# --------------------------------------------------------------------------------------------
+# A run's noise levels
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NoiseLevels:
+    """The noise-level settings of one training run (what checkpoints store as ``"sigmas"``).
+
+    Every sigma is a noise standard deviation in the units of the model's representation (model
+    space: the encoded waveform or compressed STFT the network sees), not of the audio.
+
+    Attributes:
+        sigma_min: smallest noise level of the run (the ladder's last rung).
+        sigma_max: largest noise level (NCSNv2 Technique 1 unless the recipe sets it).
+        num_levels: rungs of the geometric ladder from sigma_max down to sigma_min (Technique 2).
+        sigma_data: std of the encoded training data (EDM preconditioning).
+        dim: numbers in one encoded training example, as measured when the levels were chosen
+            (None: not recorded).
+        noise_map_scale: the scale k of a prior's noise-level map fitted on validation speech at
+            the end of training (calibration.py; dimensionless); None: not calibrated, the
+            analytic map (k = 1) applies.
+
+    :meth:`to_dict` gives the on-disk dict (keys in this order; None fields left out) and
+    :meth:`from_dict` reads it back, so checkpoints and weights files keep the dict they always had.
+    The object is immutable: :meth:`with_noise_map_scale` returns a calibrated copy.
+    """
+
+    sigma_min: float
+    sigma_max: float
+    num_levels: int
+    sigma_data: float
+    dim: Optional[int] = None
+    noise_map_scale: Optional[float] = None
+
+    #: keys a stored dict must have, and the optional ones (None when absent)
+    REQUIRED = ("sigma_min", "sigma_max", "num_levels", "sigma_data")
+    OPTIONAL = ("dim", "noise_map_scale")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict checkpoints, ``sigmas.json`` and weights-file metadata hold: every field in
+        declaration order, the optional ones only when set."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is not None or f.name in self.REQUIRED:
+                out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, source: str = "sigmas") -> "NoiseLevels":
+        """Read a stored dict (:meth:`to_dict`; any checkpoint's ``"sigmas"``).
+
+        Raises:
+            CheckpointError: ``d`` is not a dict, lacks a required key, has an unknown key or a
+                value that is not a number (one line, starting with ``source``).
+        """
+        if not isinstance(d, Mapping):
+            raise CheckpointError(f"{source} must be a dict of noise levels, got {type(d).__name__}")
+        missing = [k for k in cls.REQUIRED if k not in d]
+        if missing:
+            raise CheckpointError(f"{source} lacks {', '.join(repr(k) for k in missing)} (has "
+                                  f"{', '.join(map(str, d)) or 'nothing'}; needs {', '.join(cls.REQUIRED)})")
+        unknown = [str(k) for k in d if k not in cls.REQUIRED + cls.OPTIONAL]
+        if unknown:
+            raise CheckpointError(f"{source} has unknown keys {', '.join(unknown)} (known: "
+                                  f"{', '.join(cls.REQUIRED + cls.OPTIONAL)})")
+        values: dict[str, Any] = {}
+        for key, kind in (("sigma_min", float), ("sigma_max", float), ("num_levels", int), ("sigma_data", float),
+                          ("dim", int), ("noise_map_scale", float)):
+            if d.get(key) is None:
+                continue
+            try:
+                values[key] = kind(d[key])
+            except (TypeError, ValueError):
+                raise CheckpointError(f"{source}: {key}={d[key]!r} is not a number") from None
+        return cls(**values)
+
+    @classmethod
+    def coerce(cls, levels: "NoiseLevels | Mapping[str, Any]") -> "NoiseLevels":
+        """``levels`` itself, or a plain dict of the stored keys read with :meth:`from_dict`."""
+        return levels if isinstance(levels, cls) else cls.from_dict(levels)
+
+    def with_noise_map_scale(self, scale: float) -> "NoiseLevels":
+        """A copy with the calibrated noise-map scale set."""
+        return dataclasses.replace(self, noise_map_scale=float(scale))
 
 
 def _check_range(n: int, sigma_min: float, sigma_max: float) -> int:

@@ -24,6 +24,7 @@ from .audio.representation import representation_from_dict
 from .config import from_container, is_conditional
 from .errors import CheckpointError, ConfigError
 from .nn.build import build_score_model
+from .noise import NoiseLevels
 from .utils.checkpoint import load_checkpoint_dict, resolve_checkpoint
 from .utils.device import resolve_device
 
@@ -41,7 +42,7 @@ class Pretrained:
     model: torch.nn.Module  # ScoreModel in eval mode, on `device`, EMA weights unless asked otherwise
     cfg: DictConfig  # the resolved training config
     representation: object  # Representation used in training
-    sigmas: dict  # sigma_min, sigma_max, num_levels, sigma_data
+    levels: NoiseLevels  # the run's noise levels (sigma_min, sigma_max, num_levels, sigma_data, ...)
     step: int  # optimiser steps the weights have seen
     path: Path  # the checkpoint file
     device: torch.device
@@ -172,7 +173,7 @@ def load_pretrained(checkpoint: Union[str, Path, None], *, device: Union[str, to
     try:
         cfg = checkpoint_config(ckpt["config"])
         representation = representation_from_dict(ckpt["representation"])
-        sigmas = dict(ckpt["sigmas"])
+        levels = NoiseLevels.from_dict(ckpt["sigmas"], source=f"{path}: sigmas")
         # stored since conditional became a property of the model; older checkpoints: loss=cdsm
         cond_channels = int(ckpt.get("cond_channels", representation.channels if is_conditional(cfg) else 0))
         model = build_score_model(cfg.model, representation.channels, cond_channels=cond_channels)
@@ -183,12 +184,13 @@ def load_pretrained(checkpoint: Union[str, Path, None], *, device: Union[str, to
         raise CheckpointError(f"{path} is incomplete or does not match this scoreaudio version "
                               f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
     model.to(device).eval().requires_grad_(False)
-    return Pretrained(model, cfg, representation, sigmas, int(ckpt.get("step", 0)), path, device)
+    return Pretrained(model, cfg, representation, levels, int(ckpt.get("step", 0)), path, device)
 
 
-def init_weights(model: torch.nn.Module, source: Union[str, Path], representation, cond_channels: int) -> dict:
+def init_weights(model: torch.nn.Module, source: Union[str, Path], representation,
+                 cond_channels: int) -> NoiseLevels:
     """Load the EMA weights of ``source`` (what :func:`load_pretrained` takes) into ``model`` to
-    fine-tune it (``train.init_from``); returns the source's sigma settings, which the run keeps:
+    fine-tune it (``train.init_from``); returns the source's noise levels, which the run keeps:
     the network learned its levels relative to them (sigma_data, sigma_max).
 
     Raises:
@@ -208,7 +210,7 @@ def init_weights(model: torch.nn.Module, source: Union[str, Path], representatio
     except RuntimeError:
         raise ConfigError(f"train.init_from={source}: its network does not fit this recipe's; use "
                           f"model={pre.cfg.model.get('preset', '?')} (and its overrides)") from None
-    return dict(pre.sigmas)
+    return pre.levels
 
 
 # --------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from .data.datasets import build_datasets
 from .data.step_sampler import SKIPPED, SkippedFiles, StepBatchSampler, collate
 from .errors import ConfigError, DataError, TrainingError
 from .nn.build import build_score_model, check_representation, count_parameters
-from .noise import geometric_sigmas, num_levels_from_dim, sigma_max_from_data
+from .noise import NoiseLevels, geometric_sigmas, num_levels_from_dim, sigma_max_from_data
 from .ouve import OUVE
 from .pretrained import init_weights
 from .resume import check_resume_config, check_same_model, continue_command, resume_config
@@ -60,8 +60,8 @@ __all__ = ["StepBatchSampler", "check_config", "choose_sigmas", "train"]
 # Pieces of the run
 # --------------------------------------------------------------------------------------------
 def choose_sigmas(cfg: DictConfig, dataset, representation, device: torch.device, n_examples: int = 64,
-                  on_skip=None) -> dict:
-    """The run's sigma settings: given by the recipe, or picked from data by the NCSNv2 rules.
+                  on_skip=None) -> NoiseLevels:
+    """The run's noise levels: given by the recipe, or picked from data by the NCSNv2 rules.
 
     sigma_max: technique 1 (largest pairwise distance among ``n_examples`` deterministic crops, in
     model space); num_levels: technique 2 (from the dimension); sigma_data: the std of the encoded
@@ -85,8 +85,8 @@ def choose_sigmas(cfg: DictConfig, dataset, representation, device: torch.device
     num_levels = int(cfg.noise.num_levels) if cfg.noise.num_levels is not None else \
         num_levels_from_dim(dim, sigma_min, sigma_max)
     sigma_data = float(cfg.model.sigma_data) if cfg.model.sigma_data is not None else float(x.std())
-    return {"sigma_min": sigma_min, "sigma_max": sigma_max, "num_levels": num_levels,
-            "sigma_data": max(sigma_data, 1e-4), "dim": dim}
+    return NoiseLevels(sigma_min=sigma_min, sigma_max=sigma_max, num_levels=num_levels,
+                       sigma_data=max(sigma_data, 1e-4), dim=dim)
 
 
 
@@ -207,13 +207,13 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
         torch.manual_seed(derive_seed(cfg.train.seed, 0))
         model = build_score_model(cfg.model, representation.channels, cond_channels=cond_channels)
     if ckpt:
-        sigmas = ckpt["sigmas"]
-    elif cfg.train.init_from:  # fine-tuning: the source's weights and the sigma settings they learned
-        sigmas = init_weights(model, cfg.train.init_from, representation, cond_channels)
+        levels = NoiseLevels.from_dict(ckpt["sigmas"], source=f"{resume_from}: sigmas")
+    elif cfg.train.init_from:  # fine-tuning: the source's weights and the noise levels they learned
+        levels = init_weights(model, cfg.train.init_from, representation, cond_channels)
         log(f"fine-tuning from {cfg.train.init_from}")
     else:
-        sigmas = choose_sigmas(cfg, train_set, representation, device, on_skip=skipped.record)
-    model.to(device).sigma_data.fill_(sigmas["sigma_data"])
+        levels = choose_sigmas(cfg, train_set, representation, device, on_skip=skipped.record)
+    model.to(device).sigma_data.fill_(levels.sigma_data)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
                                   betas=(0.9, float(cfg.train.adam_beta2)))
     ema = EMA(model, ema_half_life(cfg.train))
@@ -229,11 +229,11 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
         optimizer.load_state_dict(ckpt["optimizer"])
         start_step = int(ckpt["step"])
     if cfg.noise.train_distribution == "ouve":
-        top = float(OUVE.from_config(cfg.noise, sigmas["sigma_data"]).sigma_eff(torch.tensor(1.0)))
-        if top > sigmas["sigma_max"]:
+        top = float(OUVE.from_config(cfg.noise, levels.sigma_data).sigma_eff(torch.tensor(1.0)))
+        if top > levels.sigma_max:
             raise ConfigError(f"noise.ouve_sigma_max={cfg.noise.ouve_sigma_max} reaches sigma {top:.3g}, above "
-                              f"the run's sigma_max {sigmas['sigma_max']:.3g}; lower it or raise noise.sigma_max")
-    ladder = geometric_sigmas(sigmas["num_levels"], sigmas["sigma_min"], sigmas["sigma_max"]).to(device)
+                              f"the run's sigma_max {levels.sigma_max:.3g}; lower it or raise noise.sigma_max")
+    ladder = geometric_sigmas(levels.num_levels, levels.sigma_min, levels.sigma_max).to(device)
 
     train_model = torch.compile(model) if cfg.train.compile else model
     if d.world > 1:
@@ -244,14 +244,14 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
     n_params = count_parameters(model)
     if d.main:
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
-        (run_dir / "sigmas.json").write_text(json.dumps(sigmas, indent=2))
+        (run_dir / "sigmas.json").write_text(json.dumps(levels.to_dict(), indent=2))
         eff = cfg.train.batch_size * d.world * cfg.train.grad_accum
         log(f"run dir {run_dir}  |  {cfg.model.preset} {cfg.model.backbone}: {n_params / 1e6:.2f}M params  |  "
             f"device {device} x{d.world}  |  effective batch {eff}")
         origin = "from checkpoint" if ckpt else f"from {cfg.train.init_from}" if cfg.train.init_from \
             else "NCSNv2 rules / data"
-        log(f"sigmas: min {sigmas['sigma_min']:.4g}  max {sigmas['sigma_max']:.4g}  levels {sigmas['num_levels']}  "
-            f"sigma_data {sigmas['sigma_data']:.4g}  ({origin})")
+        log(f"sigmas: min {levels.sigma_min:.4g}  max {levels.sigma_max:.4g}  levels {levels.num_levels}  "
+            f"sigma_data {levels.sigma_data:.4g}  ({origin})")
         if ckpt:
             log(f"resuming from {resume_from} at step {start_step}")
 
@@ -260,7 +260,7 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
             return
         payload = {"package_version": __version__, "step": step,
                    "config": OmegaConf.to_container(cfg, resolve=True),
-                   "representation": representation.to_dict(), "sigmas": sigmas, "cond_channels": cond_channels,
+                   "representation": representation.to_dict(), "sigmas": levels.to_dict(), "cond_channels": cond_channels,
                    "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
                    "rng": _rng_state(device), "skipped_files": dict(skipped.files), "metrics": metrics}
         save_checkpoint(run_dir / LAST, payload)
@@ -295,7 +295,7 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
             while step < total and not stop.asked:
                 try:
                     result = train_step(model=model, train_model=train_model, optimizer=optimizer, ema=ema,
-                                        batches=skipped, representation=representation, sigmas=sigmas, cfg=cfg,
+                                        batches=skipped, representation=representation, sigmas=levels, cfg=cfg,
                                         step=step, device=device, ladder=ladder, rank=d.rank, world=d.world)
                 except NonFiniteStep as e:  # nothing was applied: the live state is still step `step`
                     write_checkpoint(step, last_metrics, numbered=False)
@@ -332,7 +332,7 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
 
                 if d.main and valid_set is not None and cfg.train.val_every > 0 and \
                         (step % cfg.train.val_every == 0 or step == total):
-                    val = validate(ema.module, valid_set, representation, cfg, device, sigma_max=sigmas["sigma_max"])
+                    val = validate(ema.module, valid_set, representation, cfg, device, sigma_max=levels.sigma_max)
                     writer.write("valid", {"step": step, **val})
                     last_metrics = {**last_metrics, **val}
                     if progress is not None:
@@ -340,10 +340,10 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
                                                                     for k, v in val.items()))
 
                 if d.main and cfg.train.sample_every > 0 and step % cfg.train.sample_every == 0 and step < total:
-                    _sample_hook(ema.module, representation, sigmas, cfg, run_dir, step, device)
+                    _sample_hook(ema.module, representation, levels, cfg, run_dir, step, device)
 
                 if d.main and step == total:  # before the last checkpoint, which then carries the scale
-                    store_calibration(ema.module, valid_set, representation, sigmas, cfg, run_dir, device)
+                    levels = store_calibration(ema.module, valid_set, representation, levels, cfg, run_dir, device)
 
                 if step % cfg.train.ckpt_every == 0 or step == total:
                     write_checkpoint(step, last_metrics, numbered=step % cfg.train.ckpt_every == 0)
@@ -377,7 +377,7 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
     # ---- end of run -----------------------------------------------------------------------
     identical = ranks_identical(model, d)
     if d.main:
-        _sample_hook(ema.module, representation, sigmas, cfg, run_dir, step, device)
+        _sample_hook(ema.module, representation, levels, cfg, run_dir, step, device)
         summary = {"step": step, "params": n_params, "world_size": d.world, "ranks_identical": identical,
                    **{k: v for k, v in last_metrics.items() if isinstance(v, (int, float))},
                    "skipped_files": dict(skipped.files)}
@@ -388,7 +388,7 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
     return run_dir
 
 
-def _sample_hook(model, representation, sigmas: dict, cfg: DictConfig, run_dir: Path, step: int,
+def _sample_hook(model, representation, levels: NoiseLevels, cfg: DictConfig, run_dir: Path, step: int,
                  device: torch.device) -> None:
     """Draw a few samples from the EMA weights with the recipe's sampler: WAV + spectrogram PNG."""
     from .generation import draw_samples, write_sample_files
@@ -396,7 +396,7 @@ def _sample_hook(model, representation, sigmas: dict, cfg: DictConfig, run_dir: 
     if cfg.train.num_samples <= 0 or cfg.model.backbone == "mlp" or is_conditional(cfg):
         return  # a conditional model has nothing to generate from without an input
     gen = torch.Generator(device=device).manual_seed(derive_seed(cfg.train.seed, 5, step))
-    wavs = draw_samples(model, representation, sigmas, cfg.sampler, num=cfg.train.num_samples,
+    wavs = draw_samples(model, representation, levels, cfg.sampler, num=cfg.train.num_samples,
                         seconds=cfg.train.sample_seconds, sample_rate=cfg.data.sample_rate,
                         device=device, generator=gen)
     write_sample_files(wavs, cfg.data.sample_rate, run_dir / "samples" / f"step_{step:07d}")

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
 from omegaconf import DictConfig
 
 from .losses import compressed_spectral_loss, dsm_loss, ssm_loss
-from .noise import sample_training_sigmas
+from .noise import NoiseLevels, sample_training_sigmas
 from .ouve import OUVE
 from .utils.tensor import derive_seed
 
@@ -209,14 +209,14 @@ def predictive_noise(x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
     return torch.where(top, noise - x0 / sigma.reshape(-1, *([1] * (x0.ndim - 1))), noise)
 
 
-def training_sigmas(cfg: DictConfig, batch: int, sigmas: dict, *, ladder: torch.Tensor | None,
+def training_sigmas(cfg: DictConfig, batch: int, levels: NoiseLevels, *, ladder: torch.Tensor | None,
                     generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """The (B,) sigmas of one micro-batch under ``noise.train_distribution`` (see noise.py)."""
     n = cfg.noise
-    ouve = OUVE.from_config(n, float(sigmas["sigma_data"])) if n.train_distribution == "ouve" else None
+    ouve = OUVE.from_config(n, levels.sigma_data) if n.train_distribution == "ouve" else None
     return sample_training_sigmas(
-        n.train_distribution, batch, sigma_min=sigmas["sigma_min"], sigma_max=sigmas["sigma_max"],
-        sigma_data=sigmas["sigma_data"], log_normal_mean=n.log_normal_mean, log_normal_std=n.log_normal_std,
+        n.train_distribution, batch, sigma_min=levels.sigma_min, sigma_max=levels.sigma_max,
+        sigma_data=levels.sigma_data, log_normal_mean=n.log_normal_mean, log_normal_std=n.log_normal_std,
         band=tuple(n.denoise_band), band_weight=float(n.band_weight), predictive_share=float(n.predictive_share),
         ladder=ladder, ouve=ouve, generator=generator, device=device)
 
@@ -225,9 +225,9 @@ def training_sigmas(cfg: DictConfig, batch: int, sigmas: dict, *, ladder: torch.
 # The step
 # --------------------------------------------------------------------------------------------
 def train_step(*, model: torch.nn.Module, train_model, optimizer: torch.optim.Optimizer, ema,
-               batches: Iterator[dict], representation, sigmas: dict, cfg: DictConfig, step: int,
-               device: torch.device, ladder: torch.Tensor | None = None, rank: int = 0,
-               world: int = 1) -> StepResult:
+               batches: Iterator[dict], representation, sigmas: NoiseLevels | Mapping[str, float],
+               cfg: DictConfig, step: int, device: torch.device, ladder: torch.Tensor | None = None,
+               rank: int = 0, world: int = 1) -> StepResult:
     """Take optimiser step number ``step + 1``: returns its losses, sigmas and gradient norm.
 
     Args:
@@ -236,7 +236,8 @@ def train_step(*, model: torch.nn.Module, train_model, optimizer: torch.optim.Op
         optimizer, ema: the run's AdamW and :class:`~scoreaudio.utils.ema.EMA`.
         batches: yields ``grad_accum`` collated batches ``{"clean": (B, 1, T)[, "noisy"]}``.
         representation: encodes waveforms into model space on ``device``.
-        sigmas: the run's sigma settings (``sigma_min``, ``sigma_max``, ``sigma_data``).
+        sigmas: the run's :class:`~scoreaudio.noise.NoiseLevels` (or the dict of them a
+            checkpoint stores).
         cfg: the run's config; step: the number of steps already taken.
         ladder: (L,) NCSN levels, for ``noise.train_distribution=discrete``.
 
@@ -244,6 +245,7 @@ def train_step(*, model: torch.nn.Module, train_model, optimizer: torch.optim.Op
         NonFiniteStep: a loss or the gradient norm is not finite; parameters, optimiser and EMA
             are left as they were, so the last checkpoint and the live state agree.
     """
+    levels = NoiseLevels.coerce(sigmas)
     model.train()
     optimizer.zero_grad(set_to_none=True)
     for g in optimizer.param_groups:
@@ -258,16 +260,16 @@ def train_step(*, model: torch.nn.Module, train_model, optimizer: torch.optim.Op
         cond = None
         if model.cond_channels:
             cond = representation.encode(batch["noisy"].to(device, non_blocking=True))
-        sigma = training_sigmas(cfg, x0.shape[0], sigmas, ladder=ladder, generator=gen, device=device)
+        sigma = training_sigmas(cfg, x0.shape[0], levels, ladder=ladder, generator=gen, device=device)
         noise = torch.randn(x0.shape, generator=gen, device=device)
         if cfg.noise.train_distribution == "conditional":
-            noise = predictive_noise(x0, sigma, noise, float(sigmas["sigma_max"]))
+            noise = predictive_noise(x0, sigma, noise, levels.sigma_max)
         sync = train_model.no_sync() if world > 1 and micro < accum - 1 else contextlib.nullcontext()
         with sync:
             with autocast(device, cfg.train.precision):
                 per_example = compute_loss(train_model, x0, sigma, cond, noise, cfg, gen,
                                            weighting=weighting, sigma_data=model.sigma_data,
-                                           sigma_max=float(sigmas["sigma_max"]))
+                                           sigma_max=levels.sigma_max)
             per_example = per_example.float()
             (per_example.mean() / accum).backward()
         step_losses.append(per_example.detach())

@@ -14,6 +14,7 @@ from .denoise_methods import denoised, predictive
 from .errors import AudioError
 from .losses import dsm_loss
 from .metrics import si_sdr
+from .noise import NoiseLevels
 from .ouve import OUVE, ouve_one_call
 from .utils.logging import log
 from .utils.tensor import derive_seed
@@ -94,22 +95,23 @@ def validate(model, dataset, representation, cfg: DictConfig, device: torch.devi
     return out
 
 
-def store_calibration(model, valid_set, representation, sigmas: dict, cfg: DictConfig, run_dir: Path,
-                       device: torch.device) -> None:
+def store_calibration(model, valid_set, representation, levels: NoiseLevels, cfg: DictConfig, run_dir: Path,
+                       device: torch.device) -> NoiseLevels:
     """Fit the noise-map scale of an unconditional prior on validation crops (calibration.py) and
-    put it in ``sigmas`` (saved with the next checkpoint) and sigmas.json. Nothing to do for a
+    return ``levels`` with it (saved with the next checkpoint) after writing sigmas.json. Nothing to do for a
     conditional model, the toy MLP, no validation set, or ``train.calibrate_noise_map=false``."""
     if not cfg.train.calibrate_noise_map or valid_set is None or model.cond_channels or cfg.model.backbone == "mlp":
-        return
+        return levels
     from .calibration import calibrate_noise_map
 
     clean = torch.stack([it["clean"] for it in usable_items(valid_set, int(cfg.train.val_examples))]).to(device)
     gen = torch.Generator(device=device).manual_seed(derive_seed(cfg.train.seed, 6))
     model.eval()
-    fit = calibrate_noise_map(model, representation, clean, sigma_min=sigmas["sigma_min"],
-                              sigma_max=sigmas["sigma_max"], batch_size=int(cfg.train.batch_size), generator=gen)
+    fit = calibrate_noise_map(model, representation, clean, sigma_min=levels.sigma_min,
+                              sigma_max=levels.sigma_max, batch_size=int(cfg.train.batch_size), generator=gen)
     scale = fit["noise_map_scale"]
-    sigmas["noise_map_scale"] = scale
-    (run_dir / "sigmas.json").write_text(json.dumps(sigmas, indent=2))
+    levels = levels.with_noise_map_scale(scale)
+    (run_dir / "sigmas.json").write_text(json.dumps(levels.to_dict(), indent=2))
     log(f"noise map calibrated on validation speech: scale {scale:g} (one-step SI-SDR "
         f"{fit['si_sdr_db'][scale]:.2f} dB from {fit['input_si_sdr_db']:.2f} dB)")
+    return levels

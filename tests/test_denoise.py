@@ -18,9 +18,10 @@ from scoreaudio.errors import AudioError, ScoreAudioError
 from scoreaudio.losses import dsm_loss
 from scoreaudio.metrics import si_sdr
 from scoreaudio.nn.score_model import ScoreModel
+from scoreaudio.noise import NoiseLevels
 
 SR = 16000
-SIGMAS = {"sigma_min": 0.002, "sigma_max": 5.0}
+LEVELS = NoiseLevels(sigma_min=0.002, sigma_max=5.0, num_levels=100, sigma_data=1.0)  # num_levels: unused
 
 
 def _sdr(est, ref) -> float:
@@ -76,7 +77,7 @@ def test_denoiser_with_exact_gaussian_score_is_the_wiener_gain_through_chunks(ch
     """White Gaussian 'speech' of variance v, given noise level: every sample must come out
     exactly v / (v + sigma^2) * y, including at chunk seams (the overlap-add weights sum to 1)."""
     v, s = 0.04, 0.1
-    den = SpeechDenoiser(GaussianScore(0.0, v), Waveform(), SIGMAS, SR, normalize="none",
+    den = SpeechDenoiser(GaussianScore(0.0, v), Waveform(), LEVELS, SR, normalize="none",
                          chunk_seconds=0.1, overlap_seconds=0.02, batch_size=3)  # the smallest chunk
     rng = np.random.default_rng(0)
     y = rng.normal(0.0, math.sqrt(v + s * s), size=(channels, 8642)).astype(np.float32)
@@ -153,7 +154,7 @@ def train_tiny_waveform_model(steps: int = 150, seed: int = 0) -> ScoreModel:
 
 @pytest.fixture(scope="module")
 def trained():
-    return SpeechDenoiser(train_tiny_waveform_model(), Waveform(), SIGMAS, SR)
+    return SpeechDenoiser(train_tiny_waveform_model(), Waveform(), LEVELS, SR)
 
 
 def test_trained_model_improves_si_sdr_at_5db(trained):
@@ -161,7 +162,7 @@ def test_trained_model_improves_si_sdr_at_5db(trained):
     untrained network (F random, D ~ c_skip y: a pure gain, SI-SDR unchanged) cannot reach.
     A posterior sample loses to the posterior mean (its error is about twice the MMSE), so it is only
     asked to beat the input."""
-    untrained = SpeechDenoiser(ScoreModel(TinyConv(), sigma_data=0.2).eval(), Waveform(), SIGMAS, SR)
+    untrained = SpeechDenoiser(ScoreModel(TinyConv(), sigma_data=0.2).eval(), Waveform(), LEVELS, SR)
     for k in range(2):
         clean, noisy = _noisy(2.0, 5.0, seed=20 + k, index=5100 + k, speaker=k)
         base = _sdr(noisy, clean)
@@ -215,8 +216,8 @@ def test_other_sample_rates_are_resampled_in_and_out(trained, rate):
 
 def test_chunked_matches_whole_at_the_seams(trained):
     _, noisy = _noisy(3.0)
-    whole = SpeechDenoiser(trained.model, Waveform(), SIGMAS, SR, chunk_seconds=10.0)(noisy, SR)
-    chunked = SpeechDenoiser(trained.model, Waveform(), SIGMAS, SR, chunk_seconds=0.5, overlap_seconds=0.1,
+    whole = SpeechDenoiser(trained.model, Waveform(), LEVELS, SR, chunk_seconds=10.0)(noisy, SR)
+    chunked = SpeechDenoiser(trained.model, Waveform(), LEVELS, SR, chunk_seconds=0.5, overlap_seconds=0.1,
                              batch_size=3)(noisy, SR)
     assert _sdr(chunked, whole) > 30.0
     hop = int(0.4 * SR)
@@ -296,7 +297,7 @@ def test_conditional_model_is_the_default_and_uses_the_noisy_input_as_cond():
             calls.append(cond is not None and cond.shape == x.shape)
             return -(x - 0.8 * cond) / (sigma.reshape(-1, 1, 1) ** 2 + 0.01)
 
-    den = SpeechDenoiser(Cond(), Waveform(), SIGMAS, SR, conditional=True)
+    den = SpeechDenoiser(Cond(), Waveform(), LEVELS, SR, conditional=True)
     assert den.default_method == "predictive"
     _, noisy = _noisy(0.5)
     # predictive: D(sigma_max z, sigma_max, y) = x (1 - s^2/(s^2+0.01)) + 0.8 y s^2/(s^2+0.01) ~ 0.8 y at s = 5
@@ -383,11 +384,11 @@ def test_chunk_defaults_to_the_training_crop_unless_the_network_is_local(tiny_ru
 
 def test_a_chunk_too_short_for_the_model_is_refused_in_the_api():
     with pytest.raises(ScoreAudioError, match=r"chunk_seconds=0.001 is too short.*smallest usable value is 0.1 s"):
-        SpeechDenoiser(GaussianScore(0.0, 0.04), Waveform(), SIGMAS, SR, chunk_seconds=0.001, overlap_seconds=0.0)
+        SpeechDenoiser(GaussianScore(0.0, 0.04), Waveform(), LEVELS, SR, chunk_seconds=0.001, overlap_seconds=0.0)
 
 
 def test_a_noise_level_above_the_model_range_is_said_not_silently_clamped():
-    den = SpeechDenoiser(GaussianScore(0.0, 0.04), Waveform(), SIGMAS, SR, normalize="none")
+    den = SpeechDenoiser(GaussianScore(0.0, 0.04), Waveform(), LEVELS, SR, normalize="none")
     y = np.random.default_rng(0).normal(0.0, 0.2, 4000).astype(np.float32)
     with pytest.warns(UserWarning, match="above what this model was trained for"):
         den(y, SR, noise_std=1e6)

@@ -17,6 +17,7 @@ from scoreaudio.audio.representation import Waveform
 from scoreaudio.cli import main
 from scoreaudio.errors import ScoreAudioError
 from scoreaudio.generation import draw_samples, generate, sample_checkpoint
+from scoreaudio.noise import NoiseLevels
 from scoreaudio.utils.checkpoint import file_sha256
 
 FAST = ["--device", "cpu", "--steps", "5", "--seconds", "0.25"]
@@ -87,8 +88,8 @@ def test_non_finite_sample_names_sampler_and_step():
 
     cfg = type("S", (), {"name": "heun", "steps": 5, "snr": 0.16, "final_denoise": True})()
     with pytest.raises(ScoreAudioError, match=r"sampler 'heun' produced non-finite values at step 1 of 3"):
-        draw_samples(exploding, Waveform(), {"sigma_min": 0.01, "sigma_max": 1.0}, cfg, num=1, seconds=0.01,
-                     sample_rate=1000, device=torch.device("cpu"))
+        draw_samples(exploding, Waveform(), NoiseLevels(sigma_min=0.01, sigma_max=1.0, num_levels=10, sigma_data=1.0),
+                     cfg, num=1, seconds=0.01, sample_rate=1000, device=torch.device("cpu"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ def test_exported_weights_rebuild_the_same_model(tiny_run, tmp_path):
     with torch.no_grad():
         a, b = full.model(x, 0.3), f16.model(x, 0.3)
     assert float((a - b).abs().max()) < 2e-3 * float(a.abs().max())
-    assert f16.sigmas == full.sigmas and f16.step == full.step and f16.cfg.model == full.cfg.model
+    assert f16.levels == full.levels and f16.step == full.step and f16.cfg.model == full.cfg.model
     assert f16.cfg.train.run_dir is None and full.cfg.train.run_dir is not None  # no machine paths travel
     assert (tmp_path / "m16.safetensors").stat().st_size < 0.6 * (tmp_path / "m32.safetensors").stat().st_size
 

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from scoreaudio.config import compose
 from scoreaudio.losses import dsm_loss
 from scoreaudio.nn.score_model import ScoreModel
-from scoreaudio.noise import sample_sigmas_mixture, sample_training_sigmas
+from scoreaudio.noise import NoiseLevels, sample_sigmas_mixture, sample_training_sigmas
 from scoreaudio.train_step import (
     NonFiniteStep,
     compute_loss,
@@ -132,22 +132,22 @@ def _step_setup(tmp_path):
     model.sigma_data.fill_(0.08)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     ema = EMA(model, 5.0)
-    sigmas = {"sigma_min": 0.002, "sigma_max": 30.0, "sigma_data": 0.08}
+    levels = NoiseLevels(sigma_min=0.002, sigma_max=30.0, num_levels=100, sigma_data=0.08)
     wav = 0.1 * torch.randn(2, 1, 4000)
-    return cfg, rep, model, opt, ema, sigmas, wav
+    return cfg, rep, model, opt, ema, levels, wav
 
 
 def test_non_finite_gradient_is_refused_and_leaves_the_weights(tmp_path):
-    cfg, rep, model, opt, ema, sigmas, wav = _step_setup(tmp_path)
+    cfg, rep, model, opt, ema, levels, wav = _step_setup(tmp_path)
     before = [p.detach().clone() for p in model.parameters()]
     hook = model.backbone.conv_in.weight.register_hook(lambda g: g * float("nan"))
     with pytest.raises(NonFiniteStep, match="non-finite gradient"):
         train_step(model=model, train_model=model, optimizer=opt, ema=ema, batches=iter([{"clean": wav}]),
-                   representation=rep, sigmas=sigmas, cfg=cfg, step=0, device=torch.device("cpu"))
+                   representation=rep, sigmas=levels, cfg=cfg, step=0, device=torch.device("cpu"))
     hook.remove()
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     result = train_step(model=model, train_model=model, optimizer=opt, ema=ema, batches=iter([{"clean": wav}]),
-                        representation=rep, sigmas=sigmas, cfg=cfg, step=0, device=torch.device("cpu"))
+                        representation=rep, sigmas=levels, cfg=cfg, step=0, device=torch.device("cpu"))
     assert result.losses.shape == (2,) and torch.isfinite(result.grad_norm)
     assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 

@@ -9,7 +9,8 @@ A checkpoint is a plain dict of tensors and primitives (loadable with
     step              optimiser steps done
     config            the resolved config as a plain dict (rebuilds everything else)
     representation    Representation.to_dict()
-    sigmas            {"sigma_min", "sigma_max", "num_levels", "sigma_data"} chosen for this run
+    sigmas            the run's noise levels, NoiseLevels.to_dict(): {"sigma_min", "sigma_max",
+                      "num_levels", "sigma_data"[, "dim"][, "noise_map_scale"]} (scoreaudio.noise)
     model, ema        state dicts (live and EMA weights)
     optimizer         optimiser state (for resuming)
     rng               generator states for resuming bit-exactly
