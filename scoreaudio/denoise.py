@@ -390,7 +390,7 @@ class SpeechDenoiser:
 # --------------------------------------------------------------------------------------------
 def is_length_independent(model_cfg) -> bool:
     """Whether a network's output at a frame depends only on the input in its receptive field
-    (tests/test_locality.py): the WaveNet, and U-Nets with per-frame normalisation and attention."""
+    (tests/nn/test_locality.py): the WaveNet, and U-Nets with per-frame normalisation and attention."""
     if model_cfg.backbone == "wavenet":
         return True
     if model_cfg.backbone in ("unet2d", "stft_unet"):

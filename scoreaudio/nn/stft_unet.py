@@ -110,7 +110,7 @@ class STFTUNet(nn.Module):
         An output sample lies in the ~n_fft/hop output frames whose windows cover it (n_fft / 2
         either side), each of those sees the U-Net's receptive field in frames, and every input
         frame reads n_fft samples: ``(frames - 1) * hop + 2 * n_fft``. With the U-Net's default
-        per-frame normalisation and attention that is all an output sample depends on (tests/test_locality.py);
+        per-frame normalisation and attention that is all an output sample depends on (tests/nn/test_locality.py);
         with ``norm="global"`` every sample also sees all others through GroupNorm and attention.
         """
         frames = int(self.unet.receptive_field[1])
