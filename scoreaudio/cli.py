@@ -17,7 +17,7 @@ from .errors import ScoreAudioError
 
 #: subcommand -> (module, one-line help)
 COMMANDS = {
-    "train": ("scoreaudio.train", "train a score model from a recipe"),
+    "train": ("scoreaudio.train_cli", "train a score model from a recipe"),
     "generate": ("scoreaudio.generation", "sample WAV files from a checkpoint"),
     "denoise": ("scoreaudio.denoise_cli", "denoise audio files or folders with a checkpoint"),
     "evaluate": ("scoreaudio.evaluate", "score enhanced audio against clean references"),

@@ -12,6 +12,7 @@ import shlex
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from .config import compose
@@ -21,7 +22,7 @@ from .utils.checkpoint import LAST
 from .utils.logging import log
 
 __all__ = ["FREE_TO_CHANGE", "check_resume_config", "check_same_model", "config_changes", "continue_command",
-           "flat_keys", "resume_config"]
+           "flat_keys", "resume_config", "rng_state", "set_rng_state"]
 
 #: Keys a resume may change without changing what the next optimiser step computes (prefixes end
 #: in "."; list entries of sources are matched with their index replaced by "*").
@@ -124,3 +125,20 @@ def continue_command(recipe: Optional[str], overrides: Sequence[str], run_dir: P
     if not any(o.startswith("train.run_dir=") for o in overrides):
         parts.append(f"train.run_dir={run_dir}")
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def rng_state(device: torch.device) -> dict:
+    """The global generators' states (dropout draws from them; everything else has its own)."""
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: Optional[dict], device: torch.device) -> None:
+    """Restore :func:`rng_state`'s generators (dropout then draws what the uninterrupted run drew)."""
+    if not state:
+        return  # a checkpoint from before the state was saved: exact only without dropout
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)

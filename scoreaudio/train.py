@@ -19,15 +19,11 @@ CPUs); only rank 0 writes; the effective batch is batch_size x K x grad_accum.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -36,22 +32,23 @@ from omegaconf import DictConfig, OmegaConf
 from . import __version__
 from .audio.representation import build_representation
 from .config import is_conditional, to_yaml
-from .data.datasets import build_datasets
+from .data.datasets import build_training_sets
 from .data.step_sampler import SKIPPED, SkippedFiles, StepBatchSampler, collate
-from .errors import ConfigError, DataError, TrainingError
+from .errors import ConfigError, TrainingError
 from .nn.build import build_score_model, check_representation, count_parameters
 from .noise import NoiseLevels, geometric_sigmas, num_levels_from_dim, sigma_max_from_data
 from .ouve import OUVE
 from .pretrained import init_weights
-from .resume import check_resume_config, check_same_model, continue_command, resume_config
+from .resume import check_resume_config, check_same_model, continue_command, rng_state, set_rng_state
 from .run_dir import make_run_dir, remove_if_unused, resume_path, unlock_run_dir
 from .train_step import NonFiniteStep, ema_half_life, lr_at, sigma_bucket, train_step
 from .utils.checkpoint import LAST, load_checkpoint_dict, save_checkpoint
 from .utils.distributed import Dist, ranks_identical, setup
 from .utils.ema import EMA
-from .utils.logging import MetricsWriter, log
+from .utils.logging import MetricsWriter, log, progress_bar
+from .utils.signals import StopRequest
 from .utils.tensor import derive_seed
-from .validation import store_calibration, validate
+from .validation import draw_training_samples, store_calibration, validate
 
 __all__ = ["StepBatchSampler", "check_config", "choose_sigmas", "train"]
 
@@ -124,70 +121,12 @@ def train(cfg: DictConfig, *, command: Optional[str] = None) -> Path:
         unlock_run_dir(run_dir)
 
 
-class _StopRequest:
-    """SIGTERM and the first Ctrl-C set :attr:`asked`; the loop stops at the next step boundary.
-
-    (Raising from the handler, as before, could land between the optimiser step and the EMA
-    update, and the checkpoint would then hold half a step.) A second Ctrl-C raises
-    KeyboardInterrupt at once, for a user who does not want to wait for the step."""
-
-    def __init__(self):
-        self.asked: Optional[str] = None
-        self._previous = {}
-
-    def _handle(self, signum, frame):
-        if signum == signal.SIGINT and self.asked:
-            raise KeyboardInterrupt
-        self.asked = signal.Signals(signum).name
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGTERM, signal.SIGINT):
-                self._previous[s] = signal.signal(s, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for s, h in self._previous.items():
-            signal.signal(s, h)
-        return False
-
-
-def _rng_state(device: torch.device) -> dict:
-    """The global generators' states (dropout draws from them; everything else has its own)."""
-    state = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: Optional[dict], device: torch.device) -> None:
-    if not state:
-        return  # a checkpoint from before the state was saved: exact only without dropout
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
 def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> Path:
     """:func:`train` in its locked run directory."""
     device = d.device
 
     # ---- data (fails before any compute if unusable) -------------------------------------
-    # Rank 0 scans (and, for the synthetic corpus, writes) first; the others then read its result.
-    if d.main:
-        datasets = build_datasets(cfg, cache_dir=run_dir)
-    if d.world > 1:
-        dist.barrier()
-    if not d.main:
-        datasets = build_datasets(cfg, cache_dir=run_dir)
-    train_set, valid_set = datasets["train"], datasets.get("valid")
-    if valid_set is not None and len(valid_set) == 0:
-        valid_set = None  # build_datasets has warned; nothing to validate on
-    if len(train_set) == 0:
-        raise DataError(f"{cfg.data.dataset}: the train split has no usable files")
-    if is_conditional(cfg) and "noisy" not in train_set[0]:
-        raise ConfigError("a conditional model (model.conditional=true or loss=cdsm) needs clean/noisy pairs: "
-                          "a paired corpus (voicebank_demand) or data.noise_mix.enabled=true")
+    train_set, valid_set = build_training_sets(cfg, d, cache_dir=run_dir)
 
     # ---- representation, resume, sigma settings, network ---------------------------------
     representation = build_representation(cfg.representation)
@@ -262,7 +201,7 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
                    "config": OmegaConf.to_container(cfg, resolve=True),
                    "representation": representation.to_dict(), "sigmas": levels.to_dict(), "cond_channels": cond_channels,
                    "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-                   "rng": _rng_state(device), "skipped_files": dict(skipped.files), "metrics": metrics}
+                   "rng": rng_state(device), "skipped_files": dict(skipped.files), "metrics": metrics}
         save_checkpoint(run_dir / LAST, payload)
         if numbered:
             save_checkpoint(run_dir / f"step_{step:07d}.pt", payload)
@@ -279,7 +218,7 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
     torch.manual_seed(derive_seed(cfg.train.seed, 7, d.rank))
     skipped.batches = iter(loader)
     if ckpt:
-        _set_rng_state(ckpt.get("rng"), device)
+        set_rng_state(ckpt.get("rng"), device)
     segment_s = cfg.data.segment_seconds
 
     # ---- loop -----------------------------------------------------------------------------
@@ -288,8 +227,8 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
     bucket_sum: dict = {}
     bucket_n: dict = {}
     window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
-    progress = _progress(d.main, start_step, total)
-    stop = _StopRequest()
+    progress = progress_bar(d.main, start_step, total)
+    stop = StopRequest()
     try:
         with stop:
             while step < total and not stop.asked:
@@ -340,7 +279,7 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
                                                                     for k, v in val.items()))
 
                 if d.main and cfg.train.sample_every > 0 and step % cfg.train.sample_every == 0 and step < total:
-                    _sample_hook(ema.module, representation, levels, cfg, run_dir, step, device)
+                    draw_training_samples(ema.module, representation, levels, cfg, run_dir, step, device)
 
                 if d.main and step == total:  # before the last checkpoint, which then carries the scale
                     levels = store_calibration(ema.module, valid_set, representation, levels, cfg, run_dir, device)
@@ -377,7 +316,7 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
     # ---- end of run -----------------------------------------------------------------------
     identical = ranks_identical(model, d)
     if d.main:
-        _sample_hook(ema.module, representation, levels, cfg, run_dir, step, device)
+        draw_training_samples(ema.module, representation, levels, cfg, run_dir, step, device)
         summary = {"step": step, "params": n_params, "world_size": d.world, "ranks_identical": identical,
                    **{k: v for k, v in last_metrics.items() if isinstance(v, (int, float))},
                    "skipped_files": dict(skipped.files)}
@@ -388,71 +327,7 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
     return run_dir
 
 
-def _sample_hook(model, representation, levels: NoiseLevels, cfg: DictConfig, run_dir: Path, step: int,
-                 device: torch.device) -> None:
-    """Draw a few samples from the EMA weights with the recipe's sampler: WAV + spectrogram PNG."""
-    from .generation import draw_samples, write_sample_files
+if __name__ == "__main__":  # python -m scoreaudio.train: the command line lives in train_cli
+    from .train_cli import main
 
-    if cfg.train.num_samples <= 0 or cfg.model.backbone == "mlp" or is_conditional(cfg):
-        return  # a conditional model has nothing to generate from without an input
-    gen = torch.Generator(device=device).manual_seed(derive_seed(cfg.train.seed, 5, step))
-    wavs = draw_samples(model, representation, levels, cfg.sampler, num=cfg.train.num_samples,
-                        seconds=cfg.train.sample_seconds, sample_rate=cfg.data.sample_rate,
-                        device=device, generator=gen)
-    write_sample_files(wavs, cfg.data.sample_rate, run_dir / "samples" / f"step_{step:07d}")
-
-
-def _progress(enabled: bool, start: int, total: int):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, disable=None,
-                desc="train", mininterval=1.0)
-
-
-# --------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------
-def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("recipe", help="recipe YAML (e.g. recipes/quickstart.yaml) or a recipe name")
-    p.add_argument("overrides", nargs="*", metavar="key=value",
-                   help="config overrides, e.g. train.steps=1000 data.root=/data/LJSpeech-1.1 model=unet2d_tiny")
-    p.add_argument("--print-config", action="store_true", help="print the composed config and exit")
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    cfg, resuming = resume_config(args.recipe, args.overrides)
-    if args.print_config:
-        print(to_yaml(cfg), end="")
-        return 0
-    t0 = time.perf_counter()
-    command = continue_command(args.recipe, args.overrides, Path(cfg.train.run_dir)) if cfg.train.run_dir else None
-    run_dir = train(cfg, command=command)
-    if int(os.environ.get("RANK", "0")) == 0:
-        minutes = (time.perf_counter() - t0) / 60
-        log(f"done in {minutes:.1f} min. Run directory: {run_dir}")
-        generate = "" if is_conditional(cfg) else f"  scoreaudio generate --checkpoint {run_dir} --out samples/\n"
-        log("next:\n" + generate +
-            f"  python -c \"from scoreaudio import SpeechDenoiser; den = SpeechDenoiser.from_pretrained('{run_dir}'); "
-            f"den.denoise_file('noisy.wav', 'clean.wav')\"\n"
-            f"  scoreaudio denoise noisy.wav -o denoised/ --checkpoint {run_dir}")
-    return 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    from .cli import run
-
-    parser = argparse.ArgumentParser(prog="python -m scoreaudio.train",
-                                     description="Train a score model from a recipe.")
-    configure_parser(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(run_cli, args)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
-if __name__ == "__main__":
     sys.exit(main())

@@ -19,7 +19,7 @@ from .ouve import OUVE, ouve_one_call
 from .utils.logging import log
 from .utils.tensor import derive_seed
 
-__all__ = ["store_calibration", "usable_items", "validate"]
+__all__ = ["draw_training_samples", "store_calibration", "usable_items", "validate"]
 
 
 def usable_items(dataset, n: int) -> List[Dict[str, torch.Tensor]]:
@@ -115,3 +115,17 @@ def store_calibration(model, valid_set, representation, levels: NoiseLevels, cfg
     log(f"noise map calibrated on validation speech: scale {scale:g} (one-step SI-SDR "
         f"{fit['si_sdr_db'][scale]:.2f} dB from {fit['input_si_sdr_db']:.2f} dB)")
     return levels
+
+
+def draw_training_samples(model, representation, levels: NoiseLevels, cfg: DictConfig, run_dir: Path, step: int,
+                 device: torch.device) -> None:
+    """Draw a few samples from the EMA weights with the recipe's sampler: WAV + spectrogram PNG."""
+    from .generation import draw_samples, write_sample_files
+
+    if cfg.train.num_samples <= 0 or cfg.model.backbone == "mlp" or is_conditional(cfg):
+        return  # a conditional model has nothing to generate from without an input
+    gen = torch.Generator(device=device).manual_seed(derive_seed(cfg.train.seed, 5, step))
+    wavs = draw_samples(model, representation, levels, cfg.sampler, num=cfg.train.num_samples,
+                        seconds=cfg.train.sample_seconds, sample_rate=cfg.data.sample_rate,
+                        device=device, generator=gen)
+    write_sample_files(wavs, cfg.data.sample_rate, run_dir / "samples" / f"step_{step:07d}")

@@ -229,7 +229,7 @@ def test_dataset_without_usable_files_fails_before_compute(tmp_path):
 
 
 def test_train_cli_help_and_errors(capsys):
-    from scoreaudio.train import main
+    from scoreaudio.train_cli import main
 
     with pytest.raises(SystemExit) as e:
         main(["--help"])

@@ -366,3 +366,29 @@ def build_datasets(cfg, cache_dir: Optional[Path] = None) -> Dict[str, SegmentDa
     if len(out["valid"]) == 0:
         log.warning("%s: the valid split is empty; validation will have nothing to score", d.dataset)
     return out
+
+
+def build_training_sets(cfg, d, *, cache_dir: Optional[Path] = None):
+    """``(train, valid)`` for a training run on every rank of ``d`` (a
+    :class:`~scoreaudio.utils.distributed.Dist`); ``valid`` is None when the split is missing or
+    empty. Rank 0 scans (and, for the synthetic corpus, writes) first; the others then read its
+    result. DataError / ConfigError (one line) when the train split cannot train this config."""
+    import torch.distributed as dist
+
+    from ..config import is_conditional
+
+    if d.main:
+        datasets = build_datasets(cfg, cache_dir=cache_dir)
+    if d.world > 1:
+        dist.barrier()
+    if not d.main:
+        datasets = build_datasets(cfg, cache_dir=cache_dir)
+    train_set, valid_set = datasets["train"], datasets.get("valid")
+    if valid_set is not None and len(valid_set) == 0:
+        valid_set = None  # build_datasets has warned; nothing to validate on
+    if len(train_set) == 0:
+        raise DataError(f"{cfg.data.dataset}: the train split has no usable files")
+    if is_conditional(cfg) and "noisy" not in train_set[0]:
+        raise ConfigError("a conditional model (model.conditional=true or loss=cdsm) needs clean/noisy pairs: "
+                          "a paired corpus (voicebank_demand) or data.noise_mix.enabled=true")
+    return train_set, valid_set

@@ -92,3 +92,14 @@ def read_metrics(run_dir: Path, split: Optional[str] = None) -> List[dict]:
         if split is None or row.get("split") == split:
             rows.append(row)
     return rows
+
+
+def progress_bar(enabled: bool, start: int, total: int):
+    """A tqdm bar over training steps from ``start`` of ``total`` (None when not ``enabled``:
+    other ranks, or no terminal to draw on)."""
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, disable=None,
+                desc="train", mininterval=1.0)
