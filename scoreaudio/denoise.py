@@ -44,28 +44,35 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Tuple, Union
+from typing import Mapping, Optional, Union
 
-import numpy as np
 import torch
 
+from .audio.arrays import ArrayLike, as_channels, check_sample_rate
 from .audio.chunking import chunk_starts, overlap_add
 from .audio.noise_level import estimate_noise_std, noise_std_from_snr
 from .config import NoiseConfig
-from .denoise_methods import CONDITIONAL_METHODS, METHOD_FUNCTIONS, PRIOR_METHODS, tweedie
-from .errors import AudioError, ScoreAudioError
+from .denoise_methods import (
+    CONDITIONAL_METHODS,
+    DEFAULT_STEPS,
+    METHOD_FUNCTIONS,
+    METHODS,
+    PRIOR_METHODS,
+    check_method,
+    check_steps,
+    tweedie,
+)
+from .errors import ScoreAudioError
+from .nn.build import is_length_independent
 from .noise import NoiseLevels
 from .ouve import OUVE
+from .utils.files import file_id
 from .utils.silence import SILENT_INPUT_PEAK
-from .utils.tensor import fit_length
+from .utils.tensor import fit_length, generator_on
 
 __all__ = ["SpeechDenoiser", "tweedie", "estimate_noise_std", "noise_std_from_snr", "chunk_starts", "METHODS",
            "DEFAULT_STEPS", "DEFAULT_MODEL", "smallest_chunk_seconds"]
 
-#: The denoising methods, in the order the docs list them (scoreaudio/denoise_methods.py).
-METHODS = tuple(METHOD_FUNCTIONS)
-#: Network evaluations per chunk when ``steps`` is not given.
-DEFAULT_STEPS = {"tweedie": 1, "posterior": 20, "predictive": 1, "refined": 6, "conditional": 30, "ouve": 30}
 #: Default method for conditional checkpoints: the one-call predictive estimate.
 DEFAULT_CONDITIONAL_METHOD = "predictive"
 #: What ``from_pretrained()`` and ``scoreaudio denoise`` load without a checkpoint: the built-in model.
@@ -80,9 +87,6 @@ DEFAULT_UNCONDITIONAL_METHOD = "tweedie"
 LOCAL_CHUNK_SECONDS = 4.0
 #: Inputs shorter than this are zero-padded before encoding (and cropped after).
 MIN_SECONDS = 0.1
-
-ArrayLike = Union[np.ndarray, torch.Tensor]
-
 
 # --------------------------------------------------------------------------------------------
 # The API
@@ -199,44 +203,6 @@ class SpeechDenoiser:
                 f"{'conditional' if self.conditional else 'unconditional'}, default method "
                 f"{self.default_method!r}, device {self.device})")
 
-    def _method(self, method: Optional[str]) -> str:
-        method = self.default_method if method is None else str(method)
-        if method == "langevin":
-            raise ScoreAudioError("method 'langevin' was replaced by 'posterior' (reverse diffusion from the input): "
-                                  "annealed Langevin mixes toward the marginal, not the posterior")
-        if method not in METHODS:
-            raise ScoreAudioError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
-        if method not in self.methods:
-            kind = "a conditional" if self.conditional else "an unconditional (clean-speech prior)"
-            raise ScoreAudioError(f"method '{method}' does not fit this checkpoint: it is {kind} model; "
-                                  f"use one of: {', '.join(self.methods)}")
-        return method
-
-    def _steps(self, method: str, steps: Optional[int]) -> int:
-        if steps is None:
-            return DEFAULT_STEPS[method]
-        if isinstance(steps, bool) or int(steps) != steps or int(steps) < 1:
-            raise ScoreAudioError(f"steps must be a positive integer, got {steps!r}")
-        steps = int(steps)
-        if method == "posterior" and steps < 2:
-            raise ScoreAudioError("posterior needs steps >= 2 (one reverse-diffusion step and the final Tweedie "
-                                  "step); use method='tweedie' for one step")
-        if method in ("conditional", "refined", "ouve") and steps < 2:
-            raise ScoreAudioError(f"{method} needs steps >= 2; use method='predictive' for one call")
-        if method in ("tweedie", "predictive") and steps != 1:
-            raise ScoreAudioError(f"{method} makes exactly one network call; steps={steps} does not apply")
-        return steps
-
-    def _generator(self, generator: Optional[torch.Generator]) -> Optional[torch.Generator]:
-        """The caller's generator when it lives on the compute device, else one there seeded from it."""
-        if generator is None:
-            return None
-        g, d = generator.device, self.device
-        if g.type == d.type and (g.index is None or d.index is None or g.index == d.index):
-            return generator
-        seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator, device=g))
-        return torch.Generator(device=d).manual_seed(seed)
-
     # ----------------------------------------------------------------------------------------
     def __call__(self, wav: ArrayLike, sample_rate: int, *, method: Optional[str] = None,
                  steps: Optional[int] = None, generator: Optional[torch.Generator] = None,
@@ -254,14 +220,14 @@ class SpeechDenoiser:
             AudioError: NaN/inf samples, an empty input, a bad shape or dtype.
             ScoreAudioError: a bad method, steps, sample rate or noise level.
         """
-        method = self._method(method)
-        steps = self._steps(method, steps)
-        sr = _check_rate(sample_rate)
+        method = check_method(method, self.methods, self.default_method, self.conditional)
+        steps = check_steps(method, steps)
+        sr = check_sample_rate(sample_rate)
         if noise_std is not None and snr_db is not None:
             raise ScoreAudioError("give noise_std or snr_db, not both")
         if noise_std is not None and not (math.isfinite(float(noise_std)) and float(noise_std) >= 0):
             raise ScoreAudioError(f"noise_std must be a finite number >= 0, got {noise_std}")
-        x, restore = _as_channels(wav)  # (C, T) float32 CPU tensor
+        x, restore = as_channels(wav)  # (C, T) float32 CPU tensor
         C, T = x.shape
         white_share = math.sqrt(min(1.0, self.sample_rate / sr))  # noise power kept by downsampling
         out = x.clone()
@@ -273,7 +239,7 @@ class SpeechDenoiser:
         if active:
             from .audio.io import resample
 
-            gen = self._generator(generator)
+            gen = generator_on(self.device, generator)
             with torch.inference_mode():
                 y_all = resample(x[active], sr, self.sample_rate)  # (C', T')
                 results = []
@@ -355,9 +321,7 @@ class SpeechDenoiser:
         itself: a denoiser's output is no substitute for the original recording. Both are
         checked before any compute.
         """
-        import soundfile as sf
-
-        from .audio.io import audio_info, save
+        from .audio.io import audio_info, container_supports, read_file_samples, save
         from .generation import OutputExistsError
 
         src, dst = Path(src), Path(dst)
@@ -368,88 +332,9 @@ class SpeechDenoiser:
                                       f"so the original recording is kept")
             if not overwrite:
                 raise OutputExistsError(f"'{dst}' exists; pass overwrite=True (--overwrite) or another dst")
-        try:
-            data, rate = sf.read(str(src), dtype="float32", always_2d=True)  # (T, C)
-            subtype = sf.info(str(src)).subtype
-        except Exception as e:  # noqa: BLE001 - libsndfile raises RuntimeError/LibsndfileError/TypeError on junk
-            raise AudioError(f"cannot read audio file '{src}' ({' '.join(str(e).split())}); "
-                             f"it is corrupt or not audio") from None
-        if data.shape[0] == 0:
-            raise AudioError(f"audio file '{src}' has no samples; nothing to denoise")
-        if not np.isfinite(data).all():
-            raise AudioError(f"audio file '{src}' contains NaN or inf samples; re-export it")
-        wav = data[:, 0] if data.shape[1] == 1 else np.ascontiguousarray(data.T)
+        wav, rate, subtype = read_file_samples(src, what="denoise")
         out = self(wav, rate, **kwargs)
-        fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}.get(dst.suffix.lower())
-        keep = subtype if fmt is not None and subtype and sf.check_format(fmt, subtype) else None
-        return save(dst, out, rate, subtype=keep)
-
-
-# --------------------------------------------------------------------------------------------
-# Input handling
-# --------------------------------------------------------------------------------------------
-def is_length_independent(model_cfg) -> bool:
-    """Whether a network's output at a frame depends only on the input in its receptive field
-    (tests/nn/test_locality.py): the WaveNet, and U-Nets with per-frame normalisation and attention."""
-    if model_cfg.backbone == "wavenet":
-        return True
-    if model_cfg.backbone in ("unet2d", "stft_unet"):
-        return model_cfg.unet2d.get("norm", "global") == "frame"
-    return False
-
-
-def _check_rate(sample_rate) -> int:
-    try:
-        sr = int(sample_rate)
-    except (TypeError, ValueError):
-        raise ScoreAudioError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}") from None
-    if sr <= 0 or sr != sample_rate:
-        raise ScoreAudioError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
-    return sr
-
-
-def _as_channels(wav) -> Tuple[torch.Tensor, Callable[[torch.Tensor], ArrayLike]]:
-    """(T,) or (C, T) ndarray/tensor -> ((C, T) float32 CPU tensor, a function that restores the
-    input's type, shape, dtype and device)."""
-    if isinstance(wav, torch.Tensor):
-        if not torch.is_floating_point(wav):
-            raise AudioError(f"expected floating-point samples, got a tensor of dtype {wav.dtype}; "
-                             f"convert with wav.float() / 32768 for 16-bit PCM")
-        device, dtype, shape = wav.device, wav.dtype, tuple(wav.shape)
-        x = wav.detach().to("cpu", torch.float32)
-
-        def restore(y: torch.Tensor):
-            return y.reshape(shape).to(device=device, dtype=dtype)
-    else:
-        arr = np.asarray(wav)
-        if not np.issubdtype(arr.dtype, np.floating):
-            raise AudioError(f"expected floating-point samples, got an array of dtype {arr.dtype}; "
-                             f"convert with wav.astype(np.float32) / 32768 for 16-bit PCM")
-        dtype, shape = arr.dtype, arr.shape
-        x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-
-        def restore(y: torch.Tensor):
-            return y.numpy().reshape(shape).astype(dtype, copy=False)
-    if x.ndim not in (1, 2):
-        raise AudioError(f"expected a waveform of shape (T,) or (channels, T), got {tuple(x.shape)}")
-    x = x.reshape(1, -1) if x.ndim == 1 else x
-    if x.shape[0] == 0 or x.shape[1] == 0:
-        raise AudioError(f"the input has no samples (shape {tuple(shape)}); nothing to denoise")
-    if x.shape[0] > 64 and x.shape[1] <= 64:
-        raise AudioError(f"got shape {tuple(shape)}: that looks like (T, channels); pass (channels, T)")
-    if not torch.isfinite(x).all():
-        raise AudioError("the input contains NaN or inf samples; clean or re-export it before denoising")
-    return x, restore
-
-
-def file_id(path: Path) -> Optional[Tuple[int, int]]:
-    """(device, inode) of an existing file, None otherwise: two paths are one file, also through
-    symlinks, hard links and ``..``, when their ids are equal."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
+        return save(dst, out, rate, subtype=subtype if container_supports(dst, subtype) else None)
 
 
 def smallest_chunk_seconds(den: "SpeechDenoiser") -> float:

@@ -19,10 +19,11 @@ from .denoise import (
     METHODS,
     MIN_SECONDS,
     SpeechDenoiser,
-    file_id,
     smallest_chunk_seconds,
 )
+from .denoise_methods import check_method, check_steps
 from .errors import AudioError, ScoreAudioError
+from .utils.files import file_id
 
 __all__ = ["check_chunking", "configure_parser", "plan_outputs", "run_cli"]
 
@@ -173,8 +174,8 @@ def run_cli(args: argparse.Namespace) -> int:
     # depends on its rate and STFT.
     den = SpeechDenoiser.from_pretrained(args.checkpoint, device=device, batch_size=args.batch_size)
     den.chunk_seconds, den.overlap_seconds = check_chunking(den, args.chunk_seconds, args.overlap_seconds)
-    method = den._method(args.method)
-    steps = den._steps(method, args.steps)
+    method = check_method(args.method, den.methods, den.default_method, den.conditional)
+    steps = check_steps(method, args.steps)
     print(f"denoising {len(pairs)} file(s) with {den.checkpoint} ({method}, {steps} step(s), {den.device})",
           file=sys.stderr)
     failed = 0

@@ -35,9 +35,10 @@ from typing import Callable, Dict, Optional
 
 import torch
 
+from .errors import ScoreAudioError
 from .utils.tensor import append_dims, as_sigma_batch
 
-__all__ = ["METHOD_FUNCTIONS", "CONDITIONAL_METHODS", "PRIOR_METHODS", "REFINE_START", "predictive",
+__all__ = ["DEFAULT_STEPS", "METHODS", "METHOD_FUNCTIONS", "check_method", "check_steps", "CONDITIONAL_METHODS", "PRIOR_METHODS", "REFINE_START", "predictive",
            "refined", "tweedie", "posterior", "conditional_pc", "ouve"]
 
 #: refined: the start level sigma_s in units of sigma_data (the predictive estimate's typical
@@ -167,3 +168,41 @@ METHOD_FUNCTIONS: Dict[str, Callable[..., torch.Tensor]] = {
 #: Methods that need an unconditional prior / a conditional model.
 PRIOR_METHODS = ("tweedie", "posterior")
 CONDITIONAL_METHODS = ("predictive", "refined", "conditional", "ouve")
+#: The denoising methods, in the order the docs list them.
+METHODS = tuple(METHOD_FUNCTIONS)
+#: Network evaluations per chunk when ``steps`` is not given.
+DEFAULT_STEPS = {"tweedie": 1, "posterior": 20, "predictive": 1, "refined": 6, "conditional": 30, "ouve": 30}
+
+
+def check_method(method: Optional[str], usable: tuple, default: str, conditional: bool) -> str:
+    """``method`` (None: ``default``) if a checkpoint whose methods are ``usable`` can run it;
+    ScoreAudioError naming the valid ones otherwise."""
+    method = default if method is None else str(method)
+    if method == "langevin":
+        raise ScoreAudioError("method 'langevin' was replaced by 'posterior' (reverse diffusion from the input): "
+                              "annealed Langevin mixes toward the marginal, not the posterior")
+    if method not in METHODS:
+        raise ScoreAudioError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
+    if method not in usable:
+        kind = "a conditional" if conditional else "an unconditional (clean-speech prior)"
+        raise ScoreAudioError(f"method '{method}' does not fit this checkpoint: it is {kind} model; "
+                              f"use one of: {', '.join(usable)}")
+    return method
+
+
+def check_steps(method: str, steps: Optional[int]) -> int:
+    """Network calls per chunk for ``method``: ``steps``, or :data:`DEFAULT_STEPS` when None;
+    ScoreAudioError for a count the method cannot use."""
+    if steps is None:
+        return DEFAULT_STEPS[method]
+    if isinstance(steps, bool) or int(steps) != steps or int(steps) < 1:
+        raise ScoreAudioError(f"steps must be a positive integer, got {steps!r}")
+    steps = int(steps)
+    if method == "posterior" and steps < 2:
+        raise ScoreAudioError("posterior needs steps >= 2 (one reverse-diffusion step and the final Tweedie "
+                              "step); use method='tweedie' for one step")
+    if method in ("conditional", "refined", "ouve") and steps < 2:
+        raise ScoreAudioError(f"{method} needs steps >= 2; use method='predictive' for one call")
+    if method in ("tweedie", "predictive") and steps != 1:
+        raise ScoreAudioError(f"{method} makes exactly one network call; steps={steps} does not apply")
+    return steps

@@ -371,7 +371,8 @@ def test_chunk_defaults_to_the_training_crop_unless_the_network_is_local(tiny_ru
     """tiny_run: unet2d_tiny with GroupNorm over the whole input, trained on 0.5 s crops."""
     from omegaconf import OmegaConf
 
-    from scoreaudio.denoise import LOCAL_CHUNK_SECONDS, is_length_independent
+    from scoreaudio.denoise import LOCAL_CHUNK_SECONDS
+    from scoreaudio.nn.build import is_length_independent
 
     den = SpeechDenoiser.from_pretrained(tiny_run, device="cpu")
     assert den.chunk_seconds == 0.5 and den.overlap_seconds == pytest.approx(0.125)

@@ -223,3 +223,31 @@ def resample(wav, orig_sr: int, target_sr: int):
     y = _soxr(arr.reshape(-1, T), orig_sr, target_sr)
     out_dtype = arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.float32
     return y.reshape(*lead, y.shape[-1]).astype(out_dtype)
+
+
+def read_file_samples(path: PathLike, *, what: str = "process") -> Tuple[np.ndarray, int, Optional[str]]:
+    """Every channel of an audio file at its own rate, for processing and writing back alike.
+
+    Returns ``(wav, sample_rate, subtype)``: ``wav`` float32, (T,) for mono or (C, T); ``subtype``
+    the file's sample format (e.g. ``PCM_24``), to keep in the output. AudioError (one line) for
+    an unreadable, empty or non-finite file; ``what`` names the job in the message.
+    """
+    path = Path(path)
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (T, C)
+        subtype = sf.info(str(path)).subtype
+    except Exception as e:  # noqa: BLE001 - libsndfile raises RuntimeError/LibsndfileError/TypeError on junk
+        raise AudioError(f"cannot read audio file '{path}' ({' '.join(str(e).split())}); "
+                         f"it is corrupt or not audio") from None
+    if data.shape[0] == 0:
+        raise AudioError(f"audio file '{path}' has no samples; nothing to {what}")
+    if not np.isfinite(data).all():
+        raise AudioError(f"audio file '{path}' contains NaN or inf samples; re-export it")
+    wav = data[:, 0] if data.shape[1] == 1 else np.ascontiguousarray(data.T)
+    return wav, int(rate), subtype
+
+
+def container_supports(path: PathLike, subtype: Optional[str]) -> bool:
+    """Whether the container ``path``'s extension picks (WAV, FLAC, OGG) can hold ``subtype``."""
+    fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}.get(Path(path).suffix.lower())
+    return bool(fmt is not None and subtype and sf.check_format(fmt, subtype))

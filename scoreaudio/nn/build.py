@@ -120,3 +120,13 @@ def build_score_model(model_cfg: Any, in_channels: int, cond_channels: int = 0) 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters; buffers are not counted."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def is_length_independent(model_cfg) -> bool:
+    """Whether a network's output at a frame depends only on the input in its receptive field
+    (tests/nn/test_locality.py): the WaveNet, and U-Nets with per-frame normalisation and attention."""
+    if model_cfg.backbone == "wavenet":
+        return True
+    if model_cfg.backbone in ("unet2d", "stft_unet"):
+        return model_cfg.unet2d.get("norm", "global") == "frame"
+    return False

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Callable, List, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 #: The temporary names :func:`atomic_write` uses: ``.NAME.PID.HEX.tmp``.
 TMP_GLOB = ".*.*.tmp"
@@ -44,3 +44,13 @@ def remove_leftover_tmp(folder: Union[str, Path]) -> List[Path]:
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed
+
+
+def file_id(path: Path) -> Optional[Tuple[int, int]]:
+    """(device, inode) of an existing file, None otherwise: two paths are one file, also through
+    symlinks, hard links and ``..``, when their ids are equal."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino

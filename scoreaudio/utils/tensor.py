@@ -1,6 +1,8 @@
 """Small tensor helpers shared by losses, samplers and networks."""
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 
@@ -48,3 +50,15 @@ def derive_seed(*parts: int) -> int:
         h &= 0xFFFFFFFFFFFFFFFF
         h ^= h >> 31
     return h & 0x7FFFFFFFFFFFFFFF
+
+
+def generator_on(device: torch.device, generator: Optional[torch.Generator]) -> Optional[torch.Generator]:
+    """``generator`` when it lives on ``device``, else a generator there seeded from it (one draw),
+    so a caller's CPU generator still makes a CUDA run reproducible; None stays None."""
+    if generator is None:
+        return None
+    g, d = generator.device, torch.device(device)
+    if g.type == d.type and (g.index is None or d.index is None or g.index == d.index):
+        return generator
+    seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator, device=g))
+    return torch.Generator(device=d).manual_seed(seed)
