@@ -12,6 +12,7 @@ Public API::
 ``scoreaudio.generate`` is the function; its module is :mod:`scoreaudio.generation`
 (``draw_samples``, ``sample_checkpoint``, the ``scoreaudio generate`` command).
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"
@@ -23,5 +24,18 @@ from .losses import dsm_loss, exact_sm_loss, ssm_loss
 from .pretrained import load_pretrained
 from .sampling import SAMPLERS, annealed_langevin, heun, langevin, pc_sampler
 
-__all__ = ["SpeechDenoiser", "generate", "load_pretrained", "compose", "dsm_loss", "ssm_loss",
-           "exact_sm_loss", "langevin", "annealed_langevin", "pc_sampler", "heun", "SAMPLERS", "__version__"]
+__all__ = [
+    "SpeechDenoiser",
+    "generate",
+    "load_pretrained",
+    "compose",
+    "dsm_loss",
+    "ssm_loss",
+    "exact_sm_loss",
+    "langevin",
+    "annealed_langevin",
+    "pc_sampler",
+    "heun",
+    "SAMPLERS",
+    "__version__",
+]

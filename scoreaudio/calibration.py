@@ -9,6 +9,7 @@ So each unconditional checkpoint measures the best scale of that map on its own 
 and stores it as :attr:`NoiseLevels.noise_map_scale <scoreaudio.noise.NoiseLevels>` (key
 ``noise_map_scale`` of the checkpoint's ``sigmas``); :class:`scoreaudio.SpeechDenoiser` applies it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -26,9 +27,18 @@ DEFAULT_SNRS_DB = (0.0, 5.0, 10.0)
 
 
 @torch.no_grad()
-def calibrate_noise_map(model, representation, clean: torch.Tensor, *, sigma_min: float, sigma_max: float,
-                        scales: Sequence[float] = DEFAULT_SCALES, snrs_db: Sequence[float] = DEFAULT_SNRS_DB,
-                        batch_size: int = 8, generator: torch.Generator | None = None) -> dict:
+def calibrate_noise_map(
+    model,
+    representation,
+    clean: torch.Tensor,
+    *,
+    sigma_min: float,
+    sigma_max: float,
+    scales: Sequence[float] = DEFAULT_SCALES,
+    snrs_db: Sequence[float] = DEFAULT_SNRS_DB,
+    batch_size: int = 8,
+    generator: torch.Generator | None = None,
+) -> dict:
     """The scale k of the sigma map that maximises one-step (Tweedie) SI-SDR on ``clean``.
 
     Args:
@@ -56,8 +66,11 @@ def calibrate_noise_map(model, representation, clean: torch.Tensor, *, sigma_min
     for k in scales:
         values = []
         for noisy, std in noisy_sets:
-            sigma = torch.tensor([float(representation.noise_std_in_model_space(float(s))) for s in std],
-                                 device=device, dtype=clean.dtype)
+            sigma = torch.tensor(
+                [float(representation.noise_std_in_model_space(float(s))) for s in std],
+                device=device,
+                dtype=clean.dtype,
+            )
             sigma = (float(k) * sigma).clamp(sigma_min, sigma_max)
             for i in range(0, clean.shape[0], batch_size):
                 sl = slice(i, i + batch_size)

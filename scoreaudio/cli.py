@@ -5,6 +5,7 @@ Each subcommand lives in the module that does the work and exposes two functions
 imports them lazily, so ``scoreaudio --help`` is fast and one broken extra never breaks the rest.
 User errors (:class:`~scoreaudio.errors.ScoreAudioError`) print one line and exit with status 2.
 """
+
 from __future__ import annotations
 
 import argparse

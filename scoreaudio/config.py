@@ -10,6 +10,7 @@ naming the nearest valid keys, a ``???`` value left unset is an error naming the
 recipe, and a choice outside its valid set (``model.backbone=unet3d``) names the valid choices.
 ``${data.sample_rate}``-style interpolation works anywhere.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -114,7 +115,7 @@ class DataConfig:
     test_subsets: List[str] = field(default_factory=list)  # ... for testing
     valid_fraction: float = 0.05  # folder corpus: share of files (by path hash) held out for valid
     test_fraction: float = 0.05  # folder corpus: share held out for test
-    split_by: str = "file"  # folder corpus: hash the file path (file) or its speaker folder (speaker: unseen voices)
+    split_by: str = "file"  # folder corpus: hash the file path (file) or its speaker folder (speaker)
     max_files: Optional[int] = None  # cap on files per split (quick experiments); None = all
     manifest_cache: bool = True  # cache scanned manifests as JSONL so a second start does not rescan
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
@@ -188,8 +189,8 @@ class ModelConfig:
     sigma_data: Optional[float] = None  # data std in model space; None = measured from data at start
     embedding: str = "fourier"  # fourier|sinusoidal features of log sigma
     embedding_dim: int = 128  # width of the sigma embedding
-    conditional: bool = False  # the network also takes the noisy input (cond channels): a conditional denoiser
-    cond_skip: bool = False  # conditional EDM: D = c_skip x + (1 - c_skip) y + c_out F (F learns only the correction)
+    conditional: bool = False  # the network also takes the noisy input (cond channels): a denoiser
+    cond_skip: bool = False  # conditional EDM: D = c_skip x + (1 - c_skip) y + c_out F (F: the correction)
     energy: bool = False  # score = -grad of E = |x - D(x)|^2 / 2 sigma^2 (conservative; ~2-3x the step cost)
     wavenet: WaveNetConfig = field(default_factory=WaveNetConfig)
     unet2d: UNet2dConfig = field(default_factory=UNet2dConfig)
@@ -211,7 +212,7 @@ class NoiseConfig:
     band_weight: float = 0.5  # mixture: share of the draws log-uniform in denoise_band
     predictive_share: float = 0.5  # conditional: share of the draws at sigma_max (the one-call estimate)
     ouve_gamma: float = 1.5  # ouve: the mean-reversion stiffness gamma (SGMSE+)
-    ouve_sigma_min: float = 0.2  # ouve: the diffusion scale at t = 0, x sigma_data (SGMSE+'s 0.05 on its data)
+    ouve_sigma_min: float = 0.2  # ouve: diffusion scale at t = 0, x sigma_data (SGMSE+: 0.05 on its data)
     ouve_sigma_max: float = 2.0  # ouve: the diffusion scale at t = 1, x sigma_data (SGMSE+'s 0.5)
     ouve_t_eps: float = 0.03  # ouve: the smallest diffusion time trained and sampled
 
@@ -224,9 +225,9 @@ class LossConfig:
     n_projections: int = 1  # ssm: random projections per example
     variance_reduction: bool = True  # ssm: use SSM-VR (closed-form E[(v's)^2])
     projection: str = "rademacher"  # ssm: rademacher | gaussian
-    weighting: str = "auto"  # auto (edm for parameterisation=edm, else sigma2) | edm (unit weight on F) | sigma2
+    weighting: str = "auto"  # auto (edm if parameterisation=edm, else sigma2) | edm (unit on F) | sigma2
     predictive_spectral_weight: float = 0.0  # conditional, waveform state: add this x the compressed multi-resolution spectral loss on the sigma_max (one-call) draws
-    spectral_n_ffts: List[int] = field(default_factory=lambda: [256, 512, 1024])  # the spectral loss's STFT sizes (hop n_fft / 4)
+    spectral_n_ffts: List[int] = field(default_factory=lambda: [256, 512, 1024])  # STFT sizes (hop n_fft / 4)
     spectral_compression: float = 0.3  # the spectral loss's magnitude exponent
 
 
@@ -234,7 +235,7 @@ class LossConfig:
 class SamplerConfig:
     """How samples are drawn (scoreaudio/sampling.py) in training's sample hook and `generate`."""
 
-    name: str = "heun"  # heun (probability-flow ODE, EDM) | pc (predictor-corrector) | ald (annealed Langevin)
+    name: str = "heun"  # heun (probability-flow ODE, EDM) | pc (predictor-corrector) | ald (ann. Langevin)
     steps: int = 35  # total network evaluations, shared over the ladder
     snr: float = 0.4  # pc: Langevin corrector signal-to-noise ratio (best of 0.05 / 0.16 / 0.4 on speech: docs/benchmarks.md)
     final_denoise: bool = True  # end with one Tweedie step at sigma_min
@@ -250,7 +251,7 @@ class TrainConfig:
     lr: float = 2e-4  # AdamW peak learning rate
     weight_decay: float = 0.0  # AdamW weight decay
     warmup_steps: int = 500  # linear learning-rate warm-up
-    lr_schedule: str = "cosine"  # after warm-up: cosine (to lr_min_ratio * lr at train.steps) | inv_sqrt (EDM2) | constant
+    lr_schedule: str = "cosine"  # after warm-up: cosine (to lr_min_ratio*lr) | inv_sqrt (EDM2) | constant
     lr_min_ratio: float = 0.05  # cosine: the floor, as a fraction of train.lr
     lr_ref_steps: int = 2000  # inv_sqrt: lr * 1/sqrt(max(step / lr_ref_steps, 1))
     adam_beta2: float = 0.999  # AdamW beta2 (0.99 suits short runs: the second moment adapts faster)
@@ -266,7 +267,7 @@ class TrainConfig:
     val_every: int = 1000  # steps between validations; 0 disables
     val_examples: int = 32  # validation examples (fixed crops)
     calibrate_noise_map: bool = True  # at the end, fit the denoiser's sigma-map scale on validation speech
-    val_sigmas: List[float] = field(default_factory=lambda: [0.01, 0.05, 0.2, 1.0])  # fixed sigmas of the validation DSM curves
+    val_sigmas: List[float] = field(default_factory=lambda: [0.01, 0.05, 0.2, 1.0])  # validation DSM curves
     sample_every: int = 0  # steps between audio samples; 0 = only at the end
     num_samples: int = 2  # samples drawn by the sample hook
     sample_seconds: float = 2.0  # length of those samples
@@ -274,8 +275,8 @@ class TrainConfig:
     runs_root: str = "runs"  # where run directories are created
     run_dir: Optional[str] = None  # explicit run directory; default runs/<recipe>-<timestamp>
     resume: str = "auto"  # auto (continue the run in run_dir if any) | never | PATH to a checkpoint
-    init_from: Optional[str] = None  # fine-tune: start from these weights (a run, a .pt, a .safetensors, or "default"), keeping their sigma settings
-    allow_config_change: bool = False  # resume even though settings that decide the next step changed (logged; no longer exact)
+    init_from: Optional[str] = None  # fine-tune from: a run, a .pt, a .safetensors or "default" (its sigmas)
+    allow_config_change: bool = False  # resume with changed step-deciding settings (logged; not exact)
     overwrite: bool = False  # let resume=never start over in a run_dir that already holds a checkpoint
 
 
@@ -295,8 +296,16 @@ class Config:
 
 #: Keys whose value must be one of a fixed set. Checked after composition.
 CHOICES: Dict[str, Sequence[str]] = {
-    "data.dataset": ("synthetic", "ljspeech", "vctk", "voicebank_demand", "librispeech", "libritts",
-                     "sc09", "folder"),
+    "data.dataset": (
+        "synthetic",
+        "ljspeech",
+        "vctk",
+        "voicebank_demand",
+        "librispeech",
+        "libritts",
+        "sc09",
+        "folder",
+    ),
     "data.normalize": ("peak", "rms", "none"),
     "representation.kind": ("stft", "waveform"),
     "representation.window": ("hann",),
@@ -358,8 +367,10 @@ RANGES: Dict[str, Tuple[Callable[[Any], bool], str]] = {
     "train.sample_every": (_at_least(0), "an integer >= 0 (0 = samples only at the end)"),
     "train.num_samples": (_at_least(0), "an integer >= 0"),
     "train.sample_seconds": (_above(0), "a number > 0 (seconds)"),
-    "train.device": (lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,
-                     "auto, cpu, cuda or cuda:N"),
+    "train.device": (
+        lambda v: isinstance(v, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", v) is not None,
+        "auto, cpu, cuda or cuda:N",
+    ),
     "noise.sigma_min": (_above(0), "a finite number > 0"),
     "noise.num_levels": (_optional(_at_least(1)), "an integer >= 1, or null for the NCSNv2 rule"),
     "sampler.steps": (_at_least(1), "an integer >= 1"),
@@ -378,12 +389,16 @@ def _check_ranges(cfg: DictConfig, source: str) -> None:
         if not test(value):
             raise ConfigError(f"{source}: {key}={value!r} is not valid; use {valid}")
     if not cfg.noise.ouve_sigma_max > cfg.noise.ouve_sigma_min:
-        raise ConfigError(f"{source}: noise.ouve_sigma_max={cfg.noise.ouve_sigma_max!r} is not valid; use a number "
-                          f"above noise.ouve_sigma_min={cfg.noise.ouve_sigma_min!r}")
+        raise ConfigError(
+            f"{source}: noise.ouve_sigma_max={cfg.noise.ouve_sigma_max!r} is not valid; use a number "
+            f"above noise.ouve_sigma_min={cfg.noise.ouve_sigma_min!r}"
+        )
     lo, hi = cfg.noise.sigma_min, cfg.noise.sigma_max
     if hi is not None and not (_number(hi) and hi > lo):
-        raise ConfigError(f"{source}: noise.sigma_max={hi!r} is not valid; use a number above "
-                          f"noise.sigma_min={lo!r}, or null to pick it from the data")
+        raise ConfigError(
+            f"{source}: noise.sigma_max={hi!r} is not valid; use a number above "
+            f"noise.sigma_min={lo!r}, or null to pick it from the data"
+        )
 
 
 def is_conditional(cfg) -> bool:
@@ -441,10 +456,12 @@ def _defaults_entries(defaults: Any, recipe: Path) -> List[tuple]:
     out = []
     for entry in defaults:
         if isinstance(entry, (dict, DictConfig)) and len(entry) == 1:
-            (group, name), = dict(entry).items()
+            ((group, name),) = dict(entry).items()
             out.append((str(group), str(name)))
         else:
-            raise ConfigError(f"{recipe}: each 'defaults' entry must be one 'group: name' pair, got {entry!r}")
+            raise ConfigError(
+                f"{recipe}: each 'defaults' entry must be one 'group: name' pair, got {entry!r}"
+            )
     return out
 
 
@@ -485,11 +502,17 @@ def _friendly(e: OmegaConfBaseException, source: str) -> ConfigError:
     """Turn an omegaconf error into a one-line ConfigError naming the nearest valid keys."""
     key = getattr(e, "full_key", None) or getattr(e, "key", None)
     msg = one_line(e).split(" full_key:")[0]
-    if key and ("not in" in msg or "Key '" in msg or "has no attribute" in msg or "Could not override" in msg):
+    if key and (
+        "not in" in msg or "Key '" in msg or "has no attribute" in msg or "Could not override" in msg
+    ):
         parent, _, leaf = str(key).rpartition(".")
         valid = _valid_keys(parent)
         near = difflib.get_close_matches(leaf, valid, n=3, cutoff=0.5)
-        hint = f"did you mean {' or '.join(repr(f'{parent}.{k}' if parent else k) for k in near)}? " if near else ""
+        hint = (
+            f"did you mean {' or '.join(repr(f'{parent}.{k}' if parent else k) for k in near)}? "
+            if near
+            else ""
+        )
         return ConfigError(f"{source}: unknown key '{key}'; {hint}valid keys here: {', '.join(valid)}")
     if key:
         return ConfigError(f"{source}: bad value for '{key}': {msg}")
@@ -554,12 +577,16 @@ def compose(recipe: Union[str, Path, None] = None, overrides: Sequence[str] = ()
             body = OmegaConf.masked_copy(body, [k for k in body.keys() if k != "defaults"])
         for group, name in entries:
             if group not in CONFIG_GROUPS:
-                raise ConfigError(f"{recipe}: unknown config group '{group}' in defaults; "
-                                  f"valid groups: {', '.join(CONFIG_GROUPS)}")
+                raise ConfigError(
+                    f"{recipe}: unknown config group '{group}' in defaults; "
+                    f"valid groups: {', '.join(CONFIG_GROUPS)}"
+                )
             path = config_dir() / group / f"{name}.yaml"
             if not path.is_file():
-                raise ConfigError(f"{recipe}: no fragment '{group}/{name}'; available: "
-                                  f"{', '.join(available_fragments(group)) or 'none'}")
+                raise ConfigError(
+                    f"{recipe}: no fragment '{group}/{name}'; available: "
+                    f"{', '.join(available_fragments(group)) or 'none'}"
+                )
             fragment = _load_yaml(path, "config fragment")
             _track_required(required, {group: fragment})
             cfg = _merge(cfg, {group: fragment}, str(path))
@@ -592,8 +619,10 @@ def compose(recipe: Union[str, Path, None] = None, overrides: Sequence[str] = ()
             raise ConfigError(f"command-line override '{item}': {one_line(e)}") from None
     missing = sorted(set(OmegaConf.missing_keys(cfg)) | required)
     if missing:
-        raise ConfigError(f"{source}: required value(s) not set: {', '.join(missing)} "
-                          f"(set them in the recipe or as key=value on the command line)")
+        raise ConfigError(
+            f"{source}: required value(s) not set: {', '.join(missing)} "
+            f"(set them in the recipe or as key=value on the command line)"
+        )
     try:
         OmegaConf.resolve(cfg)
     except OmegaConfBaseException as e:

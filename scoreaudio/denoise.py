@@ -39,6 +39,7 @@ Around every method:
   overlap-add with sin^2 cross-fades (:mod:`scoreaudio.audio.chunking`), so memory does not grow
   with the input's length. Inputs shorter than :data:`MIN_SECONDS` are zero-padded.
 """
+
 from __future__ import annotations
 
 import math
@@ -70,8 +71,17 @@ from .utils.files import file_id
 from .utils.silence import SILENT_INPUT_PEAK
 from .utils.tensor import fit_length, generator_on
 
-__all__ = ["SpeechDenoiser", "tweedie", "estimate_noise_std", "noise_std_from_snr", "chunk_starts", "METHODS",
-           "DEFAULT_STEPS", "DEFAULT_MODEL", "smallest_chunk_seconds"]
+__all__ = [
+    "SpeechDenoiser",
+    "tweedie",
+    "estimate_noise_std",
+    "noise_std_from_snr",
+    "chunk_starts",
+    "METHODS",
+    "DEFAULT_STEPS",
+    "DEFAULT_MODEL",
+    "smallest_chunk_seconds",
+]
 
 #: Default method for conditional checkpoints: the one-call predictive estimate.
 DEFAULT_CONDITIONAL_METHOD = "predictive"
@@ -87,6 +97,7 @@ DEFAULT_UNCONDITIONAL_METHOD = "tweedie"
 LOCAL_CHUNK_SECONDS = 4.0
 #: Inputs shorter than this are zero-padded before encoding (and cropped after).
 MIN_SECONDS = 0.1
+
 
 # --------------------------------------------------------------------------------------------
 # The API
@@ -115,16 +126,31 @@ class SpeechDenoiser:
             ``noise.train_distribution=ouve``; it makes ``ouve`` the default method.
     """
 
-    def __init__(self, model, representation, levels: NoiseLevels | Mapping[str, float], sample_rate: int, *,
-                 conditional: bool = False, normalize: str = "peak", peak_level: float = 0.9,
-                 rms_db: float = -25.0, device: Union[str, torch.device, None] = None,
-                 chunk_seconds: float = 4.0, overlap_seconds: float = 0.5, batch_size: Optional[int] = None,
-                 sampler_snr: float = 0.16, ouve: Optional[OUVE] = None):
+    def __init__(
+        self,
+        model,
+        representation,
+        levels: NoiseLevels | Mapping[str, float],
+        sample_rate: int,
+        *,
+        conditional: bool = False,
+        normalize: str = "peak",
+        peak_level: float = 0.9,
+        rms_db: float = -25.0,
+        device: Union[str, torch.device, None] = None,
+        chunk_seconds: float = 4.0,
+        overlap_seconds: float = 0.5,
+        batch_size: Optional[int] = None,
+        sampler_snr: float = 0.16,
+        ouve: Optional[OUVE] = None,
+    ):
         if normalize not in ("peak", "rms", "none"):
             raise ScoreAudioError(f"normalize={normalize!r} is not one of: peak, rms, none")
         if not chunk_seconds > 0 or not 0 <= overlap_seconds < chunk_seconds:
-            raise ScoreAudioError(f"need chunk_seconds > 0 and 0 <= overlap_seconds < chunk_seconds, got "
-                                  f"{chunk_seconds} and {overlap_seconds}")
+            raise ScoreAudioError(
+                f"need chunk_seconds > 0 and 0 <= overlap_seconds < chunk_seconds, got "
+                f"{chunk_seconds} and {overlap_seconds}"
+            )
         if batch_size is not None and int(batch_size) < 1:
             raise ScoreAudioError(f"batch_size must be >= 1, got {batch_size}")
         self.model = model
@@ -149,17 +175,26 @@ class SpeechDenoiser:
         self.batch_size = int(batch_size) if batch_size else (16 if self.device.type == "cuda" else 4)
         least = smallest_chunk_seconds(self)
         if self.chunk_seconds < least - 1e-9:
-            raise ScoreAudioError(f"chunk_seconds={chunk_seconds:g} is too short for this model; the smallest "
-                                  f"usable value is {least:g} s")
+            raise ScoreAudioError(
+                f"chunk_seconds={chunk_seconds:g} is too short for this model; the smallest "
+                f"usable value is {least:g} s"
+            )
         self.sampler_snr = float(sampler_snr)
         self.ouve_process = ouve if ouve is not None else OUVE.from_config(NoiseConfig(), self.sigma_data)
         self.trained_for_ouve = ouve is not None
         self.checkpoint: Optional[Path] = None
 
     @classmethod
-    def from_pretrained(cls, checkpoint_or_run_dir=None, *, device: Union[str, torch.device, None] = None,
-                        chunk_seconds: Optional[float] = None, overlap_seconds: float = 0.5,
-                        batch_size: Optional[int] = None, ema: bool = True) -> "SpeechDenoiser":
+    def from_pretrained(
+        cls,
+        checkpoint_or_run_dir=None,
+        *,
+        device: Union[str, torch.device, None] = None,
+        chunk_seconds: Optional[float] = None,
+        overlap_seconds: float = 0.5,
+        batch_size: Optional[int] = None,
+        ema: bool = True,
+    ) -> "SpeechDenoiser":
         """A denoiser from a checkpoint file, a run directory, a ``.safetensors`` weights file, or a
         built-in model by name; None loads the built-in :data:`DEFAULT_MODEL` (works offline).
 
@@ -170,19 +205,32 @@ class SpeechDenoiser:
         """
         from .pretrained import load_pretrained
 
-        p = load_pretrained(DEFAULT_MODEL if checkpoint_or_run_dir is None else checkpoint_or_run_dir,
-                            device=device, ema=ema)
+        p = load_pretrained(
+            DEFAULT_MODEL if checkpoint_or_run_dir is None else checkpoint_or_run_dir, device=device, ema=ema
+        )
         d = p.cfg.data
         if chunk_seconds is None:
             local = is_length_independent(p.cfg.model)
             chunk_seconds = LOCAL_CHUNK_SECONDS if local else float(d.segment_seconds)
             overlap_seconds = min(overlap_seconds, 0.25 * chunk_seconds)
-        den = cls(p.model, p.representation, p.levels, p.sample_rate, conditional=p.conditional,
-                  normalize=str(d.normalize), peak_level=float(d.peak_level), rms_db=float(d.rms_db),
-                  device=p.device, chunk_seconds=chunk_seconds, overlap_seconds=overlap_seconds,
-                  batch_size=batch_size, sampler_snr=float(p.cfg.sampler.snr),
-                  ouve=OUVE.from_config(p.cfg.noise, p.levels.sigma_data)
-                  if p.cfg.noise.get("train_distribution") == "ouve" else None)
+        den = cls(
+            p.model,
+            p.representation,
+            p.levels,
+            p.sample_rate,
+            conditional=p.conditional,
+            normalize=str(d.normalize),
+            peak_level=float(d.peak_level),
+            rms_db=float(d.rms_db),
+            device=p.device,
+            chunk_seconds=chunk_seconds,
+            overlap_seconds=overlap_seconds,
+            batch_size=batch_size,
+            sampler_snr=float(p.cfg.sampler.snr),
+            ouve=OUVE.from_config(p.cfg.noise, p.levels.sigma_data)
+            if p.cfg.noise.get("train_distribution") == "ouve"
+            else None,
+        )
         den.checkpoint = p.path
         return den
 
@@ -199,14 +247,24 @@ class SpeechDenoiser:
         return CONDITIONAL_METHODS if self.conditional else PRIOR_METHODS
 
     def __repr__(self) -> str:
-        return (f"SpeechDenoiser({self.representation!r}, {self.sample_rate} Hz, "
-                f"{'conditional' if self.conditional else 'unconditional'}, default method "
-                f"{self.default_method!r}, device {self.device})")
+        return (
+            f"SpeechDenoiser({self.representation!r}, {self.sample_rate} Hz, "
+            f"{'conditional' if self.conditional else 'unconditional'}, default method "
+            f"{self.default_method!r}, device {self.device})"
+        )
 
     # ----------------------------------------------------------------------------------------
-    def __call__(self, wav: ArrayLike, sample_rate: int, *, method: Optional[str] = None,
-                 steps: Optional[int] = None, generator: Optional[torch.Generator] = None,
-                 noise_std: Optional[float] = None, snr_db: Optional[float] = None) -> ArrayLike:
+    def __call__(
+        self,
+        wav: ArrayLike,
+        sample_rate: int,
+        *,
+        method: Optional[str] = None,
+        steps: Optional[int] = None,
+        generator: Optional[torch.Generator] = None,
+        noise_std: Optional[float] = None,
+        snr_db: Optional[float] = None,
+    ) -> ArrayLike:
         """Denoise ``wav``: (T,) or (channels, T), numpy or torch, at ``sample_rate``.
 
         Returns the same type, shape, dtype (and device, for tensors) at the same rate; channels
@@ -234,7 +292,9 @@ class SpeechDenoiser:
         silent = [c for c in range(C) if float(x[c].abs().max()) < SILENT_INPUT_PEAK]
         if silent:
             which = "the input is" if C == 1 else f"channel(s) {silent} are"
-            warnings.warn(f"{which} silent (peak below {SILENT_INPUT_PEAK:g}); returned unchanged", stacklevel=2)
+            warnings.warn(
+                f"{which} silent (peak below {SILENT_INPUT_PEAK:g}); returned unchanged", stacklevel=2
+            )
         active = [c for c in range(C) if c not in silent]
         if active:
             from .audio.io import resample
@@ -265,11 +325,16 @@ class SpeechDenoiser:
         """Waveform noise std (after normalisation) -> model-space sigma, clamped to the training range.
 
         The representation's analytic map times the checkpoint's calibrated ``noise_map_scale``."""
-        s = self.noise_map_scale * float(self.representation.noise_std_in_model_space(float(waveform_noise_std)))
+        s = self.noise_map_scale * float(
+            self.representation.noise_std_in_model_space(float(waveform_noise_std))
+        )
         if s > self.sigma_max * (1 + 1e-6):  # said, not silent: the estimate is then for a lower noise level
-            warnings.warn(f"the noise level ({waveform_noise_std:.3g} after normalisation) is above what this model "
-                          f"was trained for (sigma {s:.3g} > {self.sigma_max:.3g}); denoising as if it were "
-                          f"{self.sigma_max:.3g}", stacklevel=3)
+            warnings.warn(
+                f"the noise level ({waveform_noise_std:.3g} after normalisation) is above what this model "
+                f"was trained for (sigma {s:.3g} > {self.sigma_max:.3g}); denoising as if it were "
+                f"{self.sigma_max:.3g}",
+                stacklevel=3,
+            )
         return min(max(s, self.sigma_min), self.sigma_max)
 
     def _gain(self, y: torch.Tensor) -> float:
@@ -283,30 +348,47 @@ class SpeechDenoiser:
     def _hop_unit(self) -> int:
         return int(getattr(self.representation, "hop_length", 1))
 
-    def _denoise_long(self, y: torch.Tensor, sigma: float, method: str, steps: int,
-                      generator: Optional[torch.Generator]) -> torch.Tensor:
+    def _denoise_long(
+        self, y: torch.Tensor, sigma: float, method: str, steps: int, generator: Optional[torch.Generator]
+    ) -> torch.Tensor:
         """(T,) normalised waveform on the device -> (T,) denoised, chunk by chunk (overlap-add)."""
         unit = self._hop_unit()
         n_fft = int(getattr(self.representation, "n_fft", 0))
-        return overlap_add(y, lambda seg: self._denoise_batch(seg, sigma, method, steps, generator),
-                           chunk=int(round(self.chunk_seconds * self.sample_rate / unit)) * unit,
-                           overlap=int(round(self.overlap_seconds * self.sample_rate / unit)) * unit, unit=unit,
-                           min_length=max(int(math.ceil(MIN_SECONDS * self.sample_rate)), 2 * n_fft),
-                           batch_size=self.batch_size)
+        return overlap_add(
+            y,
+            lambda seg: self._denoise_batch(seg, sigma, method, steps, generator),
+            chunk=int(round(self.chunk_seconds * self.sample_rate / unit)) * unit,
+            overlap=int(round(self.overlap_seconds * self.sample_rate / unit)) * unit,
+            unit=unit,
+            min_length=max(int(math.ceil(MIN_SECONDS * self.sample_rate)), 2 * n_fft),
+            batch_size=self.batch_size,
+        )
 
-    def _denoise_batch(self, wav: torch.Tensor, sigma: float, method: str, steps: int,
-                       generator: Optional[torch.Generator]) -> torch.Tensor:
+    def _denoise_batch(
+        self, wav: torch.Tensor, sigma: float, method: str, steps: int, generator: Optional[torch.Generator]
+    ) -> torch.Tensor:
         """(B, 1, L) normalised noisy waveforms -> (B, 1, L) estimates; one sigma for the batch."""
         rep = self.representation
         y = rep.encode(wav)  # (B, C, *S)
         x = METHOD_FUNCTIONS[method](
-            self.model, y, sigma=sigma, cond=y if self.conditional else None, sigma_min=self.sigma_min,
-            sigma_max=self.sigma_max, sigma_data=self.sigma_data, steps=steps, snr=self.sampler_snr,
-            process=self.ouve_process, generator=generator)
+            self.model,
+            y,
+            sigma=sigma,
+            cond=y if self.conditional else None,
+            sigma_min=self.sigma_min,
+            sigma_max=self.sigma_max,
+            sigma_data=self.sigma_data,
+            steps=steps,
+            snr=self.sampler_snr,
+            process=self.ouve_process,
+            generator=generator,
+        )
         out = rep.decode(x, wav.shape[-1]).float()
         if not torch.isfinite(out).all():
-            raise ScoreAudioError(f"method '{method}' produced non-finite values; try another method, "
-                                  f"more steps, or a later checkpoint")
+            raise ScoreAudioError(
+                f"method '{method}' produced non-finite values; try another method, "
+                f"more steps, or a later checkpoint"
+            )
         return out
 
     # ----------------------------------------------------------------------------------------
@@ -328,8 +410,10 @@ class SpeechDenoiser:
         audio_info(src)  # missing / empty / unreadable -> AudioError
         if dst.exists():
             if file_id(dst) == file_id(src):
-                raise ScoreAudioError(f"'{dst}' is the input file itself; write the result to another file "
-                                      f"so the original recording is kept")
+                raise ScoreAudioError(
+                    f"'{dst}' is the input file itself; write the result to another file "
+                    f"so the original recording is kept"
+                )
             if not overwrite:
                 raise OutputExistsError(f"'{dst}' exists; pass overwrite=True (--overwrite) or another dst")
         wav, rate, subtype = read_file_samples(src, what="denoise")

@@ -28,6 +28,7 @@ Conditional (a model D(x, sigma, y) trained on clean/noisy pairs; any noise):
 ``conditional`` the earlier SGMSE-style start from ``y + 2 sigma_y z`` at sqrt(5) sigma_y with the
                 predictor-corrector sampler; kept for old checkpoints and comparison.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,8 +39,22 @@ import torch
 from .errors import ScoreAudioError
 from .utils.tensor import append_dims, as_sigma_batch
 
-__all__ = ["DEFAULT_STEPS", "METHODS", "METHOD_FUNCTIONS", "check_method", "check_steps", "CONDITIONAL_METHODS", "PRIOR_METHODS", "REFINE_START", "predictive",
-           "refined", "tweedie", "posterior", "conditional_pc", "ouve"]
+__all__ = [
+    "DEFAULT_STEPS",
+    "METHODS",
+    "METHOD_FUNCTIONS",
+    "check_method",
+    "check_steps",
+    "CONDITIONAL_METHODS",
+    "PRIOR_METHODS",
+    "REFINE_START",
+    "predictive",
+    "refined",
+    "tweedie",
+    "posterior",
+    "conditional_pc",
+    "ouve",
+]
 
 #: refined: the start level sigma_s in units of sigma_data (the predictive estimate's typical
 #: error is about this share of the signal's std: ~10 dB SI-SDR).
@@ -79,9 +94,17 @@ def tweedie(model, y: torch.Tensor, sigma, cond: Optional[torch.Tensor] = None, 
     return y + append_dims(sig * sig, y.ndim) * _call(model, y, sig, cond)
 
 
-def posterior(model, y: torch.Tensor, *, sigma: float, sigma_min: float, steps: int,
-              generator: Optional[torch.Generator] = None, cond: Optional[torch.Tensor] = None,
-              **_) -> torch.Tensor:
+def posterior(
+    model,
+    y: torch.Tensor,
+    *,
+    sigma: float,
+    sigma_min: float,
+    steps: int,
+    generator: Optional[torch.Generator] = None,
+    cond: Optional[torch.Tensor] = None,
+    **_,
+) -> torch.Tensor:
     """Reverse diffusion from the observation: y is a draw of the data perturbed at ``sigma``, so
     integrating the VE reverse SDE from (y, sigma) to sigma_min samples p(x | y) (Song et al.
     2021; Kadkhodaie & Simoncelli 2021). ``steps`` network calls."""
@@ -97,8 +120,15 @@ def posterior(model, y: torch.Tensor, *, sigma: float, sigma_min: float, steps: 
 # --------------------------------------------------------------------------------------------
 # Conditional
 # --------------------------------------------------------------------------------------------
-def predictive(model, y: torch.Tensor, *, cond: torch.Tensor, sigma_max: float,
-               generator: Optional[torch.Generator] = None, **_) -> torch.Tensor:
+def predictive(
+    model,
+    y: torch.Tensor,
+    *,
+    cond: torch.Tensor,
+    sigma_max: float,
+    generator: Optional[torch.Generator] = None,
+    **_,
+) -> torch.Tensor:
     """One call: ``D(sigma_max z, sigma_max, cond)``, the regression E[x | y] the conditional model
     learns at its top level (module docstring). ``y`` only fixes the shape. Without a
     ``generator`` the state's noise is drawn from a fixed seed, so the estimate is deterministic."""
@@ -108,9 +138,19 @@ def predictive(model, y: torch.Tensor, *, cond: torch.Tensor, sigma_max: float,
     return denoised(model, x, float(sigma_max), cond)
 
 
-def refined(model, y: torch.Tensor, *, cond: torch.Tensor, sigma_max: float, sigma_min: float,
-            sigma_data: float, steps: int, generator: Optional[torch.Generator] = None,
-            start: Optional[float] = None, **_) -> torch.Tensor:
+def refined(
+    model,
+    y: torch.Tensor,
+    *,
+    cond: torch.Tensor,
+    sigma_max: float,
+    sigma_min: float,
+    sigma_data: float,
+    steps: int,
+    generator: Optional[torch.Generator] = None,
+    start: Optional[float] = None,
+    **_,
+) -> torch.Tensor:
     """StoRM-style: predictive estimate, then ``steps - 1`` calls of conditional reverse diffusion
     from ``start`` (default :data:`REFINE_START` x sigma_data) down to sigma_min."""
     from .sampling import ancestral, posterior_ladder
@@ -121,14 +161,27 @@ def refined(model, y: torch.Tensor, *, cond: torch.Tensor, sigma_max: float, sig
     s0 = float(start) if start is not None else REFINE_START * float(sigma_data)
     s0 = min(max(s0, sigma_min * 1.5), sigma_max)
     x = x_hat + s0 * _randn(x_hat, generator)
-    ladder = posterior_ladder(steps - 1, sigma_min, s0).to(y.device) if steps > 2 else \
-        torch.tensor([s0, sigma_min], device=y.device)
+    ladder = (
+        posterior_ladder(steps - 1, sigma_min, s0).to(y.device)
+        if steps > 2
+        else torch.tensor([s0, sigma_min], device=y.device)
+    )
     return ancestral(lambda x_, s_: model(x_, s_, cond), x, ladder, generator=generator, final_denoise=True)
 
 
-def conditional_pc(model, y: torch.Tensor, *, cond: torch.Tensor, sigma: float, sigma_min: float,
-                   sigma_max: float, steps: int, snr: float = 0.16, generator: Optional[torch.Generator] = None,
-                   **_) -> torch.Tensor:
+def conditional_pc(
+    model,
+    y: torch.Tensor,
+    *,
+    cond: torch.Tensor,
+    sigma: float,
+    sigma_min: float,
+    sigma_max: float,
+    steps: int,
+    snr: float = 0.16,
+    generator: Optional[torch.Generator] = None,
+    **_,
+) -> torch.Tensor:
     """The earlier conditional sampler: start at ``y + k sigma z`` (level ``sqrt(1 + k^2) sigma``),
     then the predictor-corrector sampler down to sigma_min (SGMSE-style, a heuristic start)."""
     from .sampling import pc_sampler, sampler_ladder
@@ -138,22 +191,38 @@ def conditional_pc(model, y: torch.Tensor, *, cond: torch.Tensor, sigma: float, 
     add = math.sqrt(max(start * start - sigma * sigma, 0.0))
     x = y + add * _randn(y, generator)
     plan = sampler_ladder("pc", steps, sigma_min, start, snr=snr)
-    return pc_sampler(lambda x_, s_: model(x_, s_, cond), x, plan.sigmas.to(y.device), generator=generator,
-                      **plan.kwargs)
+    return pc_sampler(
+        lambda x_, s_: model(x_, s_, cond), x, plan.sigmas.to(y.device), generator=generator, **plan.kwargs
+    )
 
 
 #: ouve: the corrector's snr (SGMSE+'s setting).
 OUVE_SNR = 0.5
 
 
-def ouve(model, y: torch.Tensor, *, cond: torch.Tensor, process, steps: int,
-         generator: Optional[torch.Generator] = None, **_) -> torch.Tensor:
+def ouve(
+    model,
+    y: torch.Tensor,
+    *,
+    cond: torch.Tensor,
+    process,
+    steps: int,
+    generator: Optional[torch.Generator] = None,
+    **_,
+) -> torch.Tensor:
     """SGMSE+'s sampler on the model's VE score (:mod:`scoreaudio.ouve`); ``process`` is the
     checkpoint's :class:`~scoreaudio.ouve.OUVE`. ``steps`` calls, >= 2."""
     from .ouve import ouve_sampler
 
-    return ouve_sampler(lambda x_, s_: model(x_, s_, cond), lambda x_, s_: denoised(model, x_, s_, cond), y,
-                        process, steps=steps, snr=OUVE_SNR, generator=generator)
+    return ouve_sampler(
+        lambda x_, s_: model(x_, s_, cond),
+        lambda x_, s_: denoised(model, x_, s_, cond),
+        y,
+        process,
+        steps=steps,
+        snr=OUVE_SNR,
+        generator=generator,
+    )
 
 
 #: method name -> function(model, y, **keywords) -> estimate (B, C, *S).
@@ -179,14 +248,18 @@ def check_method(method: Optional[str], usable: tuple, default: str, conditional
     ScoreAudioError naming the valid ones otherwise."""
     method = default if method is None else str(method)
     if method == "langevin":
-        raise ScoreAudioError("method 'langevin' was replaced by 'posterior' (reverse diffusion from the input): "
-                              "annealed Langevin mixes toward the marginal, not the posterior")
+        raise ScoreAudioError(
+            "method 'langevin' was replaced by 'posterior' (reverse diffusion from the input): "
+            "annealed Langevin mixes toward the marginal, not the posterior"
+        )
     if method not in METHODS:
         raise ScoreAudioError(f"unknown method {method!r}; valid: {', '.join(METHODS)}")
     if method not in usable:
         kind = "a conditional" if conditional else "an unconditional (clean-speech prior)"
-        raise ScoreAudioError(f"method '{method}' does not fit this checkpoint: it is {kind} model; "
-                              f"use one of: {', '.join(usable)}")
+        raise ScoreAudioError(
+            f"method '{method}' does not fit this checkpoint: it is {kind} model; "
+            f"use one of: {', '.join(usable)}"
+        )
     return method
 
 
@@ -199,8 +272,10 @@ def check_steps(method: str, steps: Optional[int]) -> int:
         raise ScoreAudioError(f"steps must be a positive integer, got {steps!r}")
     steps = int(steps)
     if method == "posterior" and steps < 2:
-        raise ScoreAudioError("posterior needs steps >= 2 (one reverse-diffusion step and the final Tweedie "
-                              "step); use method='tweedie' for one step")
+        raise ScoreAudioError(
+            "posterior needs steps >= 2 (one reverse-diffusion step and the final Tweedie "
+            "step); use method='tweedie' for one step"
+        )
     if method in ("conditional", "refined", "ouve") and steps < 2:
         raise ScoreAudioError(f"{method} needs steps >= 2; use method='predictive' for one call")
     if method in ("tweedie", "predictive") and steps != 1:

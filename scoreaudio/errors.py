@@ -4,6 +4,7 @@ Every error a user can cause (bad config, missing dataset, unreadable audio, bad
 bad argument) is a :class:`ScoreAudioError` with a one-line message that says what to do. The
 command line prints ``error: <message>`` and exits with status 2 instead of a traceback.
 """
+
 from __future__ import annotations
 
 

@@ -23,6 +23,7 @@ prints a Markdown table of three rows (generated, reference, white noise of the 
 lengths and loudness) with the voiced and pause shares, spectral flatness, DNSMOS and the Fréchet
 log-mel distance to the reference (:mod:`scoreaudio.generation_metrics`).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,7 +68,9 @@ class EvalResult:
     summary: Dict[str, Dict[str, float]]  # column -> {n, mean, ci_low, ci_high}
     unmatched: Dict[str, List[str]]  # "reference" / "estimate" / "noisy" -> relative names without a partner
     meta: Dict[str, object] = field(default_factory=dict)
-    skipped: Dict[str, str] = field(default_factory=dict)  # name -> why it was not scored (an unreadable file)
+    skipped: Dict[str, str] = field(
+        default_factory=dict
+    )  # name -> why it was not scored (an unreadable file)
 
 
 def _index(folder: Path) -> Dict[str, Path]:
@@ -79,14 +82,16 @@ def _index(folder: Path) -> Dict[str, Path]:
     for p in find_audio_files(folder):
         key = p.relative_to(folder).with_suffix("").as_posix()
         if key in out:
-            raise ScoreAudioError(f"'{out[key]}' and '{p}' have the same name apart from the extension; "
-                                  f"keep one of them")
+            raise ScoreAudioError(
+                f"'{out[key]}' and '{p}' have the same name apart from the extension; keep one of them"
+            )
         out[key] = p
     return out
 
 
-def match_files(reference: Path, estimate: Path, noisy: Optional[Path] = None
-                ) -> Tuple[List[Tuple[str, Path, Path, Optional[Path]]], Dict[str, List[str]]]:
+def match_files(
+    reference: Path, estimate: Path, noisy: Optional[Path] = None
+) -> Tuple[List[Tuple[str, Path, Path, Optional[Path]]], Dict[str, List[str]]]:
     """``[(name, ref, est, noisy_or_None)]`` for names present in reference and estimate (and noisy,
     when given), and the names each folder has without a partner."""
     ref, est = _index(Path(reference)), _index(Path(estimate))
@@ -106,8 +111,9 @@ def _read(path: Path, rate: Optional[int]) -> Tuple[np.ndarray, int]:
     return wav[0].numpy().astype(np.float64), sr
 
 
-def score_signals(est: np.ndarray, ref: np.ndarray, sample_rate: int, metrics: Sequence[str]
-                  ) -> Tuple[Dict[str, float], List[str]]:
+def score_signals(
+    est: np.ndarray, ref: np.ndarray, sample_rate: int, metrics: Sequence[str]
+) -> Tuple[Dict[str, float], List[str]]:
     """Metric columns of one (estimate, reference) pair at ``sample_rate`` and the reasons for NaNs."""
     n = min(len(est), len(ref))
     est, ref = est[:n], ref[:n]
@@ -132,8 +138,11 @@ def score_signals(est: np.ndarray, ref: np.ndarray, sample_rate: int, metrics: S
         if "dnsmos" in metrics:
             d = dnsmos(est, sample_rate)
             out.update({"dnsmos_ovrl": d["ovrl"], "dnsmos_sig": d["sig"], "dnsmos_bak": d["bak"]})
-    notes += [str(w.message).replace("; reported as NaN", "") for w in caught
-              if issubclass(w.category, MetricWarning)]
+    notes += [
+        str(w.message).replace("; reported as NaN", "")
+        for w in caught
+        if issubclass(w.category, MetricWarning)
+    ]
     return out, notes
 
 
@@ -149,8 +158,9 @@ def check_metrics(metrics: Sequence[str]) -> List[str]:
     return metrics
 
 
-def evaluate(reference, estimate, noisy=None, *, metrics: Sequence[str] = DEFAULT_METRICS,
-             progress: bool = False) -> EvalResult:
+def evaluate(
+    reference, estimate, noisy=None, *, metrics: Sequence[str] = DEFAULT_METRICS, progress: bool = False
+) -> EvalResult:
     """Score every matched file; see the module docstring.
 
     A name whose reference, estimate or noisy file cannot be read (missing, empty, corrupt,
@@ -159,9 +169,11 @@ def evaluate(reference, estimate, noisy=None, *, metrics: Sequence[str] = DEFAUL
     metrics = check_metrics(metrics)
     matches, unmatched = match_files(Path(reference), Path(estimate), None if noisy is None else Path(noisy))
     if not matches:
-        raise ScoreAudioError(f"no file names in common between '{reference}' and '{estimate}'"
-                              + (f" and '{noisy}'" if noisy is not None else "")
-                              + "; files are matched by relative path without extension")
+        raise ScoreAudioError(
+            f"no file names in common between '{reference}' and '{estimate}'"
+            + (f" and '{noisy}'" if noisy is not None else "")
+            + "; files are matched by relative path without extension"
+        )
     it = matches
     if progress:
         from tqdm import tqdm
@@ -198,19 +210,23 @@ def evaluate(reference, estimate, noisy=None, *, metrics: Sequence[str] = DEFAUL
     columns = [c for c in rows[0] if c not in ("file", "notes")]
     summary = {c: mean_ci95(r.get(c, math.nan) for r in rows) for c in columns}
     meta = {
-        "reference": str(reference), "estimate": str(estimate),
+        "reference": str(reference),
+        "estimate": str(estimate),
         "noisy": None if noisy is None else str(noisy),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "metrics": metrics, "files": len(rows), "skipped": skipped,
+        "metrics": metrics,
+        "files": len(rows),
+        "skipped": skipped,
         "resampling": {
             "pesq/estoi/dnsmos": f"each signal to {EVAL_RATE} Hz with {RESAMPLER} when at another rate",
             "estimate/noisy": f"to the reference's rate with {RESAMPLER} when it differs",
             "channels": "mono: mean over channels",
         },
-        "pesq_mode": "wb (ITU-T P.862.2)", "estoi": "pystoi extended=True",
+        "pesq_mode": "wb (ITU-T P.862.2)",
+        "estoi": "pystoi extended=True",
         "lsd": "mean over frames of the RMS over bins of the 10 log10 power difference; 32 ms Hann, 8 ms hop",
         "interval": "mean +- t(0.975, n-1) * sd / sqrt(n) over the files with a finite value; "
-                    "n_nan and n_inf count the files left out",
+        "n_nan and n_inf count the files left out",
         "versions": metric_versions(),
     }
     return EvalResult(rows, summary, unmatched, meta, skipped)
@@ -223,8 +239,10 @@ def output_paths(output) -> Tuple[Path, Path]:
     if out.is_dir():
         raise ScoreAudioError(f"-o {out} is a folder; give a file name such as {out / 'results.csv'}")
     if out.suffix.lower() not in (".csv", ".json"):
-        raise ScoreAudioError(f"-o {out}: give a .csv name (the summary .json is written beside it), "
-                              f"e.g. -o {out.with_suffix('.csv')}")
+        raise ScoreAudioError(
+            f"-o {out}: give a .csv name (the summary .json is written beside it), "
+            f"e.g. -o {out.with_suffix('.csv')}"
+        )
     return out.with_suffix(".csv"), out.with_suffix(".json")
 
 
@@ -284,30 +302,67 @@ def format_table(summary: Dict[str, Dict[str, float]]) -> str:
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--reference", required=True, metavar="CLEAN_DIR",
-                   help="folder of clean reference files; with --generated: a folder of speech or a "
-                        "recipe (e.g. quickstart) whose --reference-split is the reference")
-    p.add_argument("--estimate", default=None, metavar="ENH_DIR",
-                   help="folder of enhanced files (same relative names); required unless --generated")
-    p.add_argument("--noisy", default=None, metavar="NOISY_DIR",
-                   help="folder of the noisy inputs: adds noisy_* columns and si_sdr_i (the improvement)")
-    p.add_argument("-o", "--output", default=None, metavar="results.csv",
-                   help="per-file CSV (the summary JSON is written beside it; a .json name gives the "
-                        "same pair); default: print only")
+    p.add_argument(
+        "--reference",
+        required=True,
+        metavar="CLEAN_DIR",
+        help="folder of clean reference files; with --generated: a folder of speech or a "
+        "recipe (e.g. quickstart) whose --reference-split is the reference",
+    )
+    p.add_argument(
+        "--estimate",
+        default=None,
+        metavar="ENH_DIR",
+        help="folder of enhanced files (same relative names); required unless --generated",
+    )
+    p.add_argument(
+        "--noisy",
+        default=None,
+        metavar="NOISY_DIR",
+        help="folder of the noisy inputs: adds noisy_* columns and si_sdr_i (the improvement)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="results.csv",
+        help="per-file CSV (the summary JSON is written beside it; a .json name gives the "
+        "same pair); default: print only",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing -o files")
-    p.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
-                   help=f"comma-separated, from {', '.join(METRICS)} "
-                        f"(default: %(default)s; dnsmos is slower)")
+    p.add_argument(
+        "--metrics",
+        default=",".join(DEFAULT_METRICS),
+        help=f"comma-separated, from {', '.join(METRICS)} (default: %(default)s; dnsmos is slower)",
+    )
     gen = p.add_argument_group("generated audio (scored as speech, without clean partners)")
-    gen.add_argument("--generated", default=None, metavar="GEN_DIR",
-                     help="folder of generated audio: prints voiced/pause share, flatness, DNSMOS and the "
-                          "Fréchet log-mel distance beside --reference and white noise; -o writes JSON")
-    gen.add_argument("--max-files", type=int, default=None, metavar="N",
-                     help="at most N files per set, evenly spaced (default: 100)")
-    gen.add_argument("--reference-split", default="valid", choices=("train", "valid", "test"),
-                     help="the split of a recipe --reference (default: valid)")
-    gen.add_argument("--reference-override", action="append", default=[], metavar="key=value",
-                     help="config override for a recipe --reference (repeatable), e.g. data.root=PATH")
+    gen.add_argument(
+        "--generated",
+        default=None,
+        metavar="GEN_DIR",
+        help="folder of generated audio: prints voiced/pause share, flatness, DNSMOS and the "
+        "Fréchet log-mel distance beside --reference and white noise; -o writes JSON",
+    )
+    gen.add_argument(
+        "--max-files",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N files per set, evenly spaced (default: 100)",
+    )
+    gen.add_argument(
+        "--reference-split",
+        default="valid",
+        choices=("train", "valid", "test"),
+        help="the split of a recipe --reference (default: valid)",
+    )
+    gen.add_argument(
+        "--reference-override",
+        action="append",
+        default=[],
+        metavar="key=value",
+        help="config override for a recipe --reference (repeatable), e.g. data.root=PATH",
+    )
     gen.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS (the slow part)")
 
 
@@ -316,17 +371,23 @@ def run_generated_cli(args: argparse.Namespace) -> int:
     from .generation_metrics import DEFAULT_MAX_FILES, markdown_table, score_generated
 
     if args.estimate is not None or args.noisy is not None:
-        raise ScoreAudioError("--generated scores audio without clean partners; drop --estimate/--noisy "
-                              "(or drop --generated to score enhanced files)")
+        raise ScoreAudioError(
+            "--generated scores audio without clean partners; drop --estimate/--noisy "
+            "(or drop --generated to score enhanced files)"
+        )
     out = Path(args.output) if args.output else None
     if out is not None:
         if out.is_dir():
             raise ScoreAudioError(f"-o {out} is a folder; give a file name such as {out / 'speech.json'}")
         _check_overwrite([out], args.overwrite)  # before the (slow) scoring
-    result = score_generated(args.generated, args.reference,
-                             max_files=DEFAULT_MAX_FILES if args.max_files is None else args.max_files,
-                             split=args.reference_split, overrides=args.reference_override,
-                             with_dnsmos=not args.no_dnsmos)
+    result = score_generated(
+        args.generated,
+        args.reference,
+        max_files=DEFAULT_MAX_FILES if args.max_files is None else args.max_files,
+        split=args.reference_split,
+        overrides=args.reference_override,
+        with_dnsmos=not args.no_dnsmos,
+    )
     for note in result["notes"]:
         print(f"note: {note}", file=sys.stderr)
     print(markdown_table(result))
@@ -343,8 +404,9 @@ def run_cli(args: argparse.Namespace) -> int:
     if args.generated is not None:
         return run_generated_cli(args)
     if args.estimate is None:
-        raise ScoreAudioError("--estimate ENH_DIR is required (or pass --generated GEN_DIR to score "
-                              "generated audio as speech)")
+        raise ScoreAudioError(
+            "--estimate ENH_DIR is required (or pass --generated GEN_DIR to score generated audio as speech)"
+        )
     metrics = [m.strip() for m in str(args.metrics).split(",") if m.strip()]
     if args.output:  # before the (slow) scoring
         _check_overwrite(output_paths(args.output), args.overwrite)
@@ -358,13 +420,18 @@ def run_cli(args: argparse.Namespace) -> int:
     nan_rows = [r for r in result.rows if r.get("notes")]
     if nan_rows:
         first = nan_rows[0]
-        print(f"{len(nan_rows)} file(s) with notes (see the CSV), e.g. {first['file']}: {first['notes']}",
-              file=sys.stderr)
+        print(
+            f"{len(nan_rows)} file(s) with notes (see the CSV), e.g. {first['file']}: {first['notes']}",
+            file=sys.stderr,
+        )
     for c, s in result.summary.items():
         left_out = s["n_nan"] + s["n_inf"]
         if left_out:
-            print(f"{c}: {left_out} of {len(result.rows)} file(s) left out of the mean "
-                  f"({s['n_nan']} NaN, {s['n_inf']} inf)", file=sys.stderr)
+            print(
+                f"{c}: {left_out} of {len(result.rows)} file(s) left out of the mean "
+                f"({s['n_nan']} NaN, {s['n_inf']} inf)",
+                file=sys.stderr,
+            )
     skipped = f", {len(result.skipped)} skipped (unreadable; see above)" if result.skipped else ""
     print(f"{len(result.rows)} file(s) scored{skipped}")
     print(format_table(result.summary))

@@ -23,6 +23,7 @@ the same batch size keeps the earlier ones. A different batch size gives differe
 samples: the samplers draw one noise tensor per batch, and the PC corrector's step size uses norms
 averaged over the batch. CUDA results differ from CPU results (different random streams and kernels).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,9 +75,15 @@ def plan_for(sampler_cfg, levels: NoiseLevels | Mapping[str, float], dim: int) -
     """The sampler's ladder and settings for ``sampler_cfg.steps`` network evaluations between the
     run's ``levels`` (:class:`~scoreaudio.noise.NoiseLevels`, or the dict of them a checkpoint stores)."""
     levels = NoiseLevels.coerce(levels)
-    return sampler_ladder(sampler_cfg.name, int(sampler_cfg.steps), levels.sigma_min,
-                          levels.sigma_max, dim=dim, snr=float(sampler_cfg.snr),
-                          final_denoise=bool(sampler_cfg.final_denoise))
+    return sampler_ladder(
+        sampler_cfg.name,
+        int(sampler_cfg.steps),
+        levels.sigma_min,
+        levels.sigma_max,
+        dim=dim,
+        snr=float(sampler_cfg.snr),
+        final_denoise=bool(sampler_cfg.final_denoise),
+    )
 
 
 def limit_peaks(wav: torch.Tensor, limit: float = PEAK_LIMIT) -> torch.Tensor:
@@ -86,10 +93,19 @@ def limit_peaks(wav: torch.Tensor, limit: float = PEAK_LIMIT) -> torch.Tensor:
     return wav * gain.view(-1, *([1] * (wav.ndim - 1)))
 
 
-def sample_model_space(model, representation, levels: NoiseLevels | Mapping[str, float], sampler_cfg, *,
-                       num: int, length: int, device: torch.device, generator: Optional[torch.Generator] = None,
-                       cond: Optional[torch.Tensor] = None,
-                       callback: Optional[Callable[[dict], None]] = None) -> Tuple[torch.Tensor, SamplerPlan]:
+def sample_model_space(
+    model,
+    representation,
+    levels: NoiseLevels | Mapping[str, float],
+    sampler_cfg,
+    *,
+    num: int,
+    length: int,
+    device: torch.device,
+    generator: Optional[torch.Generator] = None,
+    cond: Optional[torch.Tensor] = None,
+    callback: Optional[Callable[[dict], None]] = None,
+) -> Tuple[torch.Tensor, SamplerPlan]:
     """Run the sampler in model space: returns ((num, C, *S) on ``device``, the plan it followed).
 
     Starts from sigma_max * N(0, I) of the representation's shape for ``length`` samples and runs
@@ -102,8 +118,10 @@ def sample_model_space(model, representation, levels: NoiseLevels | Mapping[str,
     try:
         plan = plan_for(sampler_cfg, levels, dim=math.prod(shape[1:]))
     except ValueError as e:
-        raise ConfigError(f"{sampler_cfg.steps} network evaluations (--steps / sampler.steps) are too few "
-                          f"for sampler '{sampler_cfg.name}': {e}") from None
+        raise ConfigError(
+            f"{sampler_cfg.steps} network evaluations (--steps / sampler.steps) are too few "
+            f"for sampler '{sampler_cfg.name}': {e}"
+        ) from None
     x = plan.sigmas[0].item() * torch.randn(shape, generator=generator, device=device)
     first_bad = torch.full((), -1, dtype=torch.long, device=device)
     bad_sigma = torch.zeros((), dtype=torch.float64, device=device)
@@ -124,9 +142,11 @@ def sample_model_space(model, representation, levels: NoiseLevels | Mapping[str,
         x = sampler(score_fn, x, plan.sigmas.to(device), generator=generator, callback=watch, **plan.kwargs)
     step = int(first_bad)
     if step >= 0:
-        raise ScoreAudioError(f"sampler '{plan.name}' produced non-finite values at step {step + 1} of "
-                              f"{total[0]} (sigma={float(bad_sigma):.4g}); try another --sampler or more "
-                              f"--steps, or a later checkpoint")
+        raise ScoreAudioError(
+            f"sampler '{plan.name}' produced non-finite values at step {step + 1} of "
+            f"{total[0]} (sigma={float(bad_sigma):.4g}); try another --sampler or more "
+            f"--steps, or a later checkpoint"
+        )
     return x, plan
 
 
@@ -135,14 +155,27 @@ def decode_samples(representation, x: torch.Tensor, length: int, *, sampler: str
     with torch.inference_mode():
         wav = representation.decode(x, length).float()
     if not torch.isfinite(wav).all():
-        raise ScoreAudioError(f"sampler '{sampler}' gave samples that decode to non-finite audio; "
-                              f"try another --sampler or more --steps, or a later checkpoint")
+        raise ScoreAudioError(
+            f"sampler '{sampler}' gave samples that decode to non-finite audio; "
+            f"try another --sampler or more --steps, or a later checkpoint"
+        )
     return limit_peaks(wav).cpu()
 
 
-def draw_samples(model, representation, levels: NoiseLevels | Mapping[str, float], sampler_cfg, *, num: int,
-                 seconds: float, sample_rate: int, device: torch.device, generator: Optional[torch.Generator] = None,
-                 cond: Optional[torch.Tensor] = None, callback: Optional[Callable[[dict], None]] = None) -> torch.Tensor:
+def draw_samples(
+    model,
+    representation,
+    levels: NoiseLevels | Mapping[str, float],
+    sampler_cfg,
+    *,
+    num: int,
+    seconds: float,
+    sample_rate: int,
+    device: torch.device,
+    generator: Optional[torch.Generator] = None,
+    cond: Optional[torch.Tensor] = None,
+    callback: Optional[Callable[[dict], None]] = None,
+) -> torch.Tensor:
     """Draw ``num`` waveforms of ``seconds`` from the model: returns (num, 1, T) float32 on CPU.
 
     Starts from sigma_max * N(0, I) in model space, runs the configured sampler for
@@ -152,8 +185,18 @@ def draw_samples(model, representation, levels: NoiseLevels | Mapping[str, float
     ``cond`` (num, C, *S) conditions a conditional model on an input.
     """
     length = num_samples_for(seconds, sample_rate)
-    x, plan = sample_model_space(model, representation, levels, sampler_cfg, num=num, length=length,
-                                 device=device, generator=generator, cond=cond, callback=callback)
+    x, plan = sample_model_space(
+        model,
+        representation,
+        levels,
+        sampler_cfg,
+        num=num,
+        length=length,
+        device=device,
+        generator=generator,
+        cond=cond,
+        callback=callback,
+    )
     return decode_samples(representation, x, length, sampler=plan.name)
 
 
@@ -165,13 +208,21 @@ def num_samples_for(seconds: float, sample_rate: int) -> int:
         raise ConfigError(f"seconds must be a number, got {seconds!r}") from None
     length = round(seconds * sample_rate) if math.isfinite(seconds) else 0
     if length <= 0:
-        raise ConfigError(f"--seconds must be positive (at least one sample at {sample_rate} Hz), "
-                          f"got {seconds}")
+        raise ConfigError(
+            f"--seconds must be positive (at least one sample at {sample_rate} Hz), got {seconds}"
+        )
     return length
 
 
-def write_sample_files(wavs: torch.Tensor, sample_rate: int, out_dir: Path, *, start_index: int = 0,
-                       overwrite: bool = True, pictures: bool = True) -> List[Path]:
+def write_sample_files(
+    wavs: torch.Tensor,
+    sample_rate: int,
+    out_dir: Path,
+    *,
+    start_index: int = 0,
+    overwrite: bool = True,
+    pictures: bool = True,
+) -> List[Path]:
     """Write (N, 1, T) waveforms as ``sample_000.wav``... (+ a spectrogram PNG each) into out_dir."""
     from .audio.features import spectrogram_png
     from .audio.io import save
@@ -197,8 +248,9 @@ def sample_name(index: int, suffix: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Memory: refuse a request that cannot fit before allocating it
 # --------------------------------------------------------------------------------------------
-def network_bytes_per_sample(model, representation, sample_rate: int, sigma: float,
-                             device: torch.device) -> float:
+def network_bytes_per_sample(
+    model, representation, sample_rate: int, sigma: float, device: torch.device
+) -> float:
     """Bytes one sampler step needs per waveform sample of one example, measured on ``model``.
 
     Runs the network once on ``PROBE_SECONDS`` of zeros and sums the sizes of every layer's
@@ -255,11 +307,20 @@ def available_memory(device: torch.device) -> Optional[int]:
 
 
 def _gib(n: float) -> str:
-    return f"{n / 2 ** 30:.1f} GiB" if n >= 2 ** 29 else f"{n / 2 ** 20:.0f} MiB"
+    return f"{n / 2**30:.1f} GiB" if n >= 2**29 else f"{n / 2**20:.0f} MiB"
 
 
-def check_memory(*, num: int, batch_size: int, length: int, sample_rate: int, per_sample: float,
-                 state_per_sample: float, keep_model_space: bool, device: torch.device) -> None:
+def check_memory(
+    *,
+    num: int,
+    batch_size: int,
+    length: int,
+    sample_rate: int,
+    per_sample: float,
+    state_per_sample: float,
+    keep_model_space: bool,
+    device: torch.device,
+) -> None:
     """NotEnoughMemoryError when a request cannot fit, saying what it needs and what to lower.
 
     ``per_sample``: bytes per waveform sample of one example while sampling
@@ -279,19 +340,24 @@ def check_memory(*, num: int, batch_size: int, length: int, sample_rate: int, pe
         free = available_memory(device)
         if free is not None and work > free:
             lower = "--seconds" + (" or --batch-size" if at_once > 1 else "")
-            raise NotEnoughMemoryError(f"{what} needs about {_gib(work)} of memory on {device} but "
-                                       f"{_gib(free)} is free; lower {lower}")
+            raise NotEnoughMemoryError(
+                f"{what} needs about {_gib(work)} of memory on {device} but "
+                f"{_gib(free)} is free; lower {lower}"
+            )
         if host is not None and kept > host:
-            raise NotEnoughMemoryError(f"{what} keeps about {_gib(kept)} of results in memory but "
-                                       f"{_gib(host)} is available; lower --num or --seconds")
+            raise NotEnoughMemoryError(
+                f"{what} keeps about {_gib(kept)} of results in memory but "
+                f"{_gib(host)} is available; lower --num or --seconds"
+            )
         return
     if host is not None and work + kept > host:
         if work >= kept:
             lower = "--seconds" + (" or --batch-size" if at_once > 1 else "")
         else:
             lower = "--num or --seconds"
-        raise NotEnoughMemoryError(f"{what} needs about {_gib(work + kept)} of memory but {_gib(host)} "
-                                   f"is available; lower {lower}")
+        raise NotEnoughMemoryError(
+            f"{what} needs about {_gib(work + kept)} of memory but {_gib(host)} is available; lower {lower}"
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -311,11 +377,21 @@ class Generation:
     batch_seeds: List[int] = field(default_factory=list)  # the generator seed of each batch
 
 
-def sample_checkpoint(checkpoint=None, num: int = 4, seconds: float = 2.0, *, sampler: Optional[str] = None,
-                      steps: Optional[int] = None, batch_size: int = 4, seed: int = 0,
-                      device: Union[str, torch.device, None] = None, ema: bool = True,
-                      runs_root: Union[str, Path] = "runs", progress: Optional[bool] = False,
-                      keep_model_space: bool = False) -> Generation:
+def sample_checkpoint(
+    checkpoint=None,
+    num: int = 4,
+    seconds: float = 2.0,
+    *,
+    sampler: Optional[str] = None,
+    steps: Optional[int] = None,
+    batch_size: int = 4,
+    seed: int = 0,
+    device: Union[str, torch.device, None] = None,
+    ema: bool = True,
+    runs_root: Union[str, Path] = "runs",
+    progress: Optional[bool] = False,
+    keep_model_space: bool = False,
+) -> Generation:
     """Load a checkpoint and draw ``num`` samples of ``seconds``; see :func:`generate` for the arguments.
 
     ``progress``: True shows a tqdm bar over sampler steps on stderr, False none, None only when
@@ -342,36 +418,56 @@ def sample_checkpoint(checkpoint=None, num: int = 4, seconds: float = 2.0, *, sa
     t0 = time.perf_counter()
     pre = load_pretrained(checkpoint, device=device, ema=ema, runs_root=runs_root)
     if pre.conditional:
-        raise ConfigError(f"{pre.path} is a conditional denoiser: it "
-                          f"needs a noisy input to condition on and cannot generate from noise; use "
-                          f"'scoreaudio denoise NOISY.wav --checkpoint {pre.path}'")
+        raise ConfigError(
+            f"{pre.path} is a conditional denoiser: it "
+            f"needs a noisy input to condition on and cannot generate from noise; use "
+            f"'scoreaudio denoise NOISY.wav --checkpoint {pre.path}'"
+        )
     if pre.cfg.model.backbone == "mlp":
-        raise ConfigError(f"{pre.path} is a toy model (mlp backbone) of fixed-size data, not audio; "
-                          f"generate needs a unet2d or wavenet checkpoint")
+        raise ConfigError(
+            f"{pre.path} is a toy model (mlp backbone) of fixed-size data, not audio; "
+            f"generate needs a unet2d or wavenet checkpoint"
+        )
     length = num_samples_for(seconds, pre.sample_rate)
     sc = pre.cfg.sampler
     n_steps = int(sc.steps if steps is None else steps)
-    sampler_cfg = SimpleNamespace(name=sampler or str(sc.name), steps=n_steps, snr=float(sc.snr),
-                                  final_denoise=bool(sc.final_denoise))
+    sampler_cfg = SimpleNamespace(
+        name=sampler or str(sc.name), steps=n_steps, snr=float(sc.snr), final_denoise=bool(sc.final_denoise)
+    )
     if pre.device.type == "cuda":
         torch.cuda.synchronize(pre.device)
     load_s = time.perf_counter() - t0
     # Before anything as large as the request is allocated: a typo such as --seconds 10000 is
     # refused with what it needs instead of swapping the machine or dying out of memory.
     state_per_sample = 4 * math.prod(pre.representation.encoded_shape(length)) / length
-    per_sample = network_bytes_per_sample(pre.model, pre.representation, pre.sample_rate,
-                                          pre.levels.sigma_max, pre.device)
-    check_memory(num=num, batch_size=batch_size, length=length, sample_rate=pre.sample_rate,
-                 per_sample=per_sample, state_per_sample=state_per_sample,
-                 keep_model_space=keep_model_space, device=pre.device)
+    per_sample = network_bytes_per_sample(
+        pre.model, pre.representation, pre.sample_rate, pre.levels.sigma_max, pre.device
+    )
+    check_memory(
+        num=num,
+        batch_size=batch_size,
+        length=length,
+        sample_rate=pre.sample_rate,
+        per_sample=per_sample,
+        state_per_sample=state_per_sample,
+        keep_model_space=keep_model_space,
+        device=pre.device,
+    )
 
     n_batches = -(-num // batch_size)
     bar = None
     if progress is None or progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=None, unit="step", desc=f"sampling ({sampler_cfg.name})", dynamic_ncols=True,
-                   disable=None if progress is None else False, file=sys.stderr, mininterval=0.5)
+        bar = tqdm(
+            total=None,
+            unit="step",
+            desc=f"sampling ({sampler_cfg.name})",
+            dynamic_ncols=True,
+            disable=None if progress is None else False,
+            file=sys.stderr,
+            mininterval=0.5,
+        )
 
     def tick(info: dict) -> None:
         if bar.total is None:
@@ -386,9 +482,17 @@ def sample_checkpoint(checkpoint=None, num: int = 4, seconds: float = 2.0, *, sa
             seeds.append(derive_seed(seed, b))
             gen = torch.Generator(device=pre.device).manual_seed(seeds[-1])
             tb = time.perf_counter()
-            x, plan = sample_model_space(pre.model, pre.representation, pre.levels, sampler_cfg, num=n,
-                                         length=length, device=pre.device, generator=gen,
-                                         callback=tick if bar is not None else None)
+            x, plan = sample_model_space(
+                pre.model,
+                pre.representation,
+                pre.levels,
+                sampler_cfg,
+                num=n,
+                length=length,
+                device=pre.device,
+                generator=gen,
+                callback=tick if bar is not None else None,
+            )
             wavs.append(decode_samples(pre.representation, x, length, sampler=plan.name))  # syncs the device
             batch_s.append(time.perf_counter() - tb)
             if keep_model_space:
@@ -399,20 +503,53 @@ def sample_checkpoint(checkpoint=None, num: int = 4, seconds: float = 2.0, *, sa
 
     sample_s = float(sum(batch_s))
     audio_s = num * length / pre.sample_rate
-    settings = {"checkpoint": None if checkpoint is None else str(checkpoint), "runs_root": str(runs_root),
-                "num": num, "seconds": seconds, "sampler": sampler_cfg.name, "steps": sampler_cfg.steps,
-                "batch_size": batch_size, "seed": seed, "device": str(pre.device), "ema": bool(ema),
-                "snr": sampler_cfg.snr, "final_denoise": sampler_cfg.final_denoise}
-    timings = {"load_s": load_s, "sample_s": sample_s, "batch_s": batch_s, "audio_s": audio_s,
-               "rtf": sample_s / audio_s}
-    return Generation(torch.cat(wavs), pre.sample_rate, plan, pre, settings, timings,
-                      torch.cat(latents) if keep_model_space else None, seeds)
+    settings = {
+        "checkpoint": None if checkpoint is None else str(checkpoint),
+        "runs_root": str(runs_root),
+        "num": num,
+        "seconds": seconds,
+        "sampler": sampler_cfg.name,
+        "steps": sampler_cfg.steps,
+        "batch_size": batch_size,
+        "seed": seed,
+        "device": str(pre.device),
+        "ema": bool(ema),
+        "snr": sampler_cfg.snr,
+        "final_denoise": sampler_cfg.final_denoise,
+    }
+    timings = {
+        "load_s": load_s,
+        "sample_s": sample_s,
+        "batch_s": batch_s,
+        "audio_s": audio_s,
+        "rtf": sample_s / audio_s,
+    }
+    return Generation(
+        torch.cat(wavs),
+        pre.sample_rate,
+        plan,
+        pre,
+        settings,
+        timings,
+        torch.cat(latents) if keep_model_space else None,
+        seeds,
+    )
 
 
-def generate(checkpoint=None, num: int = 4, seconds: float = 2.0, *, sampler: Optional[str] = None,
-             steps: Optional[int] = None, batch_size: int = 4, seed: int = 0,
-             device: Union[str, torch.device, None] = None, ema: bool = True,
-             runs_root: Union[str, Path] = "runs", progress: bool = False) -> List[Tuple[np.ndarray, int]]:
+def generate(
+    checkpoint=None,
+    num: int = 4,
+    seconds: float = 2.0,
+    *,
+    sampler: Optional[str] = None,
+    steps: Optional[int] = None,
+    batch_size: int = 4,
+    seed: int = 0,
+    device: Union[str, torch.device, None] = None,
+    ema: bool = True,
+    runs_root: Union[str, Path] = "runs",
+    progress: bool = False,
+) -> List[Tuple[np.ndarray, int]]:
     """Draw ``num`` speech samples of ``seconds`` from a trained model.
 
     Args:
@@ -439,8 +576,19 @@ def generate(checkpoint=None, num: int = 4, seconds: float = 2.0, *, sampler: Op
         NotEnoughMemoryError: the request needs more memory than is free (checked before
             sampling; :func:`check_memory`).
     """
-    result = sample_checkpoint(checkpoint, num, seconds, sampler=sampler, steps=steps, batch_size=batch_size,
-                               seed=seed, device=device, ema=ema, runs_root=runs_root, progress=progress)
+    result = sample_checkpoint(
+        checkpoint,
+        num,
+        seconds,
+        sampler=sampler,
+        steps=steps,
+        batch_size=batch_size,
+        seed=seed,
+        device=device,
+        ema=ema,
+        runs_root=runs_root,
+        progress=progress,
+    )
     return [(w[0].numpy().copy(), result.sample_rate) for w in result.wavs]
 
 
@@ -484,19 +632,24 @@ def check_out_folder(out: Path, flag: str = "--out") -> None:
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ScoreAudioError(f"{flag} {out} is a file, not a folder; give a folder for the samples "
-                              f"(e.g. {flag} {out.parent / 'samples'})")
+        raise ScoreAudioError(
+            f"{flag} {out} is a file, not a folder; give a folder for the samples "
+            f"(e.g. {flag} {out.parent / 'samples'})"
+        )
     parent = out
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
-        raise ScoreAudioError(f"{flag} {out} cannot be created: {parent} is a file; give another {flag} folder")
+        raise ScoreAudioError(
+            f"{flag} {out} cannot be created: {parent} is a file; give another {flag} folder"
+        )
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".scoreaudio-", dir=parent))
     except OSError as e:
         where = "" if parent == out else f" (its folder {parent} takes no new files)"
-        raise ScoreAudioError(f"cannot write into {flag} {out}{where}: {one_line(e)}; give a folder "
-                              f"you can write to") from None
+        raise ScoreAudioError(
+            f"cannot write into {flag} {out}{where}: {one_line(e)}; give a folder you can write to"
+        ) from None
 
 
 def check_outputs(out_dir: Path, names: List[str], overwrite: bool) -> None:
@@ -506,16 +659,19 @@ def check_outputs(out_dir: Path, names: List[str], overwrite: bool) -> None:
     existing = [n for n in names if (Path(out_dir) / n).exists()]
     if existing:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise OutputExistsError(f"{Path(out_dir) / existing[0]} exists{more}; pass --overwrite or another "
-                                f"--out folder")
+        raise OutputExistsError(
+            f"{Path(out_dir) / existing[0]} exists{more}; pass --overwrite or another --out folder"
+        )
 
 
 def write_json(path: Path, data: dict) -> Path:
     """Write ``data`` as indented JSON, atomically."""
+
     def w(tmp: str) -> None:
         with open(tmp, "w") as f:
             json.dump(data, f, indent=2)
             f.write("\n")
+
     return atomic_write(path, w)
 
 
@@ -541,8 +697,13 @@ def speech_measures_of(wavs: torch.Tensor, sample_rate: int) -> List[Dict[str, O
     return out
 
 
-def generation_manifest(result: Generation, files: List[Dict[str, object]], extra: Dict[str, object],
-                        *, speech_measures: bool = True) -> dict:
+def generation_manifest(
+    result: Generation,
+    files: List[Dict[str, object]],
+    extra: Dict[str, object],
+    *,
+    speech_measures: bool = True,
+) -> dict:
     """The manifest.json content of one ``scoreaudio generate`` run.
 
     ``speech_measures`` adds each file's voiced share, pause share and spectral flatness to its
@@ -565,21 +726,39 @@ def generation_manifest(result: Generation, files: List[Dict[str, object]], extr
         "created_by": f"scoreaudio {__version__} generate",
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "settings": {**result.settings, **extra},
-        "checkpoint": {"path": str(Path(pre.path).resolve()), "sha256": file_sha256(pre.path),
-                       "step": pre.step, "weights": "ema" if result.settings["ema"] else "model",
-                       "backbone": str(pre.cfg.model.backbone), "preset": str(pre.cfg.model.preset),
-                       "dataset": str(pre.cfg.data.dataset)},
+        "checkpoint": {
+            "path": str(Path(pre.path).resolve()),
+            "sha256": file_sha256(pre.path),
+            "step": pre.step,
+            "weights": "ema" if result.settings["ema"] else "model",
+            "backbone": str(pre.cfg.model.backbone),
+            "preset": str(pre.cfg.model.preset),
+            "dataset": str(pre.cfg.data.dataset),
+        },
         "representation": pre.representation.to_dict(),
         "sample_rate": result.sample_rate,
         "length": int(result.wavs.shape[-1]),
         "sigmas": pre.levels.to_dict(),
-        "sampler_plan": {"name": plan.name, "ladder_length": len(ladder), "nfe": plan.nfe,
-                         "nfe_requested": result.settings["steps"], "kwargs": dict(plan.kwargs),
-                         "sigma_first": ladder[0], "sigma_last": ladder[-1]},
-        "seeding": {"seed": result.settings["seed"], "batch_seeds": result.batch_seeds,
-                    "rule": "batch b: torch.Generator(device).manual_seed(derive_seed(seed, b))"},
-        "timings": {**timings, "device": _device_name(device), "torch": torch.__version__,
-                    "threads": torch.get_num_threads() if device.type == "cpu" else None},
+        "sampler_plan": {
+            "name": plan.name,
+            "ladder_length": len(ladder),
+            "nfe": plan.nfe,
+            "nfe_requested": result.settings["steps"],
+            "kwargs": dict(plan.kwargs),
+            "sigma_first": ladder[0],
+            "sigma_last": ladder[-1],
+        },
+        "seeding": {
+            "seed": result.settings["seed"],
+            "batch_seeds": result.batch_seeds,
+            "rule": "batch b: torch.Generator(device).manual_seed(derive_seed(seed, b))",
+        },
+        "timings": {
+            **timings,
+            "device": _device_name(device),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads() if device.type == "cpu" else None,
+        },
         "rtf": result.timings["rtf"],
         "files": files,
     }
@@ -595,31 +774,51 @@ def _device_name(device: torch.device) -> str:
 # Command line
 # --------------------------------------------------------------------------------------------
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint",
-                   help="a .pt checkpoint or a run directory (default: the newest run under --runs-root)")
+    p.add_argument(
+        "--checkpoint", help="a .pt checkpoint or a run directory (default: the newest run under --runs-root)"
+    )
     p.add_argument("--runs-root", default="runs", help="where to look for the newest run (default: runs)")
     p.add_argument("--out", default="samples", help="output folder, created if needed (default: samples/)")
     p.add_argument("--overwrite", action="store_true", help="replace existing sample files in --out")
     p.add_argument("--num", type=int, default=4, help="number of samples (default: 4)")
     p.add_argument("--seconds", type=float, default=2.0, help="length of each sample, seconds (default: 2.0)")
-    p.add_argument("--sampler", choices=sorted(SAMPLERS),
-                   help="ald (annealed Langevin) | pc (predictor-corrector) | heun (probability-flow ODE); "
-                        "default: the checkpoint's")
-    p.add_argument("--steps", type=int,
-                   help="network evaluations per sample, shared over the ladder (default: the checkpoint's)")
+    p.add_argument(
+        "--sampler",
+        choices=sorted(SAMPLERS),
+        help="ald (annealed Langevin) | pc (predictor-corrector) | heun (probability-flow ODE); "
+        "default: the checkpoint's",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        help="network evaluations per sample, shared over the ladder (default: the checkpoint's)",
+    )
     p.add_argument("--batch-size", type=int, default=4, help="samples drawn together (default: 4)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="random seed; bit-exact on CPU for the same seed and --batch-size (default: 0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="random seed; bit-exact on CPU for the same seed and --batch-size (default: 0)",
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when available) | cpu | cuda | cuda:N")
-    p.add_argument("--ema", action=argparse.BooleanOptionalAction, default=True,
-                   help="use the EMA weights (default) or, with --no-ema, the live training weights")
-    p.add_argument("--save-tensors", action="store_true",
-                   help="also save each sample's raw model-space tensor as sample_NNN.pt "
-                        "(for tools/export_wavs.py)")
+    p.add_argument(
+        "--ema",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="use the EMA weights (default) or, with --no-ema, the live training weights",
+    )
+    p.add_argument(
+        "--save-tensors",
+        action="store_true",
+        help="also save each sample's raw model-space tensor as sample_NNN.pt (for tools/export_wavs.py)",
+    )
     p.add_argument("--no-pictures", action="store_true", help="skip the spectrogram PNGs")
-    p.add_argument("--no-speech-measures", action="store_true",
-                   help="skip the per-file voiced share, pause share and flatness in manifest.json "
-                        "(pYIN, ~0.1 s per 2 s sample)")
+    p.add_argument(
+        "--no-speech-measures",
+        action="store_true",
+        help="skip the per-file voiced share, pause share and flatness in manifest.json "
+        "(pYIN, ~0.1 s per 2 s sample)",
+    )
 
 
 def run_cli(args: argparse.Namespace) -> int:
@@ -636,10 +835,20 @@ def run_cli(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seconds must be positive, got {args.seconds}")
     check_outputs(out, existing_outputs(out, args.num, pictures=pictures, tensors=tensors), args.overwrite)
 
-    result = sample_checkpoint(args.checkpoint, args.num, args.seconds, sampler=args.sampler,
-                               steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-                               device=device, ema=args.ema, runs_root=args.runs_root, progress=None,
-                               keep_model_space=tensors)
+    result = sample_checkpoint(
+        args.checkpoint,
+        args.num,
+        args.seconds,
+        sampler=args.sampler,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=device,
+        ema=args.ema,
+        runs_root=args.runs_root,
+        progress=None,
+        keep_model_space=tensors,
+    )
     t0 = time.perf_counter()
     paths = write_sample_files(result.wavs, result.sample_rate, out, overwrite=True, pictures=pictures)
     files = []
@@ -648,19 +857,29 @@ def run_cli(args: argparse.Namespace) -> int:
         if pictures:
             entry["png"] = path.with_suffix(".png").name
         if tensors:
-            pt = save_tensor(path.with_suffix(".pt"), result.model_space[k:k + 1])
+            pt = save_tensor(path.with_suffix(".pt"), result.model_space[k : k + 1])
             entry["pt"] = pt.name
-            entry["pt_shape"] = list(result.model_space[k:k + 1].shape)
+            entry["pt_shape"] = list(result.model_space[k : k + 1].shape)
         files.append(entry)
     result.timings["write_s"] = time.perf_counter() - t0
-    manifest = generation_manifest(result, files, {"out": str(out), "overwrite": bool(args.overwrite),
-                                              "pictures": pictures, "save_tensors": tensors,
-                                              "speech_measures": not args.no_speech_measures},
-                                   speech_measures=not args.no_speech_measures)
+    manifest = generation_manifest(
+        result,
+        files,
+        {
+            "out": str(out),
+            "overwrite": bool(args.overwrite),
+            "pictures": pictures,
+            "save_tensors": tensors,
+            "speech_measures": not args.no_speech_measures,
+        },
+        speech_measures=not args.no_speech_measures,
+    )
     write_json(out / MANIFEST, manifest)
     t = result.timings
     plan = result.plan
-    log(f"wrote {len(paths)} samples of {args.seconds:g} s to {out}/ ({plan.name}, {plan.nfe} network "
+    log(
+        f"wrote {len(paths)} samples of {args.seconds:g} s to {out}/ ({plan.name}, {plan.nfe} network "
         f"evaluations, ladder of {len(plan.sigmas)}; {t['sample_s']:.1f} s sampling on "
-        f"{result.pretrained.device}, real-time factor {t['rtf']:.2f})")
+        f"{result.pretrained.device}, real-time factor {t['rtf']:.2f})"
+    )
     return 0

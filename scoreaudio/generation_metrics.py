@@ -32,6 +32,7 @@ Per set (files scored at 16 kHz, resampled with soxr when at another rate):
   files), i.e. the noise floor of the measure. With a few dozen files it varies by a factor of ~2
   with the split; compare sets of the same size.
 """
+
 from __future__ import annotations
 
 import math
@@ -57,8 +58,14 @@ FLATNESS_FLOOR = 1e-10  #: power floor of the flatness' geometric mean (log of 0
 DEFAULT_MAX_FILES = 100  #: per set; DNSMOS costs ~0.3 s per file on a CPU
 SETS = ("generated", "reference", "white_noise")  #: the rows of a :func:`score_generated` result
 #: Measured per file and averaged over a set's files.
-FILE_MEASURES = ("voiced_share", "pause_share", "spectral_flatness", "dnsmos_sig", "dnsmos_bak",
-                 "dnsmos_ovrl")
+FILE_MEASURES = (
+    "voiced_share",
+    "pause_share",
+    "spectral_flatness",
+    "dnsmos_sig",
+    "dnsmos_bak",
+    "dnsmos_ovrl",
+)
 SUMMARY_KEYS = ("n_files", "seconds", *FILE_MEASURES, "frechet_logmel")  #: keys of a set's summary
 
 PathLike = Union[str, Path]
@@ -92,8 +99,8 @@ def frame_rms(x: np.ndarray, hop: int) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     n_frames = 1 + len(x) // hop
     padded = np.pad(x, (hop // 2, n_frames * hop - len(x) - hop // 2 + hop))
-    frames = padded[:n_frames * hop].reshape(n_frames, hop)
-    return np.sqrt(np.mean(frames ** 2, axis=1))
+    frames = padded[: n_frames * hop].reshape(n_frames, hop)
+    return np.sqrt(np.mean(frames**2, axis=1))
 
 
 def energy_mask(rms: np.ndarray, threshold_db: float = ENERGY_THRESHOLD_DB) -> np.ndarray:
@@ -112,8 +119,14 @@ def power_spectrogram(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     """
     import librosa
 
-    spec = librosa.stft(np.asarray(x, dtype=np.float64), n_fft=n_fft, hop_length=hop, window="hann",
-                        center=True, pad_mode="constant")
+    spec = librosa.stft(
+        np.asarray(x, dtype=np.float64),
+        n_fft=n_fft,
+        hop_length=hop,
+        window="hann",
+        center=True,
+        pad_mode="constant",
+    )
     return np.abs(spec) ** 2
 
 
@@ -137,9 +150,16 @@ def voiced_flags(x: np.ndarray, sample_rate: int, hop: int) -> np.ndarray:
     frame_length = 1 << int(math.ceil(math.log2(PYIN_FRAME_SECONDS * sample_rate)))  # 1024 at 16 kHz
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pYIN warns on frames of digital silence; they are unvoiced
-        _, voiced, _ = librosa.pyin(np.asarray(x, dtype=np.float64), fmin=PYIN_FMIN, fmax=PYIN_FMAX,
-                                    sr=sample_rate, frame_length=frame_length, hop_length=hop,
-                                    center=True, pad_mode="constant")
+        _, voiced, _ = librosa.pyin(
+            np.asarray(x, dtype=np.float64),
+            fmin=PYIN_FMIN,
+            fmax=PYIN_FMAX,
+            sr=sample_rate,
+            frame_length=frame_length,
+            hop_length=hop,
+            center=True,
+            pad_mode="constant",
+        )
     return np.asarray(voiced, dtype=bool)
 
 
@@ -180,8 +200,11 @@ def speech_measures(x, sample_rate: int, *, voicing: bool = True) -> Dict[str, f
     if n_energetic == 0:
         return {"voiced_share": math.nan, "pause_share": pause, "spectral_flatness": math.nan}
     voiced = math.nan if f.voiced is None else float(f.voiced[f.energetic].mean())
-    return {"voiced_share": voiced, "pause_share": pause,
-            "spectral_flatness": float(f.flatness[f.energetic].mean())}
+    return {
+        "voiced_share": voiced,
+        "pause_share": pause,
+        "spectral_flatness": float(f.flatness[f.energetic].mean()),
+    }
 
 
 def logmel_frames(x, sample_rate: int) -> np.ndarray:
@@ -194,8 +217,16 @@ def logmel_frames(x, sample_rate: int) -> np.ndarray:
 
     x = to_eval_rate(x, sample_rate)
     n_fft, hop = frame_samples(EVAL_RATE, MEL_WINDOW_SECONDS), frame_samples(EVAL_RATE, MEL_HOP_SECONDS)
-    mel = librosa.feature.melspectrogram(y=x, sr=EVAL_RATE, n_fft=n_fft, hop_length=hop, n_mels=MEL_BANDS,
-                                         power=2.0, center=True, pad_mode="constant")
+    mel = librosa.feature.melspectrogram(
+        y=x,
+        sr=EVAL_RATE,
+        n_fft=n_fft,
+        hop_length=hop,
+        n_mels=MEL_BANDS,
+        power=2.0,
+        center=True,
+        pad_mode="constant",
+    )
     return 10.0 * np.log10(mel + LOGMEL_FLOOR).T
 
 
@@ -306,13 +337,15 @@ def recipe_files(recipe: PathLike, split: str = "valid", overrides: Sequence[str
     cfg = compose(recipe, list(overrides))
     metas = [m for m in build_manifest(cfg)[split] if m.readable]
     if not metas:
-        raise DataError(f"reference: the {split} split of {recipe} ({cfg.data.dataset}) has no readable "
-                        f"files")
+        raise DataError(
+            f"reference: the {split} split of {recipe} ({cfg.data.dataset}) has no readable files"
+        )
     return sorted(Path(m.path) for m in metas)
 
 
-def reference_files(reference: Union[PathLike, Sequence[PathLike]], *, split: str = "valid",
-                    overrides: Sequence[str] = ()) -> List[Path]:
+def reference_files(
+    reference: Union[PathLike, Sequence[PathLike]], *, split: str = "valid", overrides: Sequence[str] = ()
+) -> List[Path]:
     """The reference files: a folder of audio, a recipe (name or YAML; its ``split``), or a list of files."""
     if isinstance(reference, (list, tuple)):
         return [Path(p) for p in reference]
@@ -320,8 +353,10 @@ def reference_files(reference: Union[PathLike, Sequence[PathLike]], *, split: st
         return audio_files(reference, "reference")
     if _is_recipe(reference):
         return recipe_files(reference, split, overrides)
-    raise DataError(f"reference: '{reference}' is neither a folder nor a recipe "
-                    f"(pass a folder of audio or a recipe such as quickstart or recipes/quickstart.yaml)")
+    raise DataError(
+        f"reference: '{reference}' is neither a folder nor a recipe "
+        f"(pass a folder of audio or a recipe such as quickstart or recipes/quickstart.yaml)"
+    )
 
 
 def load_eval(path: PathLike) -> np.ndarray:
@@ -365,8 +400,9 @@ def _nanmean(values) -> float:
     return float(v.mean()) if v.size else math.nan
 
 
-def score_signals(signals: Sequence[np.ndarray], *, with_dnsmos: bool = True,
-                  notes: Optional[List[str]] = None) -> Tuple[List[Dict[str, float]], Dict[str, float]]:
+def score_signals(
+    signals: Sequence[np.ndarray], *, with_dnsmos: bool = True, notes: Optional[List[str]] = None
+) -> Tuple[List[Dict[str, float]], Dict[str, float]]:
     """Per-signal rows and the set's summary (means over signals) of the per-file measures.
 
     Args:
@@ -386,8 +422,10 @@ def score_signals(signals: Sequence[np.ndarray], *, with_dnsmos: bool = True,
     else:
         for row in rows:
             row.update(dnsmos_sig=math.nan, dnsmos_bak=math.nan, dnsmos_ovrl=math.nan)
-    summary: Dict[str, float] = {"n_files": len(signals),
-                                 "seconds": float(sum(len(x) for x in signals)) / EVAL_RATE}
+    summary: Dict[str, float] = {
+        "n_files": len(signals),
+        "seconds": float(sum(len(x) for x in signals)) / EVAL_RATE,
+    }
     for key in FILE_MEASURES:
         summary[key] = _nanmean(r[key] for r in rows)
     return rows, summary
@@ -412,9 +450,11 @@ def frechet_rows(mels: Dict[str, List[np.ndarray]]) -> Dict[str, float]:
     The reference's own value compares its even-numbered files with its odd-numbered ones.
     """
     ref = mels["reference"]
-    return {"generated": frechet_of_frames(mels["generated"], ref),
-            "reference": frechet_of_frames(ref[0::2], ref[1::2]),
-            "white_noise": frechet_of_frames(mels["white_noise"], ref)}
+    return {
+        "generated": frechet_of_frames(mels["generated"], ref),
+        "reference": frechet_of_frames(ref[0::2], ref[1::2]),
+        "white_noise": frechet_of_frames(mels["white_noise"], ref),
+    }
 
 
 def _settings(generated, reference, n_generated: int, n_reference: int, **given) -> Dict[str, object]:
@@ -423,23 +463,30 @@ def _settings(generated, reference, n_generated: int, n_reference: int, **given)
     return {
         "generated": f"{n_generated} files" if _is_file_list(generated) else str(generated),
         "reference": f"{n_reference} files" if _is_file_list(reference) else str(reference),
-        **given, "reference_split": given.get("reference_split") if recipe else None,
+        **given,
+        "reference_split": given.get("reference_split") if recipe else None,
         "sample_rate": EVAL_RATE,
         "frames": f"{FRAME_SECONDS * 1000:g} ms, hop {FRAME_SECONDS * 1000:g} ms, centred",
         "energy": f"frame RMS above {ENERGY_THRESHOLD_DB:g} dB re the file's loudest frame",
         "voicing": f"librosa.pyin fmin {PYIN_FMIN:g} Hz, fmax {PYIN_FMAX:g} Hz",
         "logmel": f"{MEL_BANDS} Slaney mel bands, {MEL_WINDOW_SECONDS * 1000:g} ms window, "
-                  f"{MEL_HOP_SECONDS * 1000:g} ms hop, 10 log10(power + {LOGMEL_FLOOR:g}) dB",
+        f"{MEL_HOP_SECONDS * 1000:g} ms hop, 10 log10(power + {LOGMEL_FLOOR:g}) dB",
         "frechet_reference": "reference even-numbered files vs odd-numbered files (sorted by path)",
         "white_noise": "Gaussian, one clip per reference clip with its length and RMS",
     }
 
 
-def score_generated(generated: Union[PathLike, Sequence[PathLike]],
-                    reference: Union[PathLike, Sequence[PathLike]], *, sample_rate: int = EVAL_RATE,
-                    max_files: Optional[int] = DEFAULT_MAX_FILES, split: str = "valid",
-                    overrides: Sequence[str] = (), with_dnsmos: bool = True,
-                    seed: int = 0) -> Dict[str, object]:
+def score_generated(
+    generated: Union[PathLike, Sequence[PathLike]],
+    reference: Union[PathLike, Sequence[PathLike]],
+    *,
+    sample_rate: int = EVAL_RATE,
+    max_files: Optional[int] = DEFAULT_MAX_FILES,
+    split: str = "valid",
+    overrides: Sequence[str] = (),
+    with_dnsmos: bool = True,
+    seed: int = 0,
+) -> Dict[str, object]:
     """Score generated audio as speech, beside the reference speech and white noise.
 
     Args:
@@ -463,18 +510,24 @@ def score_generated(generated: Union[PathLike, Sequence[PathLike]],
             unreadable file (AudioError), or a ``sample_rate`` other than 16 kHz.
     """
     if int(sample_rate) != EVAL_RATE:
-        raise DataError(f"generation measures are defined at {EVAL_RATE} Hz (DNSMOS, 20 ms frames); "
-                        f"got sample_rate={sample_rate}; files at other rates are resampled")
+        raise DataError(
+            f"generation measures are defined at {EVAL_RATE} Hz (DNSMOS, 20 ms frames); "
+            f"got sample_rate={sample_rate}; files at other rates are resampled"
+        )
     if max_files is not None and int(max_files) < 1:
         raise DataError(f"--max-files must be at least 1, got {max_files}")
-    files = {"generated": even_picks(generated_files(generated), max_files),
-             "reference": even_picks(reference_files(reference, split=split, overrides=overrides), max_files)}
+    files = {
+        "generated": even_picks(generated_files(generated), max_files),
+        "reference": even_picks(reference_files(reference, split=split, overrides=overrides), max_files),
+    }
     signals = {name: [load_eval(p) for p in paths] for name, paths in files.items()}
     rng = np.random.default_rng(seed)
     signals["white_noise"] = [white_noise_like(x, rng) for x in signals["reference"]]
-    names = {"generated": [str(p) for p in files["generated"]],
-             "reference": [str(p) for p in files["reference"]],
-             "white_noise": [f"noise_like:{p.name}" for p in files["reference"]]}
+    names = {
+        "generated": [str(p) for p in files["generated"]],
+        "reference": [str(p) for p in files["reference"]],
+        "white_noise": [f"noise_like:{p.name}" for p in files["reference"]],
+    }
 
     notes: List[str] = []
     result: Dict[str, object] = {}
@@ -490,19 +543,33 @@ def score_generated(generated: Union[PathLike, Sequence[PathLike]],
 
     result["per_file"] = per_file
     result["notes"] = list(dict.fromkeys(notes))
-    result["settings"] = _settings(generated, reference, len(files["generated"]), len(files["reference"]),
-                                   reference_split=split, overrides=list(overrides), max_files=max_files,
-                                   seed=seed, dnsmos=with_dnsmos)
+    result["settings"] = _settings(
+        generated,
+        reference,
+        len(files["generated"]),
+        len(files["reference"]),
+        reference_split=split,
+        overrides=list(overrides),
+        max_files=max_files,
+        seed=seed,
+        dnsmos=with_dnsmos,
+    )
     return result
 
 
 # --------------------------------------------------------------------------------------------
 # Presentation
 # --------------------------------------------------------------------------------------------
-_COLUMNS = (("n_files", "files", "{:d}"), ("voiced_share", "voiced share", "{:.3f}"),
-            ("pause_share", "pause share", "{:.3f}"), ("spectral_flatness", "flatness", "{:.3f}"),
-            ("dnsmos_sig", "DNSMOS SIG", "{:.2f}"), ("dnsmos_bak", "DNSMOS BAK", "{:.2f}"),
-            ("dnsmos_ovrl", "DNSMOS OVRL", "{:.2f}"), ("frechet_logmel", "Fréchet log-mel (dB²)", "{:.0f}"))
+_COLUMNS = (
+    ("n_files", "files", "{:d}"),
+    ("voiced_share", "voiced share", "{:.3f}"),
+    ("pause_share", "pause share", "{:.3f}"),
+    ("spectral_flatness", "flatness", "{:.3f}"),
+    ("dnsmos_sig", "DNSMOS SIG", "{:.2f}"),
+    ("dnsmos_bak", "DNSMOS BAK", "{:.2f}"),
+    ("dnsmos_ovrl", "DNSMOS OVRL", "{:.2f}"),
+    ("frechet_logmel", "Fréchet log-mel (dB²)", "{:.0f}"),
+)
 
 
 def _cell(value, fmt: str) -> str:
@@ -515,9 +582,12 @@ def markdown_table(result: Dict[str, object]) -> str:
     """The three rows (generated, reference, white noise) of a :func:`score_generated` result as Markdown."""
     header = "| set | " + " | ".join(label for _, label, _ in _COLUMNS) + " |"
     rule = "|---|" + "---:|" * len(_COLUMNS)
-    rows = [f"| {name.replace('_', ' ')} | " + " | ".join(_cell(result[name].get(key), fmt)
-                                                       for key, _, fmt in _COLUMNS) + " |"
-            for name in SETS]
+    rows = [
+        f"| {name.replace('_', ' ')} | "
+        + " | ".join(_cell(result[name].get(key), fmt) for key, _, fmt in _COLUMNS)
+        + " |"
+        for name in SETS
+    ]
     return "\n".join([header, rule, *rows])
 
 
@@ -535,12 +605,35 @@ def comparison_table(labelled: Sequence[Tuple[str, Dict[str, object]]]) -> str:
 
     rows = [row(label, result["generated"]) for label, result in labelled]
     first = labelled[0][1]
-    rows += [row("reference (the corpus itself)", first["reference"]), row("white noise", first["white_noise"])]
+    rows += [
+        row("reference (the corpus itself)", first["reference"]),
+        row("white noise", first["white_noise"]),
+    ]
     return "\n".join([header, rule, *rows])
 
 
-__all__ = ["SpeechFrames", "comparison_table", "audio_files", "energy_mask", "even_picks", "frame_rms", "frechet_distance",
-           "frechet_of_frames", "frechet_rows", "gaussian_fit", "generated_files", "logmel_frames",
-           "markdown_table", "power_spectrogram",
-           "recipe_files", "reference_files", "score_generated", "score_signals", "spectral_flatness",
-           "speech_frames", "speech_measures", "voiced_flags", "white_noise_like"]
+__all__ = [
+    "SpeechFrames",
+    "comparison_table",
+    "audio_files",
+    "energy_mask",
+    "even_picks",
+    "frame_rms",
+    "frechet_distance",
+    "frechet_of_frames",
+    "frechet_rows",
+    "gaussian_fit",
+    "generated_files",
+    "logmel_frames",
+    "markdown_table",
+    "power_spectrogram",
+    "recipe_files",
+    "reference_files",
+    "score_generated",
+    "score_signals",
+    "spectral_flatness",
+    "speech_frames",
+    "speech_measures",
+    "voiced_flags",
+    "white_noise_like",
+]

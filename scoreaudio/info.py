@@ -1,4 +1,5 @@
 """`scoreaudio info CHECKPOINT_OR_RECIPE [key=value ...]`: parameters, receptive field, input shape."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,7 @@ if TYPE_CHECKING:
     from .nn.score_model import ScoreModel
 
 #: What ``info`` takes, for its errors.
-EXPECTED = ("a recipe YAML, a checkpoint (.pt), a run directory, a .safetensors file or a built-in "
-            "model name")
+EXPECTED = "a recipe YAML, a checkpoint (.pt), a run directory, a .safetensors file or a built-in model name"
 RECIPE_SUFFIXES = (".yaml", ".yml")
 WEIGHTS_SUFFIXES = (".pt", ".safetensors")
 
@@ -33,13 +33,16 @@ def target_kind(target: str) -> str:
             return "model"
         if path.suffix.lower() in RECIPE_SUFFIXES:
             return "recipe"
-        raise ScoreAudioError(f"{target} is not something info describes: give {EXPECTED} "
-                              f"({', '.join(BUILTIN_MODELS)})")
+        raise ScoreAudioError(
+            f"{target} is not something info describes: give {EXPECTED} ({', '.join(BUILTIN_MODELS)})"
+        )
     if target in BUILTIN_MODELS:
         return "model"
     if find_recipe(target) is not None:
         return "recipe"
-    raise ScoreAudioError(f"{target}: no such file, folder or recipe; give {EXPECTED} ({', '.join(BUILTIN_MODELS)})")
+    raise ScoreAudioError(
+        f"{target}: no such file, folder or recipe; give {EXPECTED} ({', '.join(BUILTIN_MODELS)})"
+    )
 
 
 def describe(target: str, overrides=()) -> dict:
@@ -62,13 +65,20 @@ def describe(target: str, overrides=()) -> dict:
         cond = rep.channels if is_conditional(cfg) else 0
         model = build_score_model(cfg.model, rep.channels, cond_channels=cond)
         extra = {"recipe": str(target)}
-    facts = describe_model(model, cfg.model, rep.channels, int(cfg.data.sample_rate),
-                           int(cfg.representation.hop_length))
-    return {**extra, "representation": cfg.representation.kind, "sample_rate": int(cfg.data.sample_rate), **facts}
+    facts = describe_model(
+        model, cfg.model, rep.channels, int(cfg.data.sample_rate), int(cfg.representation.hop_length)
+    )
+    return {
+        **extra,
+        "representation": cfg.representation.kind,
+        "sample_rate": int(cfg.data.sample_rate),
+        **facts,
+    }
 
 
-def describe_model(model: "ScoreModel", model_cfg: Any, representation_channels: int, sample_rate: int,
-                   hop_length: int) -> Dict[str, Any]:
+def describe_model(
+    model: "ScoreModel", model_cfg: Any, representation_channels: int, sample_rate: int, hop_length: int
+) -> Dict[str, Any]:
     """Facts about a built model for ``scoreaudio info``.
 
     Args:
@@ -104,9 +114,11 @@ def describe_model(model: "ScoreModel", model_cfg: Any, representation_channels:
     elif name == "stft_unet":
         samples = int(rf)
         net = model.backbone
-        shape = (f"(B, {channels}, T) waveform, any T; STFT'd inside (n_fft {net.n_fft}, hop "
-                 f"{net.hop_length}) for a (B, 2 x {channels}, F, frames) U-Net, frames padded to a "
-                 f"multiple of {net.unet.multiple}")
+        shape = (
+            f"(B, {channels}, T) waveform, any T; STFT'd inside (n_fft {net.n_fft}, hop "
+            f"{net.hop_length}) for a (B, 2 x {channels}, F, frames) U-Net, frames padded to a "
+            f"multiple of {net.unet.multiple}"
+        )
     else:
         shape = f"(B, {channels}) vectors"
     return {
@@ -119,15 +131,19 @@ def describe_model(model: "ScoreModel", model_cfg: Any, representation_channels:
         "receptive_field_samples": samples,
         "receptive_field_ms": None if samples is None else 1000.0 * samples / sample_rate,
         # stft_unet wraps its UNet2d as .unet; WaveNet and the MLP have no global context.
-        "global_context": bool(getattr(getattr(model.backbone, "unet", model.backbone), "global_context",
-                                       False)),
+        "global_context": bool(
+            getattr(getattr(model.backbone, "unet", model.backbone), "global_context", False)
+        ),
         "input_shape": shape,
     }
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("target", help="a checkpoint (.pt), a run directory, a .safetensors file, a built-in "
-                                  "model name (default) or a recipe YAML")
+    p.add_argument(
+        "target",
+        help="a checkpoint (.pt), a run directory, a .safetensors file, a built-in "
+        "model name (default) or a recipe YAML",
+    )
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides (recipes only)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

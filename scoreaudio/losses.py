@@ -213,8 +213,14 @@ def exact_sm_loss(
     return sigma.square() * total / d
 
 
-def compressed_spectral_loss(estimate: torch.Tensor, target: torch.Tensor, *, n_ffts=(256, 512, 1024),
-                             compression: float = 0.3, eps: float = 1e-8) -> torch.Tensor:
+def compressed_spectral_loss(
+    estimate: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    n_ffts=(256, 512, 1024),
+    compression: float = 0.3,
+    eps: float = 1e-8,
+) -> torch.Tensor:
     """Multi-resolution power-law-compressed spectral distance, per example: shape (B,).
 
     For waveforms (B, C, T). At each STFT size N (Hann window, hop N / 4) with ``S = STFT(.)`` and
@@ -233,8 +239,10 @@ def compressed_spectral_loss(estimate: torch.Tensor, target: torch.Tensor, *, n_
     ``eps`` (in |S|^2 units) keeps the gradient of ``|S|^c`` finite at ``S = 0``.
     """
     if estimate.shape != target.shape or estimate.ndim != 3:
-        raise ValueError(f"need two waveforms (B, C, T) of one shape, got {tuple(estimate.shape)} and "
-                         f"{tuple(target.shape)}")
+        raise ValueError(
+            f"need two waveforms (B, C, T) of one shape, got {tuple(estimate.shape)} and "
+            f"{tuple(target.shape)}"
+        )
     if not 0.0 < compression <= 1.0:
         raise ValueError(f"compression must be in (0, 1], got {compression}")
     b, c, t = target.shape
@@ -242,7 +250,9 @@ def compressed_spectral_loss(estimate: torch.Tensor, target: torch.Tensor, *, n_
     for n_fft in n_ffts:
         n = int(n_fft)
         if n < 4 or t <= n // 2:
-            raise ValueError(f"spectral loss: n_fft {n} needs waveforms longer than {n // 2} samples, got {t}")
+            raise ValueError(
+                f"spectral loss: n_fft {n} needs waveforms longer than {n // 2} samples, got {t}"
+            )
         window = torch.hann_window(n, device=target.device, dtype=target.dtype)
 
         def compressed(x: torch.Tensor):

@@ -10,6 +10,7 @@ with soxr (HQ) when given at another rate (:data:`EVAL_RATE`, :data:`RESAMPLER`)
 cannot score (silent, too short) gives NaN and a :class:`MetricWarning` that says why, never an
 exception; a missing package is a :class:`MetricUnavailable` error naming the extra.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,8 +49,9 @@ def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8) -
     silent output above every estimate worse than 0 dB.
     """
     if estimate.shape != reference.shape:
-        raise ValueError(f"shape mismatch: estimate {tuple(estimate.shape)} vs reference "
-                         f"{tuple(reference.shape)}")
+        raise ValueError(
+            f"shape mismatch: estimate {tuple(estimate.shape)} vs reference {tuple(reference.shape)}"
+        )
     x = estimate.double() - estimate.double().mean(dim=-1, keepdim=True)
     r = reference.double() - reference.double().mean(dim=-1, keepdim=True)
     scale = (x * r).sum(-1, keepdim=True) / (r.square().sum(-1, keepdim=True) + eps)
@@ -61,8 +63,15 @@ def si_sdr(estimate: torch.Tensor, reference: torch.Tensor, eps: float = 1e-8) -
     return out.masked_fill(silent, -math.inf).to(estimate.dtype)
 
 
-def log_spectral_distance(estimate, reference, sample_rate: int, *, frame_seconds: float = 0.032,
-                          hop_seconds: float = 0.008, eps: float = 1e-10) -> torch.Tensor:
+def log_spectral_distance(
+    estimate,
+    reference,
+    sample_rate: int,
+    *,
+    frame_seconds: float = 0.032,
+    hop_seconds: float = 0.008,
+    eps: float = 1e-10,
+) -> torch.Tensor:
     """Log-spectral distance in dB, per signal (0 for identical signals; lower is better).
 
     With power spectra ``P(t, f) = |STFT(x)(t, f)|^2`` (Hann window of ``frame_seconds``, hop
@@ -90,8 +99,16 @@ def log_spectral_distance(estimate, reference, sample_rate: int, *, frame_second
     window = torch.hann_window(n, periodic=True, dtype=torch.float64, device=est.device)
 
     def logpow(x: torch.Tensor) -> torch.Tensor:
-        X = torch.stft(x.reshape(-1, T), n, hop_length=hop, win_length=n, window=window, center=True,
-                       pad_mode="constant", return_complex=True)  # (N, F, frames)
+        X = torch.stft(
+            x.reshape(-1, T),
+            n,
+            hop_length=hop,
+            win_length=n,
+            window=window,
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )  # (N, F, frames)
         return 10.0 * torch.log10(X.abs().square() + eps)
 
     d = logpow(ref) - logpow(est)

@@ -102,15 +102,25 @@ class NoiseLevels:
             raise CheckpointError(f"{source} must be a dict of noise levels, got {type(d).__name__}")
         missing = [k for k in cls.REQUIRED if k not in d]
         if missing:
-            raise CheckpointError(f"{source} lacks {', '.join(repr(k) for k in missing)} (has "
-                                  f"{', '.join(map(str, d)) or 'nothing'}; needs {', '.join(cls.REQUIRED)})")
+            raise CheckpointError(
+                f"{source} lacks {', '.join(repr(k) for k in missing)} (has "
+                f"{', '.join(map(str, d)) or 'nothing'}; needs {', '.join(cls.REQUIRED)})"
+            )
         unknown = [str(k) for k in d if k not in cls.REQUIRED + cls.OPTIONAL]
         if unknown:
-            raise CheckpointError(f"{source} has unknown keys {', '.join(unknown)} (known: "
-                                  f"{', '.join(cls.REQUIRED + cls.OPTIONAL)})")
+            raise CheckpointError(
+                f"{source} has unknown keys {', '.join(unknown)} (known: "
+                f"{', '.join(cls.REQUIRED + cls.OPTIONAL)})"
+            )
         values: dict[str, Any] = {}
-        for key, kind in (("sigma_min", float), ("sigma_max", float), ("num_levels", int), ("sigma_data", float),
-                          ("dim", int), ("noise_map_scale", float)):
+        for key, kind in (
+            ("sigma_min", float),
+            ("sigma_max", float),
+            ("num_levels", int),
+            ("sigma_data", float),
+            ("dim", int),
+            ("noise_map_scale", float),
+        ):
             if d.get(key) is None:
                 continue
             try:
@@ -297,8 +307,9 @@ def sample_sigmas_mixture(
         raise ValueError(f"band_weight must be in [0, 1], got {band_weight}")
     pick = torch.rand(batch, generator=generator, device=device) < band_weight
     in_band = sample_sigmas_log_uniform(batch, lo, hi, generator=generator, device=device)
-    log_normal = sample_sigmas_log_normal(batch, log_mean, log_std, sigma_min, sigma_max, generator=generator,
-                                          device=device)
+    log_normal = sample_sigmas_log_normal(
+        batch, log_mean, log_std, sigma_min, sigma_max, generator=generator, device=device
+    )
     return torch.where(pick, in_band.clamp(sigma_min, sigma_max), log_normal).to(dtype)
 
 
@@ -326,8 +337,10 @@ def sample_sigmas_conditional(
         raise ValueError(f"predictive_share must be in [0, 1], got {predictive_share}")
     lo, hi = max(float(band[0]), sigma_min), min(float(band[1]), sigma_max)
     if not lo < hi:
-        raise ValueError(f"the refinement band {band} has nothing inside [sigma_min, sigma_max] = "
-                         f"[{sigma_min}, {sigma_max}]")
+        raise ValueError(
+            f"the refinement band {band} has nothing inside [sigma_min, sigma_max] = "
+            f"[{sigma_min}, {sigma_max}]"
+        )
     pick = torch.rand(batch, generator=generator, device=device) < predictive_share
     in_band = sample_sigmas_log_uniform(batch, lo, hi, generator=generator, device=device)
     return torch.where(pick, torch.full_like(in_band, float(sigma_max)), in_band).to(dtype)
@@ -338,11 +351,11 @@ TRAIN_DISTRIBUTIONS = {
     "log_normal": "EDM's log-normal around sigma_data: generation priors (the default)",
     "mixture": "half log-normal, half log-uniform over the denoising band: priors meant to denoise",
     "conditional": "sigma_max (the one-call predictive estimate) or log-uniform over the refinement band: "
-                   "conditional denoisers",
+    "conditional denoisers",
     "log_uniform": "log-uniform over [sigma_min, sigma_max] (the continuous NCSN / VE-SDE choice)",
     "discrete": "uniform over the NCSN ladder's levels",
     "ouve": "SGMSE+'s mean-reverting diffusion: sigma_eff(t), t ~ U[t_eps, 1] (scoreaudio/ouve.py); "
-            "conditional denoisers sampled with method 'ouve'",
+    "conditional denoisers sampled with method 'ouve'",
 }
 
 
@@ -373,15 +386,32 @@ def sample_training_sigmas(
     """
     log_mean = log_normal_mean + math.log(sigma_data)
     if distribution == "conditional":
-        return sample_sigmas_conditional(batch, predictive_share, (band[0] * sigma_data, band[1] * sigma_data),
-                                         sigma_min, sigma_max, generator=generator, device=device)
+        return sample_sigmas_conditional(
+            batch,
+            predictive_share,
+            (band[0] * sigma_data, band[1] * sigma_data),
+            sigma_min,
+            sigma_max,
+            generator=generator,
+            device=device,
+        )
     if distribution == "log_normal":
-        return sample_sigmas_log_normal(batch, log_mean, log_normal_std, sigma_min, sigma_max,
-                                        generator=generator, device=device)
+        return sample_sigmas_log_normal(
+            batch, log_mean, log_normal_std, sigma_min, sigma_max, generator=generator, device=device
+        )
     if distribution == "mixture":
         lo, hi = band
-        return sample_sigmas_mixture(batch, log_mean, log_normal_std, (lo * sigma_data, hi * sigma_data),
-                                     band_weight, sigma_min, sigma_max, generator=generator, device=device)
+        return sample_sigmas_mixture(
+            batch,
+            log_mean,
+            log_normal_std,
+            (lo * sigma_data, hi * sigma_data),
+            band_weight,
+            sigma_min,
+            sigma_max,
+            generator=generator,
+            device=device,
+        )
     if distribution == "log_uniform":
         return sample_sigmas_log_uniform(batch, sigma_min, sigma_max, generator=generator, device=device)
     if distribution == "ouve":

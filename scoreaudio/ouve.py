@@ -28,6 +28,7 @@ Levels here are in units of sigma_data (``s_min``, ``s_max`` below are multiplie
 setting serves every representation; SGMSE+'s 0.05 / 0.5 on its compressed spectrogram (data of
 std ~0.25) are about 0.2 / 2 sigma_data, the defaults.
 """
+
 from __future__ import annotations
 
 import math
@@ -58,8 +59,12 @@ class OUVE:
     @classmethod
     def from_config(cls, noise_cfg, sigma_data: float) -> "OUVE":
         """From ``noise.ouve_*`` (levels in units of sigma_data)."""
-        return cls(gamma=float(noise_cfg.ouve_gamma), sigma_min=float(noise_cfg.ouve_sigma_min) * sigma_data,
-                   sigma_max=float(noise_cfg.ouve_sigma_max) * sigma_data, t_eps=float(noise_cfg.ouve_t_eps))
+        return cls(
+            gamma=float(noise_cfg.ouve_gamma),
+            sigma_min=float(noise_cfg.ouve_sigma_min) * sigma_data,
+            sigma_max=float(noise_cfg.ouve_sigma_max) * sigma_data,
+            t_eps=float(noise_cfg.ouve_t_eps),
+        )
 
     @property
     def _log_ratio(self) -> float:
@@ -72,7 +77,9 @@ class OUVE:
     def std(self, t: torch.Tensor) -> torch.Tensor:
         """sigma(t), the kernel's std (Eq. (7)): the solution of dV/dt = -2 gamma V + g^2, V(0) = 0."""
         lr = self._log_ratio
-        var = self.sigma_min ** 2 * ((self.sigma_max / self.sigma_min) ** (2 * t) - torch.exp(-2 * self.gamma * t))
+        var = self.sigma_min**2 * (
+            (self.sigma_max / self.sigma_min) ** (2 * t) - torch.exp(-2 * self.gamma * t)
+        )
         return (var * lr / (self.gamma + lr)).clamp_min(0).sqrt()
 
     def sigma_eff(self, t: torch.Tensor) -> torch.Tensor:
@@ -85,18 +92,26 @@ class OUVE:
         return (x - (1.0 - decay) * y) / decay
 
 
-def sample_sigmas_ouve(batch: int, process: OUVE, *, generator: Optional[torch.Generator] = None,
-                       device=None) -> torch.Tensor:
+def sample_sigmas_ouve(
+    batch: int, process: OUVE, *, generator: Optional[torch.Generator] = None, device=None
+) -> torch.Tensor:
     """(B,) training levels ``sigma_eff(t)``, ``t ~ U[t_eps, 1]``: SGMSE+'s time distribution."""
     u = torch.rand(batch, generator=generator, device=device)
     t = process.t_eps + (1.0 - process.t_eps) * u
     return process.sigma_eff(t)
 
 
-def ouve_sampler(score_ve: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                 denoise_ve: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], y: torch.Tensor,
-                 process: OUVE, *, steps: int, snr: float = 0.5, corrector: bool = True,
-                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def ouve_sampler(
+    score_ve: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    denoise_ve: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    y: torch.Tensor,
+    process: OUVE,
+    *,
+    steps: int,
+    snr: float = 0.5,
+    corrector: bool = True,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
     """Reverse OUVE SDE from ``y + sigma(1) z`` to ``t_eps``, then a Tweedie step: ``steps`` calls.
 
     Args:
@@ -118,7 +133,9 @@ def ouve_sampler(score_ve: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     ``s(x, t) = e^{gamma t} s_VE(x_VE, sigma_eff(t))`` (module docstring).
     """
     if steps < 2:
-        raise ValueError(f"the OUVE sampler needs steps >= 2 (one reverse step and the final Tweedie step), got {steps}")
+        raise ValueError(
+            f"the OUVE sampler needs steps >= 2 (one reverse step and the final Tweedie step), got {steps}"
+        )
     n = (steps - 1) // 2 if corrector and steps >= 3 else steps - 1
     use_corrector = corrector and steps >= 3
     b = y.shape[0]
@@ -129,8 +146,9 @@ def ouve_sampler(score_ve: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         return torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
 
     def score(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return append_dims(torch.exp(process.gamma * t), x.ndim) * score_ve(process.to_ve(x, y, t),
-                                                                            process.sigma_eff(t))
+        return append_dims(torch.exp(process.gamma * t), x.ndim) * score_ve(
+            process.to_ve(x, y, t), process.sigma_eff(t)
+        )
 
     x = y + append_dims(process.std(ones), y.ndim) * randn()
     for t_now, t_next in zip(grid[:-1], grid[1:]):
@@ -149,8 +167,13 @@ def ouve_sampler(score_ve: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     return denoise_ve(process.to_ve(x, y, t_end), process.sigma_eff(t_end))
 
 
-def ouve_one_call(denoise_ve: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], y: torch.Tensor,
-                  process: OUVE, *, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+def ouve_one_call(
+    denoise_ve: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    y: torch.Tensor,
+    process: OUVE,
+    *,
+    generator: Optional[torch.Generator] = None,
+) -> torch.Tensor:
     """The network's MMSE estimate at the sampler's start: ``D(x_VE, sigma_eff(1))`` for
     ``x_1 = y + sigma(1) z`` drawn from SGMSE+'s prior, one call (B, C, *S) -> (B, C, *S).
 

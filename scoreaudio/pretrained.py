@@ -9,6 +9,7 @@ Three kinds of source:
 * a **built-in model** by name (:data:`BUILTIN_MODELS`): a weights file shipped in the package
   under ``scoreaudio/models/``, with its model card beside it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -84,13 +85,20 @@ def builtin_path(name: str) -> Path:
         raise CheckpointError(f"unknown built-in model {name!r}; valid: {', '.join(BUILTIN_MODELS)}")
     path = MODELS_DIR / BUILTIN_MODELS[name]
     if not path.is_file():
-        raise CheckpointError(f"the built-in model {name!r} is missing from this installation ({path.name}); "
-                              f"reinstall scoreaudio or pass a checkpoint")
+        raise CheckpointError(
+            f"the built-in model {name!r} is missing from this installation ({path.name}); "
+            f"reinstall scoreaudio or pass a checkpoint"
+        )
     return path
 
 
-def export_weights(checkpoint: Union[str, Path], out: Union[str, Path], *, dtype: torch.dtype = torch.float16,
-                   ema: bool = True) -> Path:
+def export_weights(
+    checkpoint: Union[str, Path],
+    out: Union[str, Path],
+    *,
+    dtype: torch.dtype = torch.float16,
+    ema: bool = True,
+) -> Path:
     """Write a checkpoint's EMA (or live) weights as a safetensors file with its description.
 
     Floating-point tensors are stored as ``dtype`` (fp16 halves the size; the loader computes
@@ -101,13 +109,22 @@ def export_weights(checkpoint: Union[str, Path], out: Union[str, Path], *, dtype
 
     path = resolve_checkpoint(checkpoint)
     ckpt = load_checkpoint_dict(path, map_location="cpu")
-    weights = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous()
-               for k, v in ckpt["ema" if ema else "model"].items()}
+    weights = {
+        k: (v.to(dtype) if v.is_floating_point() else v).contiguous()
+        for k, v in ckpt["ema" if ema else "model"].items()
+    }
     cfg = checkpoint_config(ckpt["config"])
     representation = representation_from_dict(ckpt["representation"])
-    meta = {"config": _without_paths(ckpt["config"]), "representation": ckpt["representation"], "sigmas": ckpt["sigmas"],
-            "cond_channels": int(ckpt.get("cond_channels", representation.channels if is_conditional(cfg) else 0)),
-            "step": int(ckpt.get("step", 0)), "package_version": ckpt.get("package_version", "?")}
+    meta = {
+        "config": _without_paths(ckpt["config"]),
+        "representation": ckpt["representation"],
+        "sigmas": ckpt["sigmas"],
+        "cond_channels": int(
+            ckpt.get("cond_channels", representation.channels if is_conditional(cfg) else 0)
+        ),
+        "step": int(ckpt.get("step", 0)),
+        "package_version": ckpt.get("package_version", "?"),
+    }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(weights, str(out), metadata={META_KEY: json.dumps(meta)})
@@ -145,18 +162,26 @@ def load_weights_file(path: Union[str, Path]) -> dict:
             meta = (f.metadata() or {}).get(META_KEY)
         weights = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({' '.join(str(e).split())[:120]})"
-                              ) from None
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({' '.join(str(e).split())[:120]})"
+        ) from None
     if meta is None:
-        raise CheckpointError(f"{path} has no '{META_KEY}' metadata: it was not written by scoreaudio's "
-                              f"export_weights, so its model cannot be rebuilt")
+        raise CheckpointError(
+            f"{path} has no '{META_KEY}' metadata: it was not written by scoreaudio's "
+            f"export_weights, so its model cannot be rebuilt"
+        )
     d = json.loads(meta)
     state = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
     return {**d, "ema": state, "model": state}
 
 
-def load_pretrained(checkpoint: Union[str, Path, None], *, device: Union[str, torch.device, None] = None,
-                    ema: bool = True, runs_root: Union[str, Path] = "runs") -> Pretrained:
+def load_pretrained(
+    checkpoint: Union[str, Path, None],
+    *,
+    device: Union[str, torch.device, None] = None,
+    ema: bool = True,
+    runs_root: Union[str, Path] = "runs",
+) -> Pretrained:
     """Load a checkpoint file, a run directory, a ``.safetensors`` weights file, a built-in model
     by name (``"default"``), or (None) the newest run under ``runs_root``."""
     device = resolve_device(device)
@@ -181,14 +206,17 @@ def load_pretrained(checkpoint: Union[str, Path, None], *, device: Union[str, to
     except (KeyError, RuntimeError, ValueError) as e:
         if isinstance(e, CheckpointError):
             raise
-        raise CheckpointError(f"{path} is incomplete or does not match this scoreaudio version "
-                              f"({type(e).__name__}: {' '.join(str(e).split())[:160]})") from None
+        raise CheckpointError(
+            f"{path} is incomplete or does not match this scoreaudio version "
+            f"({type(e).__name__}: {' '.join(str(e).split())[:160]})"
+        ) from None
     model.to(device).eval().requires_grad_(False)
     return Pretrained(model, cfg, representation, levels, int(ckpt.get("step", 0)), path, device)
 
 
-def init_weights(model: torch.nn.Module, source: Union[str, Path], representation,
-                 cond_channels: int) -> NoiseLevels:
+def init_weights(
+    model: torch.nn.Module, source: Union[str, Path], representation, cond_channels: int
+) -> NoiseLevels:
     """Load the EMA weights of ``source`` (what :func:`load_pretrained` takes) into ``model`` to
     fine-tune it (``train.init_from``); returns the source's noise levels, which the run keeps:
     the network learned its levels relative to them (sigma_data, sigma_max).
@@ -199,17 +227,23 @@ def init_weights(model: torch.nn.Module, source: Union[str, Path], representatio
     """
     pre = load_pretrained(source, device="cpu")
     if pre.representation.to_dict() != representation.to_dict():
-        raise ConfigError(f"train.init_from={source}: it was trained on another representation "
-                          f"({pre.representation.to_dict()}); use its representation settings")
+        raise ConfigError(
+            f"train.init_from={source}: it was trained on another representation "
+            f"({pre.representation.to_dict()}); use its representation settings"
+        )
     if pre.model.cond_channels != cond_channels:
-        raise ConfigError(f"train.init_from={source}: it has {pre.model.cond_channels} conditioning channels, this "
-                          f"recipe {cond_channels}; fine-tune a {'conditional' if pre.conditional else 'prior'} "
-                          f"model with a recipe of that kind")
+        raise ConfigError(
+            f"train.init_from={source}: it has {pre.model.cond_channels} conditioning channels, this "
+            f"recipe {cond_channels}; fine-tune a {'conditional' if pre.conditional else 'prior'} "
+            f"model with a recipe of that kind"
+        )
     try:
         model.load_state_dict(pre.model.state_dict())
     except RuntimeError:
-        raise ConfigError(f"train.init_from={source}: its network does not fit this recipe's; use "
-                          f"model={pre.cfg.model.get('preset', '?')} (and its overrides)") from None
+        raise ConfigError(
+            f"train.init_from={source}: its network does not fit this recipe's; use "
+            f"model={pre.cfg.model.get('preset', '?')} (and its overrides)"
+        ) from None
     return pre.levels
 
 
@@ -229,7 +263,8 @@ def run_cli(args) -> int:
         raise ConfigError(f"the output must end in .safetensors, got '{args.out}'")
     if Path(args.out).exists() and not args.overwrite:
         raise ConfigError(f"'{args.out}' exists; pass --overwrite to replace it, or another path")
-    out = export_weights(args.checkpoint, args.out, dtype=torch.float32 if args.fp32 else torch.float16,
-                         ema=not args.live)
-    print(f"wrote {out} ({out.stat().st_size / 2 ** 20:.1f} MiB); use it with --checkpoint {out}")
+    out = export_weights(
+        args.checkpoint, args.out, dtype=torch.float32 if args.fp32 else torch.float16, ema=not args.live
+    )
+    print(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB); use it with --checkpoint {out}")
     return 0

@@ -8,6 +8,7 @@ its picture; missing pictures are drawn with :func:`~scoreaudio.audio.features.s
 and for a run directory (one with ``metrics.jsonl``) the loss curves are drawn: the training loss
 per logging step and the validation loss at each fixed sigma.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,15 +51,20 @@ def _generation_summary(m: dict) -> str:
     plan, ckpt = m.get("sampler_plan"), m.get("checkpoint")
     if not isinstance(plan, dict) or not isinstance(ckpt, dict):
         return ""
-    text = (f"{plan.get('name')}: {plan.get('nfe')} network evaluations over a ladder of "
-            f"{plan.get('ladder_length')} levels; real-time factor {m.get('rtf', float('nan')):.3g} on "
-            f"{m.get('timings', {}).get('device', '?')}; checkpoint {ckpt.get('path')} "
-            f"(step {ckpt.get('step')}, sha256 {str(ckpt.get('sha256'))[:12]}...)")
+    text = (
+        f"{plan.get('name')}: {plan.get('nfe')} network evaluations over a ladder of "
+        f"{plan.get('ladder_length')} levels; real-time factor {m.get('rtf', float('nan')):.3g} on "
+        f"{m.get('timings', {}).get('device', '?')}; checkpoint {ckpt.get('path')} "
+        f"(step {ckpt.get('step')}, sha256 {str(ckpt.get('sha256'))[:12]}...)"
+    )
     return f'<p class="meta">{html.escape(text)}</p>'
 
 
-_SPEECH_COLUMNS = (("voiced_share", "voiced share"), ("pause_share", "pause share"),
-                   ("spectral_flatness", "spectral flatness"))
+_SPEECH_COLUMNS = (
+    ("voiced_share", "voiced share"),
+    ("pause_share", "pause share"),
+    ("spectral_flatness", "spectral flatness"),
+)
 
 
 def _speech_measures_table(m: dict) -> str:
@@ -72,12 +78,17 @@ def _speech_measures_table(m: dict) -> str:
         return f"{v:.3f}" if isinstance(v, (int, float)) and math.isfinite(v) else "n/a"
 
     head = "<tr><th>file</th>" + "".join(f"<th>{label}</th>" for _, label in _SPEECH_COLUMNS) + "</tr>"
-    rows = "".join(f"<tr><td>{html.escape(str(f.get('wav', '?')))}</td>"
-                   + "".join(f"<td>{cell(f.get(k))}</td>" for k, _ in _SPEECH_COLUMNS) + "</tr>"
-                   for f in files)
-    note = ('<p class="meta">Is it speech? Voiced share: pYIN-voiced frames among those with energy '
-            '(speech ~0.7-0.95, noise ~0); pause share: frames 40 dB below the loudest; flatness: '
-            '0 tone, ~0.56 white noise (scoreaudio.generation_metrics).</p>')
+    rows = "".join(
+        f"<tr><td>{html.escape(str(f.get('wav', '?')))}</td>"
+        + "".join(f"<td>{cell(f.get(k))}</td>" for k, _ in _SPEECH_COLUMNS)
+        + "</tr>"
+        for f in files
+    )
+    note = (
+        '<p class="meta">Is it speech? Voiced share: pYIN-voiced frames among those with energy '
+        "(speech ~0.7-0.95, noise ~0); pause share: frames 40 dB below the loudest; flatness: "
+        "0 tone, ~0.56 white noise (scoreaudio.generation_metrics).</p>"
+    )
     return note + f'<table class="speech">{head}{rows}</table>'
 
 
@@ -117,8 +128,12 @@ def loss_curves_png(rows: Sequence[dict]) -> Optional[bytes]:
     FigureCanvasAgg(fig)
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     if train:
-        ax1.plot([r["step"] for r in train], [r["loss"] for r in train],
-                 marker="." if len(train) < 50 else None, label="train loss (mean over the logging window)")
+        ax1.plot(
+            [r["step"] for r in train],
+            [r["loss"] for r in train],
+            marker="." if len(train) < 50 else None,
+            label="train loss (mean over the logging window)",
+        )
         ax1.legend(fontsize=8)
     _log_axis_if_positive(ax1, [r["loss"] for r in train])
     ax1.set_title("training loss")
@@ -128,8 +143,12 @@ def loss_curves_png(rows: Sequence[dict]) -> Optional[bytes]:
     for k in val_keys:
         pts = [(r["step"], r[k]) for r in valid if isinstance(r.get(k), (int, float))]
         if pts:
-            ax2.plot([s for s, _ in pts], [v for _, v in pts], marker="o" if len(pts) < 50 else None,
-                     label=k.split("/", 1)[1])
+            ax2.plot(
+                [s for s, _ in pts],
+                [v for _, v in pts],
+                marker="o" if len(pts) < 50 else None,
+                label=k.split("/", 1)[1],
+            )
             values += [v for _, v in pts]
     if values:
         ax2.legend(fontsize=8, title="validation loss at")
@@ -180,9 +199,11 @@ def _audio_item(path: Path, folder: Path, tmp: Path) -> str:
     except ScoreAudioError as e:
         return head + f'<p class="error">cannot read: {html.escape(str(e))}</p></div>'
     info = f"{frames / sr:.2f} s, {sr} Hz, {ch} channel{'s' if ch != 1 else ''}"
-    return (head + f'<p class="meta">{info}</p>'
-            f'<audio controls preload="metadata" src="{_data_uri("audio/wav", path.read_bytes())}"></audio>'
-            f'<img alt="spectrogram of {html.escape(rel)}" src="{_data_uri("image/png", img)}"></div>')
+    return (
+        head + f'<p class="meta">{info}</p>'
+        f'<audio controls preload="metadata" src="{_data_uri("audio/wav", path.read_bytes())}"></audio>'
+        f'<img alt="spectrogram of {html.escape(rel)}" src="{_data_uri("image/png", img)}"></div>'
+    )
 
 
 def build_report(folder: Union[str, Path], *, title: Optional[str] = None) -> Tuple[str, Dict[str, int]]:
@@ -201,22 +222,28 @@ def build_report(folder: Union[str, Path], *, title: Optional[str] = None) -> Tu
     wavs = find_audio_files(folder, REPORT_EXTS)
     metrics = read_metrics(folder)
     if not wavs and not metrics:
-        raise DataError(f"report: no WAV files under '{folder}' and no metrics.jsonl in it; "
-                        f"pass a run directory or a folder written by 'scoreaudio generate'")
+        raise DataError(
+            f"report: no WAV files under '{folder}' and no metrics.jsonl in it; "
+            f"pass a run directory or a folder written by 'scoreaudio generate'"
+        )
     title = title or f"scoreaudio report: {folder.resolve().name}"
-    parts = [f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-             f"<p class=\"meta\">{html.escape(str(folder.resolve()))} &middot; {len(wavs)} audio file"
-             f"{'s' if len(wavs) != 1 else ''} &middot; made {time.strftime('%Y-%m-%d %H:%M')} by scoreaudio "
-             f"{__version__}</p>"]
+    parts = [
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+        f'<p class="meta">{html.escape(str(folder.resolve()))} &middot; {len(wavs)} audio file'
+        f"{'s' if len(wavs) != 1 else ''} &middot; made {time.strftime('%Y-%m-%d %H:%M')} by scoreaudio "
+        f"{__version__}</p>"
+    ]
     counts = {"audio": len(wavs), "manifests": 0, "curves": 0}
 
     if metrics:
         png = loss_curves_png(metrics)
         if png is not None:
             counts["curves"] = 1
-            parts.append(f'<h2>Loss curves</h2><div class="curves"><img id="loss-curves" alt="loss curves" '
-                         f'src="{_data_uri("image/png", png)}"></div>')
+            parts.append(
+                f'<h2>Loss curves</h2><div class="curves"><img id="loss-curves" alt="loss curves" '
+                f'src="{_data_uri("image/png", png)}"></div>'
+            )
         summary = folder / "summary.json"
         if summary.is_file():
             parts.append(_details("summary.json", f"<pre>{html.escape(summary.read_text())}</pre>"))
@@ -228,19 +255,25 @@ def build_report(folder: Union[str, Path], *, title: Optional[str] = None) -> Tu
         try:
             manifest = json.loads(mpath.read_text())
         except (OSError, json.JSONDecodeError) as e:
-            parts.append(f'<p class="error">{html.escape(str(mpath))}: unreadable '
-                         f"({html.escape(str(e))})</p>")
+            parts.append(
+                f'<p class="error">{html.escape(str(mpath))}: unreadable ({html.escape(str(e))})</p>'
+            )
             continue
         if isinstance(manifest, dict):
             counts["manifests"] += 1
             settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
             rest = {k: v for k, v in manifest.items() if k not in ("settings", "files")}
-            parts.append(f"<h2>Settings: {html.escape(mpath.relative_to(folder).as_posix())}</h2>"
-                         + _generation_summary(manifest)
-                         + _speech_measures_table(manifest)
-                         + (_settings_table(settings) if settings else "")
-                         + (_details(f"everything else in {mpath.name} ({', '.join(rest)})",
-                                     _settings_table(rest)) if rest else ""))
+            parts.append(
+                f"<h2>Settings: {html.escape(mpath.relative_to(folder).as_posix())}</h2>"
+                + _generation_summary(manifest)
+                + _speech_measures_table(manifest)
+                + (_settings_table(settings) if settings else "")
+                + (
+                    _details(f"everything else in {mpath.name} ({', '.join(rest)})", _settings_table(rest))
+                    if rest
+                    else ""
+                )
+            )
 
     if wavs:
         parts.append("<h2>Audio</h2>")
@@ -256,8 +289,9 @@ def build_report(folder: Union[str, Path], *, title: Optional[str] = None) -> Tu
     return "".join(parts), counts
 
 
-def write_report(folder: Union[str, Path], out: Union[str, Path, None] = None, *,
-                 title: Optional[str] = None) -> Path:
+def write_report(
+    folder: Union[str, Path], out: Union[str, Path, None] = None, *, title: Optional[str] = None
+) -> Path:
     """Write the report of ``folder`` to ``out`` (default ``folder/report.html``) atomically; returns it."""
     from .utils.files import atomic_write
 
@@ -268,8 +302,11 @@ def write_report(folder: Union[str, Path], out: Union[str, Path, None] = None, *
 
 
 def configure_parser(p: argparse.ArgumentParser) -> None:
-    p.add_argument("folder", metavar="RUN_OR_SAMPLES_DIR",
-                   help="a run directory (loss curves + its samples) or any folder of WAV files")
+    p.add_argument(
+        "folder",
+        metavar="RUN_OR_SAMPLES_DIR",
+        help="a run directory (loss curves + its samples) or any folder of WAV files",
+    )
     p.add_argument("-o", "--out", help="the HTML file to write (default: RUN_OR_SAMPLES_DIR/report.html)")
     p.add_argument("--title", help="page title (default: the folder's name)")
 

@@ -6,6 +6,7 @@ schedule settings (:func:`check_resume_config`: an error unless ``train.allow_co
 and every change is logged either way). Bookkeeping settings (where and how often to log,
 validate, save or sample, the device, the data's location) may change freely.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -21,17 +22,44 @@ from .pretrained import checkpoint_config
 from .utils.checkpoint import LAST
 from .utils.logging import log
 
-__all__ = ["FREE_TO_CHANGE", "check_resume_config", "check_same_model", "config_changes", "continue_command",
-           "flat_keys", "resume_config", "rng_state", "set_rng_state"]
+__all__ = [
+    "FREE_TO_CHANGE",
+    "check_resume_config",
+    "check_same_model",
+    "config_changes",
+    "continue_command",
+    "flat_keys",
+    "resume_config",
+    "rng_state",
+    "set_rng_state",
+]
 
 #: Keys a resume may change without changing what the next optimiser step computes (prefixes end
 #: in "."; list entries of sources are matched with their index replaced by "*").
 FREE_TO_CHANGE = (
-    "name", "sampler.", "train.run_dir", "train.runs_root", "train.resume", "train.overwrite",
-    "train.allow_config_change", "train.init_from", "train.log_every", "train.val_every", "train.val_examples",
-    "train.val_sigmas", "train.ckpt_every", "train.sample_every", "train.num_samples", "train.sample_seconds",
-    "train.num_workers", "train.device", "train.compile", "train.calibrate_noise_map", "data.root",
-    "data.noise_mix.folder", "data.noise_mix.sources.*.root",
+    "name",
+    "sampler.",
+    "train.run_dir",
+    "train.runs_root",
+    "train.resume",
+    "train.overwrite",
+    "train.allow_config_change",
+    "train.init_from",
+    "train.log_every",
+    "train.val_every",
+    "train.val_examples",
+    "train.val_sigmas",
+    "train.ckpt_every",
+    "train.sample_every",
+    "train.num_samples",
+    "train.sample_seconds",
+    "train.num_workers",
+    "train.device",
+    "train.compile",
+    "train.calibrate_noise_map",
+    "data.root",
+    "data.noise_mix.folder",
+    "data.noise_mix.sources.*.root",
 )
 
 
@@ -80,10 +108,16 @@ def check_resume_config(ckpt: dict, cfg: DictConfig, path: Path) -> None:
         log(f"resume: {key} {old!r} -> {new!r}" + ("" if exact else "  (the run is no longer exact)"))
     if breaking and not cfg.train.get("allow_config_change", False):
         key, old, new = breaking[0]
-        more = f" (and {len(breaking) - 1} more: {', '.join(c[0] for c in breaking[1:4])})" if len(breaking) > 1 else ""
-        raise ConfigError(f"{path} was trained with {key}={old!r}, this config has {new!r}{more}; resuming with it "
-                          f"would not continue the same run: pass {key}={old} (or drop the override), add "
-                          f"train.allow_config_change=true to continue with the change, or start over")
+        more = (
+            f" (and {len(breaking) - 1} more: {', '.join(c[0] for c in breaking[1:4])})"
+            if len(breaking) > 1
+            else ""
+        )
+        raise ConfigError(
+            f"{path} was trained with {key}={old!r}, this config has {new!r}{more}; resuming with it "
+            f"would not continue the same run: pass {key}={old} (or drop the override), add "
+            f"train.allow_config_change=true to continue with the change, or start over"
+        )
 
 
 def check_same_model(ckpt: dict, cfg: DictConfig, path: Path) -> None:
@@ -94,9 +128,11 @@ def check_same_model(ckpt: dict, cfg: DictConfig, path: Path) -> None:
     if changed:
         k, old, new = changed[0]
         more = f" (and {len(changed) - 1} more)" if len(changed) > 1 else ""
-        raise ConfigError(f"{path} was trained with {k}={old!r} but this config has {new!r}{more}; "
-                          f"pass {k}={old} to resume it, or start over (train.resume=never "
-                          f"train.overwrite=true, or another train.run_dir)")
+        raise ConfigError(
+            f"{path} was trained with {k}={old!r} but this config has {new!r}{more}; "
+            f"pass {k}={old} to resume it, or start over (train.resume=never "
+            f"train.overwrite=true, or another train.run_dir)"
+        )
 
 
 def resume_config(recipe: str, overrides: Sequence[str]) -> Tuple[DictConfig, Optional[Path]]:
@@ -107,14 +143,21 @@ def resume_config(recipe: str, overrides: Sequence[str]) -> Tuple[DictConfig, Op
     or overrides left off the command, do not silently change it."""
     cfg = compose(recipe, overrides)
     run_dir = Path(cfg.train.run_dir) if cfg.train.run_dir else None
-    if cfg.train.resume != "auto" or run_dir is None or not (run_dir / LAST).is_file() \
-            or not (run_dir / "config.yaml").is_file():
+    if (
+        cfg.train.resume != "auto"
+        or run_dir is None
+        or not (run_dir / LAST).is_file()
+        or not (run_dir / "config.yaml").is_file()
+    ):
         return cfg, None
     saved = compose(run_dir / "config.yaml", overrides)
     drift = [k for k, _, _ in config_changes(saved, cfg) if not _free(k)]
     if drift:
-        log(f"resuming {run_dir} with its saved config; the recipe now differs in {', '.join(drift[:4])}"
-            + (f" and {len(drift) - 4} more" if len(drift) > 4 else "") + " (not applied)")
+        log(
+            f"resuming {run_dir} with its saved config; the recipe now differs in {', '.join(drift[:4])}"
+            + (f" and {len(drift) - 4} more" if len(drift) > 4 else "")
+            + " (not applied)"
+        )
     return saved, run_dir
 
 

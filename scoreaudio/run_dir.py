@@ -1,5 +1,6 @@
 """The run directory: created, locked against a second training, refused when a start would
 replace a run, cleaned of an interrupted write's temporary files; and where a resume starts."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,15 @@ from .utils.distributed import Dist, broadcast
 from .utils.files import remove_leftover_tmp
 from .utils.logging import log
 
-__all__ = ["RUN_LOCK", "lock_run_dir", "make_run_dir", "refuse_to_replace", "remove_if_unused", "resume_path",
-           "unlock_run_dir"]
+__all__ = [
+    "RUN_LOCK",
+    "lock_run_dir",
+    "make_run_dir",
+    "refuse_to_replace",
+    "remove_if_unused",
+    "resume_path",
+    "unlock_run_dir",
+]
 
 #: The lock file in a run directory: rank 0 of the training that writes there holds an
 #: exclusive ``flock`` on it (and its PID is in it) for the whole run.
@@ -55,8 +63,10 @@ def lock_run_dir(run_dir: Path) -> None:
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise TrainingError(f"{run_dir} is in use by another training (PID {holder}); let it finish or "
-                                f"stop it, or set train.run_dir=ANOTHER_FOLDER") from None
+            raise TrainingError(
+                f"{run_dir} is in use by another training (PID {holder}); let it finish or "
+                f"stop it, or set train.run_dir=ANOTHER_FOLDER"
+            ) from None
         except OSError as e:  # e.g. a file system without flock
             os.close(fd)
             log(f"note: cannot lock {path} ({e.strerror}); nothing stops a second training into this run dir")
@@ -90,12 +100,16 @@ def refuse_to_replace(cfg: DictConfig, run_dir: Path) -> None:
     if not held:
         return
     if not cfg.train.overwrite:
-        raise ConfigError(f"{run_dir} already holds a run ({held[-1].name}); train.resume=never would "
-                          f"replace its checkpoints and metrics: pass train.overwrite=true to start it "
-                          f"over, train.resume=auto to continue it, or another train.run_dir")
+        raise ConfigError(
+            f"{run_dir} already holds a run ({held[-1].name}); train.resume=never would "
+            f"replace its checkpoints and metrics: pass train.overwrite=true to start it "
+            f"over, train.resume=auto to continue it, or another train.run_dir"
+        )
     numbered = [p.name for p in held if p.name != LAST]
-    log(f"train.overwrite=true: starting {run_dir} over" +
-        (f"; its old numbered checkpoints stay until replaced: {', '.join(numbered)}" if numbered else ""))
+    log(
+        f"train.overwrite=true: starting {run_dir} over"
+        + (f"; its old numbered checkpoints stay until replaced: {', '.join(numbered)}" if numbered else "")
+    )
 
 
 def make_run_dir(cfg: DictConfig, d: Dist) -> Tuple[Path, bool]:
@@ -119,8 +133,9 @@ def make_run_dir(cfg: DictConfig, d: Dist) -> Tuple[Path, bool]:
             probe.write_text("ok")
             probe.unlink()
         except OSError as e:
-            problem = TrainingError(f"cannot write to run directory {run_dir}: {e.strerror}; "
-                                    f"set train.run_dir=A_WRITABLE_FOLDER")
+            problem = TrainingError(
+                f"cannot write to run directory {run_dir}: {e.strerror}; set train.run_dir=A_WRITABLE_FOLDER"
+            )
         if problem is None:
             try:
                 lock_run_dir(run_dir)
@@ -151,7 +166,9 @@ def remove_if_unused(run_dir: Path) -> None:
     (:data:`START_FILES`), and a folder with anything else is left as it is."""
     try:
         entries = list(run_dir.iterdir()) if run_dir.is_dir() else []
-        if not run_dir.is_dir() or not all(p.is_file() and any(p.match(g) for g in START_FILES) for p in entries):
+        if not run_dir.is_dir() or not all(
+            p.is_file() and any(p.match(g) for g in START_FILES) for p in entries
+        ):
             return
         for p in entries:
             p.unlink(missing_ok=True)
@@ -168,5 +185,7 @@ def resume_path(cfg: DictConfig, run_dir: Path) -> Optional[Path]:
         return p if p.is_file() else None
     p = Path(cfg.train.resume)
     if not p.is_file():
-        raise ConfigError(f"train.resume={cfg.train.resume}: no such checkpoint; use auto, never or a .pt path")
+        raise ConfigError(
+            f"train.resume={cfg.train.resume}: no such checkpoint; use auto, never or a .pt path"
+        )
     return p

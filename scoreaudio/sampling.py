@@ -94,8 +94,9 @@ def _sigma_rows(x: torch.Tensor, vals: Sequence[float]) -> torch.Tensor:
     return col[:, None].repeat(1, x.shape[0])
 
 
-def _info(i: int, total: int, x: torch.Tensor, sigma: float, level: int, stage: str,
-          **extra: Any) -> dict[str, Any]:
+def _info(
+    i: int, total: int, x: torch.Tensor, sigma: float, level: int, stage: str, **extra: Any
+) -> dict[str, Any]:
     """The progress record ``callback`` gets after update ``i`` of ``total`` (see the module docstring)."""
     return {"i": i, "total": total, "x": x, "sigma": sigma, "level": level, "stage": stage, **extra}
 
@@ -109,8 +110,15 @@ def _tweedie(score_fn: ScoreFn, x: torch.Tensor, sig: torch.Tensor, sigma: float
     return x + sigma**2 * score_fn(x, sig)
 
 
-def _final_tweedie(score_fn: ScoreFn, x: torch.Tensor, sig: torch.Tensor, vals: Sequence[float], step: int,
-                   total: int, callback: Callback | None) -> torch.Tensor:
+def _final_tweedie(
+    score_fn: ScoreFn,
+    x: torch.Tensor,
+    sig: torch.Tensor,
+    vals: Sequence[float],
+    step: int,
+    total: int,
+    callback: Callback | None,
+) -> torch.Tensor:
     """The samplers' last call: :func:`_tweedie` at the last level ``vals[-1]``, reported to ``callback``
     as network call ``step`` of ``total`` (stage ``"denoise"``)."""
     x = _tweedie(score_fn, x, sig, vals[-1])

@@ -17,6 +17,7 @@ the log and listed in ``summary.json``; any other error that stops the run saves
 Distributed: ``torchrun --nproc_per_node=K -m scoreaudio.train RECIPE`` (NCCL on GPUs, gloo on
 CPUs); only rank 0 writes; the effective batch is batch_size x K x grad_accum.
 """
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,9 @@ __all__ = ["StepBatchSampler", "check_config", "choose_sigmas", "train"]
 # --------------------------------------------------------------------------------------------
 # Pieces of the run
 # --------------------------------------------------------------------------------------------
-def choose_sigmas(cfg: DictConfig, dataset, representation, device: torch.device, n_examples: int = 64,
-                  on_skip=None) -> NoiseLevels:
+def choose_sigmas(
+    cfg: DictConfig, dataset, representation, device: torch.device, n_examples: int = 64, on_skip=None
+) -> NoiseLevels:
     """The run's noise levels: given by the recipe, or picked from data by the NCSNv2 rules.
 
     sigma_max: technique 1 (largest pairwise distance among ``n_examples`` deterministic crops, in
@@ -74,30 +76,47 @@ def choose_sigmas(cfg: DictConfig, dataset, representation, device: torch.device
     with torch.no_grad():
         x = representation.encode(clean).float()
     sigma_min = float(cfg.noise.sigma_min)
-    sigma_max = float(cfg.noise.sigma_max) if cfg.noise.sigma_max is not None else sigma_max_from_data(x.cpu())
+    sigma_max = (
+        float(cfg.noise.sigma_max) if cfg.noise.sigma_max is not None else sigma_max_from_data(x.cpu())
+    )
     if sigma_max <= sigma_min:
-        raise ConfigError(f"sigma_max ({sigma_max:.4g}) must exceed noise.sigma_min ({sigma_min:.4g}); "
-                          f"is the training audio silent? set noise.sigma_max explicitly otherwise")
+        raise ConfigError(
+            f"sigma_max ({sigma_max:.4g}) must exceed noise.sigma_min ({sigma_min:.4g}); "
+            f"is the training audio silent? set noise.sigma_max explicitly otherwise"
+        )
     dim = x[0].numel()
-    num_levels = int(cfg.noise.num_levels) if cfg.noise.num_levels is not None else \
-        num_levels_from_dim(dim, sigma_min, sigma_max)
+    num_levels = (
+        int(cfg.noise.num_levels)
+        if cfg.noise.num_levels is not None
+        else num_levels_from_dim(dim, sigma_min, sigma_max)
+    )
     sigma_data = float(cfg.model.sigma_data) if cfg.model.sigma_data is not None else float(x.std())
-    return NoiseLevels(sigma_min=sigma_min, sigma_max=sigma_max, num_levels=num_levels,
-                       sigma_data=max(sigma_data, 1e-4), dim=dim)
-
+    return NoiseLevels(
+        sigma_min=sigma_min,
+        sigma_max=sigma_max,
+        num_levels=num_levels,
+        sigma_data=max(sigma_data, 1e-4),
+        dim=dim,
+    )
 
 
 def check_config(cfg: DictConfig) -> None:
     """Settings that only make sense together, checked before any data is read."""
     check_representation(cfg.model, cfg.representation.kind)  # e.g. stft_unet needs representation=waveform
     if cfg.loss.predictive_spectral_weight > 0 and not (
-            is_conditional(cfg) and cfg.representation.kind == "waveform"
-            and cfg.noise.train_distribution == "conditional"):
-        raise ConfigError("loss.predictive_spectral_weight needs a conditional model on the waveform state "
-                          "trained with noise.train_distribution=conditional (recipes/denoiser.yaml); set it to 0")
+        is_conditional(cfg)
+        and cfg.representation.kind == "waveform"
+        and cfg.noise.train_distribution == "conditional"
+    ):
+        raise ConfigError(
+            "loss.predictive_spectral_weight needs a conditional model on the waveform state "
+            "trained with noise.train_distribution=conditional (recipes/denoiser.yaml); set it to 0"
+        )
     if cfg.noise.train_distribution == "ouve" and not is_conditional(cfg):
-        raise ConfigError("noise.train_distribution=ouve trains SGMSE+'s conditional sampler: it needs "
-                          "model.conditional=true (recipes/denoiser.yaml)")
+        raise ConfigError(
+            "noise.train_distribution=ouve trains SGMSE+'s conditional sampler: it needs "
+            "model.conditional=true (recipes/denoiser.yaml)"
+        )
 
 
 def train(cfg: DictConfig, *, command: Optional[str] = None) -> Path:
@@ -153,8 +172,12 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
     else:
         levels = choose_sigmas(cfg, train_set, representation, device, on_skip=skipped.record)
     model.to(device).sigma_data.fill_(levels.sigma_data)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
-                                  betas=(0.9, float(cfg.train.adam_beta2)))
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=cfg.train.lr,
+        weight_decay=cfg.train.weight_decay,
+        betas=(0.9, float(cfg.train.adam_beta2)),
+    )
     ema = EMA(model, ema_half_life(cfg.train))
     start_step = 0
     if ckpt:
@@ -162,22 +185,27 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
             model.load_state_dict(ckpt["model"])
             ema.load_state_dict(ckpt["ema"])
         except RuntimeError as e:
-            raise TrainingError(f"{resume_from} does not fit this recipe's model ({str(e).splitlines()[0]}); "
-                                f"use another train.run_dir (or train.resume=never train.overwrite=true "
-                                f"to replace it)") from None
+            raise TrainingError(
+                f"{resume_from} does not fit this recipe's model ({str(e).splitlines()[0]}); "
+                f"use another train.run_dir (or train.resume=never train.overwrite=true "
+                f"to replace it)"
+            ) from None
         optimizer.load_state_dict(ckpt["optimizer"])
         start_step = int(ckpt["step"])
     if cfg.noise.train_distribution == "ouve":
         top = float(OUVE.from_config(cfg.noise, levels.sigma_data).sigma_eff(torch.tensor(1.0)))
         if top > levels.sigma_max:
-            raise ConfigError(f"noise.ouve_sigma_max={cfg.noise.ouve_sigma_max} reaches sigma {top:.3g}, above "
-                              f"the run's sigma_max {levels.sigma_max:.3g}; lower it or raise noise.sigma_max")
+            raise ConfigError(
+                f"noise.ouve_sigma_max={cfg.noise.ouve_sigma_max} reaches sigma {top:.3g}, above "
+                f"the run's sigma_max {levels.sigma_max:.3g}; lower it or raise noise.sigma_max"
+            )
     ladder = geometric_sigmas(levels.num_levels, levels.sigma_min, levels.sigma_max).to(device)
 
     train_model = torch.compile(model) if cfg.train.compile else model
     if d.world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(
-            train_model, device_ids=[device.index] if device.type == "cuda" else None)
+            train_model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
     writer = MetricsWriter(run_dir, enabled=d.main, resume_step=start_step)
     n_params = count_parameters(model)
@@ -185,34 +213,65 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
         (run_dir / "config.yaml").write_text(to_yaml(cfg))
         (run_dir / "sigmas.json").write_text(json.dumps(levels.to_dict(), indent=2))
         eff = cfg.train.batch_size * d.world * cfg.train.grad_accum
-        log(f"run dir {run_dir}  |  {cfg.model.preset} {cfg.model.backbone}: {n_params / 1e6:.2f}M params  |  "
-            f"device {device} x{d.world}  |  effective batch {eff}")
-        origin = "from checkpoint" if ckpt else f"from {cfg.train.init_from}" if cfg.train.init_from \
+        log(
+            f"run dir {run_dir}  |  {cfg.model.preset} {cfg.model.backbone}: {n_params / 1e6:.2f}M params  |  "
+            f"device {device} x{d.world}  |  effective batch {eff}"
+        )
+        origin = (
+            "from checkpoint"
+            if ckpt
+            else f"from {cfg.train.init_from}"
+            if cfg.train.init_from
             else "NCSNv2 rules / data"
-        log(f"sigmas: min {levels.sigma_min:.4g}  max {levels.sigma_max:.4g}  levels {levels.num_levels}  "
-            f"sigma_data {levels.sigma_data:.4g}  ({origin})")
+        )
+        log(
+            f"sigmas: min {levels.sigma_min:.4g}  max {levels.sigma_max:.4g}  levels {levels.num_levels}  "
+            f"sigma_data {levels.sigma_data:.4g}  ({origin})"
+        )
         if ckpt:
             log(f"resuming from {resume_from} at step {start_step}")
 
     def write_checkpoint(step: int, metrics: dict, numbered: bool) -> None:
         if not d.main:
             return
-        payload = {"package_version": __version__, "step": step,
-                   "config": OmegaConf.to_container(cfg, resolve=True),
-                   "representation": representation.to_dict(), "sigmas": levels.to_dict(), "cond_channels": cond_channels,
-                   "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-                   "rng": rng_state(device), "skipped_files": dict(skipped.files), "metrics": metrics}
+        payload = {
+            "package_version": __version__,
+            "step": step,
+            "config": OmegaConf.to_container(cfg, resolve=True),
+            "representation": representation.to_dict(),
+            "sigmas": levels.to_dict(),
+            "cond_channels": cond_channels,
+            "model": model.state_dict(),
+            "ema": ema.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "rng": rng_state(device),
+            "skipped_files": dict(skipped.files),
+            "metrics": metrics,
+        }
         save_checkpoint(run_dir / LAST, payload)
         if numbered:
             save_checkpoint(run_dir / f"step_{step:07d}.pt", payload)
 
     # ---- loader ---------------------------------------------------------------------------
     total = int(cfg.train.steps)
-    sampler = StepBatchSampler(len(train_set), cfg.train.batch_size, cfg.train.seed, start_step, total,
-                               rank=d.rank, world=d.world, accum=cfg.train.grad_accum)
+    sampler = StepBatchSampler(
+        len(train_set),
+        cfg.train.batch_size,
+        cfg.train.seed,
+        start_step,
+        total,
+        rank=d.rank,
+        world=d.world,
+        accum=cfg.train.grad_accum,
+    )
     loader = torch.utils.data.DataLoader(
-        train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.train.num_workers,
-        pin_memory=device.type == "cuda", persistent_workers=cfg.train.num_workers > 0)
+        train_set,
+        batch_sampler=sampler,
+        collate_fn=collate,
+        num_workers=cfg.train.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=cfg.train.num_workers > 0,
+    )
     # Dropout draws from the global generators: seeded by (train.seed, rank) for a new run, restored
     # from the checkpoint for a resumed one (after iter(loader), which takes a base seed from them).
     torch.manual_seed(derive_seed(cfg.train.seed, 7, d.rank))
@@ -233,13 +292,27 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
         with stop:
             while step < total and not stop.asked:
                 try:
-                    result = train_step(model=model, train_model=train_model, optimizer=optimizer, ema=ema,
-                                        batches=skipped, representation=representation, sigmas=levels, cfg=cfg,
-                                        step=step, device=device, ladder=ladder, rank=d.rank, world=d.world)
+                    result = train_step(
+                        model=model,
+                        train_model=train_model,
+                        optimizer=optimizer,
+                        ema=ema,
+                        batches=skipped,
+                        representation=representation,
+                        sigmas=levels,
+                        cfg=cfg,
+                        step=step,
+                        device=device,
+                        ladder=ladder,
+                        rank=d.rank,
+                        world=d.world,
+                    )
                 except NonFiniteStep as e:  # nothing was applied: the live state is still step `step`
                     write_checkpoint(step, last_metrics, numbered=False)
-                    raise TrainingError(f"non-finite {e.what} at step {step + 1} (sigma={e.sigma:.4g}); step {step} "
-                                        f"is saved in {run_dir / LAST}; lower train.lr or check the data") from None
+                    raise TrainingError(
+                        f"non-finite {e.what} at step {step + 1} (sigma={e.sigma:.4g}); step {step} "
+                        f"is saved in {run_dir / LAST}; lower train.lr or check the data"
+                    ) from None
                 step += 1
                 losses, sig, grad_norm = result.losses, result.sigmas, result.grad_norm
 
@@ -258,10 +331,18 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
                 if step % cfg.train.log_every == 0 or step == total:
                     dt = time.perf_counter() - window_t
                     steps_per_s = window_n / max(dt, 1e-9)
-                    row = {"step": step, "loss": window_loss / window_n, "lr": lr_at(step - 1, cfg.train),
-                           "grad_norm": float(grad_norm), "steps_per_s": steps_per_s,
-                           "audio_s_per_s": steps_per_s * cfg.train.batch_size * d.world * cfg.train.grad_accum
-                           * segment_s}
+                    row = {
+                        "step": step,
+                        "loss": window_loss / window_n,
+                        "lr": lr_at(step - 1, cfg.train),
+                        "grad_norm": float(grad_norm),
+                        "steps_per_s": steps_per_s,
+                        "audio_s_per_s": steps_per_s
+                        * cfg.train.batch_size
+                        * d.world
+                        * cfg.train.grad_accum
+                        * segment_s,
+                    }
                     row.update({f"loss_bucket/{b}": bucket_sum[b] / bucket_n[b] for b in sorted(bucket_sum)})
                     writer.write("train", row)
                     last_metrics = row
@@ -269,28 +350,45 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
                     bucket_n.clear()
                     window_loss, window_n, window_t = 0.0, 0, time.perf_counter()
 
-                if d.main and valid_set is not None and cfg.train.val_every > 0 and \
-                        (step % cfg.train.val_every == 0 or step == total):
-                    val = validate(ema.module, valid_set, representation, cfg, device, sigma_max=levels.sigma_max)
+                if (
+                    d.main
+                    and valid_set is not None
+                    and cfg.train.val_every > 0
+                    and (step % cfg.train.val_every == 0 or step == total)
+                ):
+                    val = validate(
+                        ema.module, valid_set, representation, cfg, device, sigma_max=levels.sigma_max
+                    )
                     writer.write("valid", {"step": step, **val})
                     last_metrics = {**last_metrics, **val}
                     if progress is not None:
-                        progress.write(f"step {step}: " + "  ".join(f"{k.split('/')[-1]} {v:.4g}"
-                                                                    for k, v in val.items()))
+                        progress.write(
+                            f"step {step}: "
+                            + "  ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in val.items())
+                        )
 
-                if d.main and cfg.train.sample_every > 0 and step % cfg.train.sample_every == 0 and step < total:
+                if (
+                    d.main
+                    and cfg.train.sample_every > 0
+                    and step % cfg.train.sample_every == 0
+                    and step < total
+                ):
                     draw_training_samples(ema.module, representation, levels, cfg, run_dir, step, device)
 
                 if d.main and step == total:  # before the last checkpoint, which then carries the scale
-                    levels = store_calibration(ema.module, valid_set, representation, levels, cfg, run_dir, device)
+                    levels = store_calibration(
+                        ema.module, valid_set, representation, levels, cfg, run_dir, device
+                    )
 
                 if step % cfg.train.ckpt_every == 0 or step == total:
                     write_checkpoint(step, last_metrics, numbered=step % cfg.train.ckpt_every == 0)
     except KeyboardInterrupt:  # a second Ctrl-C, mid-step: the live state may hold half a step
         writer.close()
         if d.main:
-            log(f"stopped at once; the last checkpoint {run_dir / LAST} is kept. Continue with: "
-                f"{command or continue_command(None, [], run_dir)}")
+            log(
+                f"stopped at once; the last checkpoint {run_dir / LAST} is kept. Continue with: "
+                f"{command or continue_command(None, [], run_dir)}"
+            )
         raise
     except TrainingError:  # already says where the last good state is
         raise
@@ -309,17 +407,24 @@ def _train(cfg: DictConfig, d: Dist, run_dir: Path, command: Optional[str]) -> P
         write_checkpoint(step, last_metrics, numbered=False)
         writer.close()
         if d.main:
-            log(f"{stop.asked} at step {step}: checkpoint saved to {run_dir / LAST}. "
-                f"Continue with: {command or continue_command(None, [], run_dir)}")
+            log(
+                f"{stop.asked} at step {step}: checkpoint saved to {run_dir / LAST}. "
+                f"Continue with: {command or continue_command(None, [], run_dir)}"
+            )
         raise KeyboardInterrupt
 
     # ---- end of run -----------------------------------------------------------------------
     identical = ranks_identical(model, d)
     if d.main:
         draw_training_samples(ema.module, representation, levels, cfg, run_dir, step, device)
-        summary = {"step": step, "params": n_params, "world_size": d.world, "ranks_identical": identical,
-                   **{k: v for k, v in last_metrics.items() if isinstance(v, (int, float))},
-                   "skipped_files": dict(skipped.files)}
+        summary = {
+            "step": step,
+            "params": n_params,
+            "world_size": d.world,
+            "ranks_identical": identical,
+            **{k: v for k, v in last_metrics.items() if isinstance(v, (int, float))},
+            "skipped_files": dict(skipped.files),
+        }
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     writer.close()
     if d.world > 1:

@@ -10,6 +10,7 @@ The trainer (:mod:`scoreaudio.train`) and the benchmark (``tools/benchmark.py``)
 Every random draw is a function of (train.seed, step, micro-batch, rank), which is what makes
 resumed runs bit-exact.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -147,10 +148,19 @@ def loss_weight(weighting: str, sigma: torch.Tensor, sigma_data: torch.Tensor | 
 OBJECTIVES: dict[str, Callable[..., torch.Tensor]] = {"dsm": dsm_loss, "cdsm": dsm_loss, "ssm": ssm_loss}
 
 
-def compute_loss(model, x0: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor | None, noise: torch.Tensor,
-                 cfg: DictConfig, generator: torch.Generator | None = None, *,
-                 weighting: str = "sigma2", sigma_data: float | torch.Tensor = 1.0,
-                 sigma_max: float | None = None) -> torch.Tensor:
+def compute_loss(
+    model,
+    x0: torch.Tensor,
+    sigma: torch.Tensor,
+    cond: torch.Tensor | None,
+    noise: torch.Tensor,
+    cfg: DictConfig,
+    generator: torch.Generator | None = None,
+    *,
+    weighting: str = "sigma2",
+    sigma_data: float | torch.Tensor = 1.0,
+    sigma_max: float | None = None,
+) -> torch.Tensor:
     """Per-example training loss (B,) for the configured objective, with ``weighting`` applied.
 
     ``sigma_max`` (the run's top level) is needed by ``loss.predictive_spectral_weight > 0``."""
@@ -163,19 +173,34 @@ def compute_loss(model, x0: torch.Tensor, sigma: torch.Tensor, cond: torch.Tenso
         per_example = per_example * loss_weight(weighting, sigma.to(per_example.dtype), sigma_data)
         if sigma_max is None:
             raise ValueError("loss.predictive_spectral_weight > 0 needs the run's sigma_max")
-        return per_example + spectral_weight * predictive_spectral_term(x0, sigma, noise, score, cfg,
-                                                                        sigma_max=sigma_max)
+        return per_example + spectral_weight * predictive_spectral_term(
+            x0, sigma, noise, score, cfg, sigma_max=sigma_max
+        )
     if loss is dsm_loss:
         per_example = dsm_loss(model, x0, sigma, cond, noise=noise)
     else:
-        per_example = ssm_loss(model, x0, sigma, cond, n_projections=cfg.loss.n_projections,
-                               variance_reduction=cfg.loss.variance_reduction, projection=cfg.loss.projection,
-                               generator=generator)
+        per_example = ssm_loss(
+            model,
+            x0,
+            sigma,
+            cond,
+            n_projections=cfg.loss.n_projections,
+            variance_reduction=cfg.loss.variance_reduction,
+            projection=cfg.loss.projection,
+            generator=generator,
+        )
     return per_example * loss_weight(weighting, sigma.to(per_example.dtype), sigma_data)
 
 
-def predictive_spectral_term(x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor, score: torch.Tensor,
-                             cfg: DictConfig, *, sigma_max: float) -> torch.Tensor:
+def predictive_spectral_term(
+    x0: torch.Tensor,
+    sigma: torch.Tensor,
+    noise: torch.Tensor,
+    score: torch.Tensor,
+    cfg: DictConfig,
+    *,
+    sigma_max: float,
+) -> torch.Tensor:
     """Per-example (B,) compressed spectral loss of the one-call estimate, 0 off the top level.
 
     The estimate is Tweedie's ``D = x + sigma^2 s`` at the state ``x = x0 + sigma z`` the loss fed
@@ -190,12 +215,18 @@ def predictive_spectral_term(x0: torch.Tensor, sigma: torch.Tensor, noise: torch
     s_ = sigma[top].reshape(-1, *([1] * (x0.ndim - 1))).to(score.dtype)
     x = x0[top] + s_ * noise[top]
     denoised = x + s_.square() * score[top]
-    term = compressed_spectral_loss(denoised.float(), x0[top].float(), n_ffts=tuple(cfg.loss.spectral_n_ffts),
-                                    compression=float(cfg.loss.spectral_compression))
+    term = compressed_spectral_loss(
+        denoised.float(),
+        x0[top].float(),
+        n_ffts=tuple(cfg.loss.spectral_n_ffts),
+        compression=float(cfg.loss.spectral_compression),
+    )
     return out.index_put((top.nonzero(as_tuple=True)[0],), term.to(out.dtype))
 
 
-def predictive_noise(x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor, sigma_max: float) -> torch.Tensor:
+def predictive_noise(
+    x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor, sigma_max: float
+) -> torch.Tensor:
     """The noise that makes DSM at ``sigma_max`` the one-call predictive regression, exactly.
 
     Inference feeds the state ``sigma_max z`` with no clean signal in it (the clean signal is what
@@ -209,25 +240,55 @@ def predictive_noise(x0: torch.Tensor, sigma: torch.Tensor, noise: torch.Tensor,
     return torch.where(top, noise - x0 / sigma.reshape(-1, *([1] * (x0.ndim - 1))), noise)
 
 
-def training_sigmas(cfg: DictConfig, batch: int, levels: NoiseLevels, *, ladder: torch.Tensor | None,
-                    generator: torch.Generator, device: torch.device) -> torch.Tensor:
+def training_sigmas(
+    cfg: DictConfig,
+    batch: int,
+    levels: NoiseLevels,
+    *,
+    ladder: torch.Tensor | None,
+    generator: torch.Generator,
+    device: torch.device,
+) -> torch.Tensor:
     """The (B,) sigmas of one micro-batch under ``noise.train_distribution`` (see noise.py)."""
     n = cfg.noise
     ouve = OUVE.from_config(n, levels.sigma_data) if n.train_distribution == "ouve" else None
     return sample_training_sigmas(
-        n.train_distribution, batch, sigma_min=levels.sigma_min, sigma_max=levels.sigma_max,
-        sigma_data=levels.sigma_data, log_normal_mean=n.log_normal_mean, log_normal_std=n.log_normal_std,
-        band=tuple(n.denoise_band), band_weight=float(n.band_weight), predictive_share=float(n.predictive_share),
-        ladder=ladder, ouve=ouve, generator=generator, device=device)
+        n.train_distribution,
+        batch,
+        sigma_min=levels.sigma_min,
+        sigma_max=levels.sigma_max,
+        sigma_data=levels.sigma_data,
+        log_normal_mean=n.log_normal_mean,
+        log_normal_std=n.log_normal_std,
+        band=tuple(n.denoise_band),
+        band_weight=float(n.band_weight),
+        predictive_share=float(n.predictive_share),
+        ladder=ladder,
+        ouve=ouve,
+        generator=generator,
+        device=device,
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # The step
 # --------------------------------------------------------------------------------------------
-def train_step(*, model: torch.nn.Module, train_model, optimizer: torch.optim.Optimizer, ema,
-               batches: Iterator[dict], representation, sigmas: NoiseLevels | Mapping[str, float],
-               cfg: DictConfig, step: int, device: torch.device, ladder: torch.Tensor | None = None,
-               rank: int = 0, world: int = 1) -> StepResult:
+def train_step(
+    *,
+    model: torch.nn.Module,
+    train_model,
+    optimizer: torch.optim.Optimizer,
+    ema,
+    batches: Iterator[dict],
+    representation,
+    sigmas: NoiseLevels | Mapping[str, float],
+    cfg: DictConfig,
+    step: int,
+    device: torch.device,
+    ladder: torch.Tensor | None = None,
+    rank: int = 0,
+    world: int = 1,
+) -> StepResult:
     """Take optimiser step number ``step + 1``: returns its losses, sigmas and gradient norm.
 
     Args:
@@ -267,9 +328,18 @@ def train_step(*, model: torch.nn.Module, train_model, optimizer: torch.optim.Op
         sync = train_model.no_sync() if world > 1 and micro < accum - 1 else contextlib.nullcontext()
         with sync:
             with autocast(device, cfg.train.precision):
-                per_example = compute_loss(train_model, x0, sigma, cond, noise, cfg, gen,
-                                           weighting=weighting, sigma_data=model.sigma_data,
-                                           sigma_max=levels.sigma_max)
+                per_example = compute_loss(
+                    train_model,
+                    x0,
+                    sigma,
+                    cond,
+                    noise,
+                    cfg,
+                    gen,
+                    weighting=weighting,
+                    sigma_data=model.sigma_data,
+                    sigma_max=levels.sigma_max,
+                )
             per_example = per_example.float()
             (per_example.mean() / accum).backward()
         step_losses.append(per_example.detach())

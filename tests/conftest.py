@@ -1,4 +1,5 @@
 """Shared fixtures: a tiny trained run that generation, denoising and benchmark tests reuse."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -70,7 +71,8 @@ def tiny_wave_run(tmp_path_factory, synthetic_cache) -> Path:
     mp = pytest.MonkeyPatch()
     mp.setenv("SCOREAUDIO_CACHE", str(synthetic_cache))
     try:
-        return train_tiny(tmp_path_factory.mktemp("runs") / "tiny_wave", "model=wavenet_tiny",
-                          "representation=waveform")
+        return train_tiny(
+            tmp_path_factory.mktemp("runs") / "tiny_wave", "model=wavenet_tiny", "representation=waveform"
+        )
     finally:
         mp.undo()

@@ -10,6 +10,7 @@ other tests rely on the counts.
 The audio is a decaying harmonic tone (a different pitch per file) plus a little noise: enough for
 headers, durations, loading and resampling, not meant to sound like speech.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,17 @@ from typing import Iterable
 import numpy as np
 import soundfile as sf
 
-__all__ = ["tone", "write", "make_ljspeech", "make_vctk", "make_voicebank_demand", "make_librispeech",
-           "make_libritts", "make_sc09", "make_folder"]
+__all__ = [
+    "tone",
+    "write",
+    "make_ljspeech",
+    "make_vctk",
+    "make_voicebank_demand",
+    "make_librispeech",
+    "make_libritts",
+    "make_sc09",
+    "make_folder",
+]
 
 
 def tone(seconds: float, sample_rate: int, seed: int = 0, channels: int = 1) -> np.ndarray:
@@ -37,8 +47,9 @@ def tone(seconds: float, sample_rate: int, seed: int = 0, channels: int = 1) -> 
     return x.astype(np.float32)
 
 
-def write(path: Path, seconds: float, sample_rate: int, seed: int = 0, channels: int = 1,
-          subtype: str = "PCM_16") -> Path:
+def write(
+    path: Path, seconds: float, sample_rate: int, seed: int = 0, channels: int = 1, subtype: str = "PCM_16"
+) -> Path:
     """Write ``tone(...)`` to ``path`` (format from the extension); creates parent folders."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,14 +70,16 @@ def make_ljspeech(root) -> Path:
     quote mark and digits whose normalised form differs ("1400" -> "fourteen hundred").
     """
     root = Path(root)
-    rows = [("LJ001-0001", "Printing, in the only sense", "Printing, in the only sense"),
-            ("LJ001-0002", 'in being "comparatively" modern.', 'in being "comparatively" modern.'),
-            ("LJ002-0001", "In 1400 the press", "In fourteen hundred the press"),
-            ("LJ003-0001", "Second chapter", "Second chapter"),
-            ("LJ003-0002", "of the prisons", "of the prisons"),
-            ("LJ004-0001", "the report of", "the report of"),
-            ("LJ010-0003", "Mr. Smith's case", "Mister Smith's case"),
-            ("LJ050-0002", "the Commission", "the Commission")]
+    rows = [
+        ("LJ001-0001", "Printing, in the only sense", "Printing, in the only sense"),
+        ("LJ001-0002", 'in being "comparatively" modern.', 'in being "comparatively" modern.'),
+        ("LJ002-0001", "In 1400 the press", "In fourteen hundred the press"),
+        ("LJ003-0001", "Second chapter", "Second chapter"),
+        ("LJ003-0002", "of the prisons", "of the prisons"),
+        ("LJ004-0001", "the report of", "the report of"),
+        ("LJ010-0003", "Mr. Smith's case", "Mister Smith's case"),
+        ("LJ050-0002", "the Commission", "the Commission"),
+    ]
     for i, (uid, _, _) in enumerate(rows):
         write(root / "wavs" / f"{uid}.wav", 0.3 + 0.05 * i, 22050, seed=i)
     _text(root / "metadata.csv", "".join(f"{a}|{b}|{c}\n" for a, b, c in rows))
@@ -102,8 +115,11 @@ def make_vctk(root, layout: str = "0.92") -> Path:
                 _text(root / "txt" / spk / f"{uid}.txt", f"Please call Stella {spk} {n}.\n")
             seed += 1
     if layout == "0.92":
-        _text(root / "speaker-info.txt", "ID  AGE  GENDER  ACCENTS  REGION COMMENTS\n"
-              + "".join(f"{s[1:]}  23  F  English  Southern  England\n" for s in VCTK_SPEAKERS))
+        _text(
+            root / "speaker-info.txt",
+            "ID  AGE  GENDER  ACCENTS  REGION COMMENTS\n"
+            + "".join(f"{s[1:]}  23  F  English  Southern  England\n" for s in VCTK_SPEAKERS),
+        )
     return root
 
 
@@ -120,8 +136,9 @@ def make_voicebank_demand(root, drop_partner: bool = False) -> Path:
     test = ("p232_001", "p257_001")
     rng = np.random.default_rng(0)
     for names, clean_dir, noisy_dir, txt_dir in (
-            (train, "clean_trainset_28spk_wav", "noisy_trainset_28spk_wav", "trainset_28spk_txt"),
-            (test, "clean_testset_wav", "noisy_testset_wav", "testset_txt")):
+        (train, "clean_trainset_28spk_wav", "noisy_trainset_28spk_wav", "trainset_28spk_txt"),
+        (test, "clean_testset_wav", "noisy_testset_wav", "testset_txt"),
+    ):
         for i, uid in enumerate(names):
             clean = tone(0.3 + 0.05 * i, 48000, seed=i + 10 * len(names))
             noisy = clean + 0.05 * rng.standard_normal(len(clean)).astype(np.float32)
@@ -158,9 +175,19 @@ def make_librispeech(root) -> Path:
     (chapter 495, 2 files); dev-clean 84/121123 (2); test-clean 121/121726 (2); plus an unused
     train-other-500 5/100 (1). Transcripts in ``<spk>-<chapter>.trans.txt``."""
     root = Path(root)
-    _libri(root, [("train-clean-100", "19", "198", 2), ("train-clean-100", "26", "495", 2),
-                  ("dev-clean", "84", "121123", 2), ("test-clean", "121", "121726", 2),
-                  ("train-other-500", "5", "100", 1)], ".flac", 16000, tts=False)
+    _libri(
+        root,
+        [
+            ("train-clean-100", "19", "198", 2),
+            ("train-clean-100", "26", "495", 2),
+            ("dev-clean", "84", "121123", 2),
+            ("test-clean", "121", "121726", 2),
+            ("train-other-500", "5", "100", 1),
+        ],
+        ".flac",
+        16000,
+        tts=False,
+    )
     return root
 
 
@@ -168,9 +195,18 @@ def make_libritts(root) -> Path:
     """LibriTTS (24 kHz WAV): train-clean-100 19/198 (2) and 26/495 (1), dev-clean 84/121123 (2),
     test-clean 121/121726 (1); ``<id>.normalized.txt`` and ``<id>.original.txt`` beside each."""
     root = Path(root)
-    _libri(root, [("train-clean-100", "19", "198", 2), ("train-clean-100", "26", "495", 1),
-                  ("dev-clean", "84", "121123", 2), ("test-clean", "121", "121726", 1)],
-          ".wav", 24000, tts=True)
+    _libri(
+        root,
+        [
+            ("train-clean-100", "19", "198", 2),
+            ("train-clean-100", "26", "495", 1),
+            ("dev-clean", "84", "121123", 2),
+            ("test-clean", "121", "121726", 1),
+        ],
+        ".wav",
+        24000,
+        tts=True,
+    )
     return root
 
 

@@ -1,5 +1,6 @@
 """Bad inputs through the command line (issue 13): each is exit status 2, one line on stderr, no
 traceback, and no file that existed before has changed. Then the API-level guards behind them."""
+
 from __future__ import annotations
 
 import math
@@ -62,14 +63,23 @@ def _wav(path: Path, seconds: float = 0.3, seed: int = 0) -> Path:
 # --------------------------------------------------------------------------------------------
 # The matrix
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("override, key", [
-    ("train.batch_size=0", "train.batch_size"), ("train.batch_size=-1", "train.batch_size"),
-    ("data.segment_seconds=0", "data.segment_seconds"), ("data.segment_seconds=-2", "data.segment_seconds"),
-    ("train.lr=nan", "train.lr"), ("train.lr=-1e-3", "train.lr"), ("train.grad_accum=0", "train.grad_accum"),
-    ("train.ckpt_every=0", "train.ckpt_every"), ("train.log_every=0", "train.log_every"),
-    ("noise.sigma_min=0", "noise.sigma_min"), ("data.sample_rate=0", "data.sample_rate"),
-    ("train.device=gpu", "train.device"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("train.batch_size=0", "train.batch_size"),
+        ("train.batch_size=-1", "train.batch_size"),
+        ("data.segment_seconds=0", "data.segment_seconds"),
+        ("data.segment_seconds=-2", "data.segment_seconds"),
+        ("train.lr=nan", "train.lr"),
+        ("train.lr=-1e-3", "train.lr"),
+        ("train.grad_accum=0", "train.grad_accum"),
+        ("train.ckpt_every=0", "train.ckpt_every"),
+        ("train.log_every=0", "train.log_every"),
+        ("noise.sigma_min=0", "noise.sigma_min"),
+        ("data.sample_rate=0", "data.sample_rate"),
+        ("train.device=gpu", "train.device"),
+    ],
+)
 def test_train_out_of_range_setting(capsys, tmp_path, override, key):
     run = tmp_path / "run"
     line = _fails_cleanly(capsys, ["train", RECIPE, *TINY, f"train.run_dir={run}", override])
@@ -78,8 +88,9 @@ def test_train_out_of_range_setting(capsys, tmp_path, override, key):
 
 
 def test_train_resume_never_on_an_existing_run(capsys, run_copy):
-    line = _fails_cleanly(capsys, ["train", RECIPE, *TINY, f"train.run_dir={run_copy}", "train.resume=never"],
-                          run_copy)
+    line = _fails_cleanly(
+        capsys, ["train", RECIPE, *TINY, f"train.run_dir={run_copy}", "train.resume=never"], run_copy
+    )
     assert "train.overwrite=true" in line
 
 
@@ -88,13 +99,21 @@ def test_train_into_a_run_dir_another_training_holds(capsys, run_copy, monkeypat
     with its PID and writes nothing (not even into metrics.jsonl)."""
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from scoreaudio.run_dir import "
-         "lock_run_dir; lock_run_dir(Path(sys.argv[1])); print('locked', flush=True); time.sleep(120)",
-         str(run_copy)], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from scoreaudio.run_dir import "
+            "lock_run_dir; lock_run_dir(Path(sys.argv[1])); print('locked', flush=True); time.sleep(120)",
+            str(run_copy),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        line = _fails_cleanly(capsys, ["train", RECIPE, *TINY, f"train.run_dir={run_copy}", "train.steps=4"],
-                              run_copy)
+        line = _fails_cleanly(
+            capsys, ["train", RECIPE, *TINY, f"train.run_dir={run_copy}", "train.steps=4"], run_copy
+        )
         assert f"PID {holder.pid}" in line and "train.run_dir" in line
     finally:
         holder.kill()
@@ -103,14 +122,26 @@ def test_train_into_a_run_dir_another_training_holds(capsys, run_copy, monkeypat
 
 def test_train_disk_full_while_checkpointing(capsys, run_copy, monkeypatch):
     """torch's zip writer reports a full disk as a RuntimeError; the previous last.pt survives."""
+
     def full_disk(obj, f, *args, **kwargs):
         Path(f).write_bytes(b"partial")
         raise RuntimeError("[enforce fail at inline_container.cc:783] . unexpected pos 1472 vs 1358")
 
     monkeypatch.setattr(torch, "save", full_disk)
     last = run_copy / "last.pt"
-    line = _fails_cleanly(capsys, ["train", RECIPE, *TINY, f"train.run_dir={run_copy}", "train.steps=3",
-                                   "train.allow_config_change=true"], last, only_line=False)  # it logged its start
+    line = _fails_cleanly(
+        capsys,
+        [
+            "train",
+            RECIPE,
+            *TINY,
+            f"train.run_dir={run_copy}",
+            "train.steps=3",
+            "train.allow_config_change=true",
+        ],
+        last,
+        only_line=False,
+    )  # it logged its start
     assert "disk full" in line and f"{last} is intact" in line
     assert not list(run_copy.glob(".*.tmp")), "the partial file is removed"
 
@@ -158,15 +189,33 @@ def test_generate_out_that_is_a_file_or_cannot_be_written(capsys, tmp_path, monk
     assert not list(tmp_path.glob(".scoreaudio-*")), "the write probe is removed"
 
 
-@pytest.mark.parametrize("extra, lower", [(["--seconds", "10000"], "--seconds or --batch-size"),
-                                          (["--seconds", "10000", "--num", "1"], "lower --seconds"),
-                                          (["--num", "1000000000"], "--num or --seconds")])
+@pytest.mark.parametrize(
+    "extra, lower",
+    [
+        (["--seconds", "10000"], "--seconds or --batch-size"),
+        (["--seconds", "10000", "--num", "1"], "lower --seconds"),
+        (["--num", "1000000000"], "--num or --seconds"),
+    ],
+)
 def test_generate_request_larger_than_memory(capsys, tmp_path, tiny_run, extra, lower):
     """A typo's worth of audio (hours per sample, a billion samples) is refused before any of it
     is allocated, with the estimate and what to lower."""
     out = tmp_path / "samples"
-    line = _fails_cleanly(capsys, ["generate", "--checkpoint", str(tiny_run), "--device", "cpu", "--out",
-                                   str(out), "--seconds", "0.25", *extra])
+    line = _fails_cleanly(
+        capsys,
+        [
+            "generate",
+            "--checkpoint",
+            str(tiny_run),
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--seconds",
+            "0.25",
+            *extra,
+        ],
+    )
     assert "needs about" in line and "is available" in line and lower in line, line
     assert not out.exists()
 
@@ -174,14 +223,16 @@ def test_generate_request_larger_than_memory(capsys, tmp_path, tiny_run, extra, 
 def test_bad_device_names(capsys, tmp_path, monkeypatch):
     _no_sampling(monkeypatch)
     noisy = _wav(tmp_path / "noisy.wav")
-    line = _fails_cleanly(capsys, ["denoise", str(noisy), "-o", str(tmp_path / "out.wav"), "--device", "gpu0"],
-                          tmp_path)
+    line = _fails_cleanly(
+        capsys, ["denoise", str(noisy), "-o", str(tmp_path / "out.wav"), "--device", "gpu0"], tmp_path
+    )
     assert "--device=gpu0 is not a device" in line and "cuda:N" in line
     line = _fails_cleanly(capsys, ["generate", "--out", str(tmp_path / "s"), "--device", "gpu"], tmp_path)
     assert "--device=gpu is not a device" in line
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    line = _fails_cleanly(capsys, ["denoise", str(noisy), "-o", str(tmp_path / "out.wav"), "--device", "cuda:0"],
-                          tmp_path)
+    line = _fails_cleanly(
+        capsys, ["denoise", str(noisy), "-o", str(tmp_path / "out.wav"), "--device", "cuda:0"], tmp_path
+    )
     assert "CUDA is not available" in line and "--device=cpu" in line
 
 
@@ -189,7 +240,16 @@ def test_bad_device_names(capsys, tmp_path, monkeypatch):
 def test_denoise_chunk_seconds_too_short(capsys, tmp_path, tiny_run, value):
     """Named with the smallest value that works, and that value does work."""
     noisy = _wav(tmp_path / "noisy.wav", seconds=0.5)
-    args = ["denoise", str(noisy), "-o", str(tmp_path / "out.wav"), "--checkpoint", str(tiny_run), "--device", "cpu"]
+    args = [
+        "denoise",
+        str(noisy),
+        "-o",
+        str(tmp_path / "out.wav"),
+        "--checkpoint",
+        str(tiny_run),
+        "--device",
+        "cpu",
+    ]
     line = _fails_cleanly(capsys, args + ["--chunk-seconds", value], tmp_path)
     assert "smallest usable value is" in line and "--chunk-seconds" in line
     least = line.split("use --chunk-seconds ")[1].split()[0]
@@ -200,9 +260,24 @@ def test_denoise_chunk_seconds_too_short(capsys, tmp_path, tiny_run, value):
 
 def test_denoise_overlap_not_below_the_chunk(capsys, tmp_path, tiny_run):
     noisy = _wav(tmp_path / "noisy.wav")
-    line = _fails_cleanly(capsys, ["denoise", str(noisy), "-o", str(tmp_path / "out.wav"), "--checkpoint",
-                                   str(tiny_run), "--device", "cpu", "--chunk-seconds", "0.2",
-                                   "--overlap-seconds", "0.3"], tmp_path)
+    line = _fails_cleanly(
+        capsys,
+        [
+            "denoise",
+            str(noisy),
+            "-o",
+            str(tmp_path / "out.wav"),
+            "--checkpoint",
+            str(tiny_run),
+            "--device",
+            "cpu",
+            "--chunk-seconds",
+            "0.2",
+            "--overlap-seconds",
+            "0.3",
+        ],
+        tmp_path,
+    )
     assert "--overlap-seconds 0.3 must be at least 0 and below the chunk of 0.2 s" in line
 
 
@@ -213,8 +288,9 @@ def test_denoise_mp3_input_to_the_default_wav(capsys, tmp_path, tiny_run):
     except (sf.LibsndfileError, TypeError, ValueError, RuntimeError) as e:
         pytest.skip(f"this libsndfile cannot write MP3 ({e})")
     out = tmp_path / "clean"
-    assert main(["denoise", str(src), "-o", str(out), "--checkpoint", str(tiny_run), "--device", "cpu"]) == 0, \
-        capsys.readouterr().err
+    assert (
+        main(["denoise", str(src), "-o", str(out), "--checkpoint", str(tiny_run), "--device", "cpu"]) == 0
+    ), capsys.readouterr().err
     info = sf.info(str(out / "talk.wav"))
     assert info.format == "WAV" and info.subtype == "PCM_16" and info.samplerate == SR
 
@@ -224,12 +300,27 @@ def test_denoise_silent_input_warns_in_one_plain_line(capsys, tmp_path, tiny_run
     for name in ("a.wav", "b.wav"):
         src.mkdir(exist_ok=True)
         sf.write(str(src / name), np.zeros(SR // 4), SR)
-    assert main(["denoise", str(src), "-o", str(tmp_path / "out"), "--checkpoint", str(tiny_run),
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "denoise",
+                str(src),
+                "-o",
+                str(tmp_path / "out"),
+                "--checkpoint",
+                str(tiny_run),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     warned = [line for line in err.splitlines() if "silent" in line]
-    assert warned == [f"warning: {src / n}: the input is silent (peak below 0.0001); returned unchanged"
-                      for n in ("a.wav", "b.wav")], err
+    assert warned == [
+        f"warning: {src / n}: the input is silent (peak below 0.0001); returned unchanged"
+        for n in ("a.wav", "b.wav")
+    ], err
     assert "Warning:" not in err and "warnings.warn" not in err and "Traceback" not in err
 
 
@@ -243,7 +334,9 @@ def test_evaluate_skips_an_unreadable_estimate(capsys, tmp_path):
         _wav(est / f"{name}.wav", seed=10 + k)
     (est / "b.wav").write_bytes(b"RIFF not really a wave file")
     out = tmp_path / "results.csv"
-    code = main(["evaluate", "--reference", str(ref), "--estimate", str(est), "--metrics", "si_sdr", "-o", str(out)])
+    code = main(
+        ["evaluate", "--reference", str(ref), "--estimate", str(est), "--metrics", "si_sdr", "-o", str(out)]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "Traceback" not in err
     skipped = [line for line in err.splitlines() if line.startswith("skipped ")]
@@ -258,20 +351,40 @@ def test_evaluate_with_every_estimate_unreadable(capsys, tmp_path):
     _wav(ref / "a.wav")
     est.mkdir()
     (est / "a.wav").write_bytes(b"junk")
-    line = _fails_cleanly(capsys, ["evaluate", "--reference", str(ref), "--estimate", str(est), "--metrics",
-                                   "si_sdr", "-o", str(tmp_path / "r.csv")], tmp_path)
+    line = _fails_cleanly(
+        capsys,
+        [
+            "evaluate",
+            "--reference",
+            str(ref),
+            "--estimate",
+            str(est),
+            "--metrics",
+            "si_sdr",
+            "-o",
+            str(tmp_path / "r.csv"),
+        ],
+        tmp_path,
+    )
     assert "none of the 1 matched file(s) could be read" in line
     assert not (tmp_path / "r.csv").exists()
 
 
-@pytest.mark.parametrize("name, content", [("audio.wav", None), ("notes.txt", b"hello: world\n"),
-                                           ("weights.bin", b"\x00\x01")])
+@pytest.mark.parametrize(
+    "name, content", [("audio.wav", None), ("notes.txt", b"hello: world\n"), ("weights.bin", b"\x00\x01")]
+)
 def test_info_on_a_file_it_does_not_describe(capsys, tmp_path, name, content):
     target = _wav(tmp_path / name) if content is None else tmp_path / name
     if content is not None:
         target.write_bytes(content)
     line = _fails_cleanly(capsys, ["info", str(target)], tmp_path)
-    for kind in ("a recipe YAML", "a checkpoint (.pt)", "a run directory", ".safetensors", "built-in model name"):
+    for kind in (
+        "a recipe YAML",
+        "a checkpoint (.pt)",
+        "a run directory",
+        ".safetensors",
+        "built-in model name",
+    ):
         assert kind in line, line
 
 
@@ -337,6 +450,7 @@ def test_save_checkpoint_reports_a_full_disk_but_not_other_runtime_errors(tmp_pa
     def raising(message):
         def save(obj, f, *args, **kwargs):
             raise RuntimeError(message)
+
         return save
 
     monkeypatch.setattr(torch, "save", raising("unexpected pos 4096 vs 1024"))
@@ -374,7 +488,9 @@ def test_resolve_device_checks_cuda_and_names_the_setting(monkeypatch):
     assert resolve_device("cpu") == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device(None) == resolve_device("auto") == torch.device("cpu")
-    with pytest.raises(ConfigError, match=r"^train.device=cuda but CUDA is not available here; use train.device=cpu"):
+    with pytest.raises(
+        ConfigError, match=r"^train.device=cuda but CUDA is not available here; use train.device=cpu"
+    ):
         resolve_device("cuda", setting="train.device")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
@@ -414,7 +530,9 @@ def test_resolve_device_refuses_names_and_indices_it_cannot_use(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert resolve_device("cuda:0") == torch.device("cuda", 0)
-    with pytest.raises(ConfigError, match=r"device=cuda:1 but this machine has 1 CUDA device\(s\) \(cuda:0 to cuda:0\)"):
+    with pytest.raises(
+        ConfigError, match=r"device=cuda:1 but this machine has 1 CUDA device\(s\) \(cuda:0 to cuda:0\)"
+    ):
         resolve_device("cuda:1")
 
 
@@ -429,19 +547,22 @@ def test_check_memory_names_what_to_lower(monkeypatch):
     import scoreaudio.generation as gen_mod
     from scoreaudio.generation import NotEnoughMemoryError, check_memory
 
-    free = {"cpu": 2 ** 30, "cuda": 2 ** 30}
+    free = {"cpu": 2**30, "cuda": 2**30}
     monkeypatch.setattr(gen_mod, "available_memory", lambda device: free[device.type])
     one_s = dict(length=SR, sample_rate=SR, per_sample=1000.0, state_per_sample=4.0, keep_model_space=False)
     check_memory(num=4, batch_size=4, device=torch.device("cpu"), **one_s)  # 4 x 16000 x 1000 B: 61 MiB
-    with pytest.raises(NotEnoughMemoryError, match=r"needs about 4\.8 GiB of memory but 1\.0 GiB is available; "
-                                                   r"lower --seconds or --batch-size"):
+    with pytest.raises(
+        NotEnoughMemoryError,
+        match=r"needs about 4\.8 GiB of memory but 1\.0 GiB is available; "
+        r"lower --seconds or --batch-size",
+    ):
         check_memory(num=320, batch_size=320, device=torch.device("cpu"), **one_s)
     with pytest.raises(NotEnoughMemoryError, match="lower --num or --seconds"):
-        check_memory(num=10 ** 4, batch_size=1, device=torch.device("cpu"), **one_s)
+        check_memory(num=10**4, batch_size=1, device=torch.device("cpu"), **one_s)
     with pytest.raises(NotEnoughMemoryError, match=r"on cuda:0 but 1\.0 GiB is free; lower --seconds$"):
         check_memory(num=1, batch_size=1, device=torch.device("cuda", 0), **{**one_s, "length": 100 * SR})
     free["cpu"] = None  # a platform that does not say: not checked
-    check_memory(num=10 ** 4, batch_size=1, device=torch.device("cpu"), **one_s)
+    check_memory(num=10**4, batch_size=1, device=torch.device("cpu"), **one_s)
 
 
 def test_network_bytes_per_sample_is_measured_on_the_model(tiny_run):
@@ -451,5 +572,5 @@ def test_network_bytes_per_sample_is_measured_on_the_model(tiny_run):
     pre = load_pretrained(tiny_run, device="cpu")
     per = network_bytes_per_sample(pre.model, pre.representation, pre.sample_rate, 1.0, pre.device)
     state = 4 * math.prod(pre.representation.encoded_shape(SR)) / SR
-    assert per > STATE_COPIES * state and per < 10 ** 5  # activations on top of the states, finite
+    assert per > STATE_COPIES * state and per < 10**5  # activations on top of the states, finite
     assert all(not p.grad_fn for p in pre.model.parameters()) and not pre.model.training

@@ -1,4 +1,5 @@
 """The built-in denoiser shipped in the package: small, fp16, loads with no argument, and denoises."""
+
 from __future__ import annotations
 
 import torch
@@ -11,7 +12,7 @@ def test_the_builtin_model_is_shipped_small_and_in_fp16():
 
     path = MODELS_DIR / BUILTIN_MODELS["default"]
     assert path.is_file(), "the built-in denoiser must ship with the package"
-    assert path.stat().st_size <= 10 * 2 ** 20
+    assert path.stat().st_size <= 10 * 2**20
     with safe_open(str(path), framework="pt") as f:
         dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}
     assert "F16" in dtypes and "F32" not in dtypes
@@ -31,14 +32,16 @@ def _mixture(seed: int, snr_db: float, kind: str):
     if kind == "white":
         noise = white_noise(len(clean), rng)
     else:
-        noise = sum(synthesize_utterance(k, 8000 + 10 * seed + k, 3.0, sr)[:len(clean)] for k in (0, 3, 4, 5))
+        noise = sum(
+            synthesize_utterance(k, 8000 + 10 * seed + k, 3.0, sr)[: len(clean)] for k in (0, 3, 4, 5)
+        )
     return clean, mix_at_snr(clean, noise, snr_db).astype(np.float32)
 
 
 def _frame_rms(x, n=320):
     import numpy as np
 
-    return np.sqrt(np.mean(x[:len(x) // n * n].reshape(-1, n) ** 2, axis=1))
+    return np.sqrt(np.mean(x[: len(x) // n * n].reshape(-1, n) ** 2, axis=1))
 
 
 def test_the_builtin_model_denoises_with_no_checkpoint_argument():
@@ -67,8 +70,10 @@ def test_the_builtin_model_denoises_with_no_checkpoint_argument():
         cut_db = 20 * np.log10(_frame_rms(noisy - clean)[pauses].mean() / _frame_rms(out)[pauses].mean())
         assert cut_db > BUILTIN_MIN_PAUSE_CUT_DB, cut_db
         c = torch.from_numpy(clean)
-        change = float(si_sdr(torch.from_numpy(out.astype("float64")), c)
-                       - si_sdr(torch.from_numpy(noisy.astype("float64")), c))
+        change = float(
+            si_sdr(torch.from_numpy(out.astype("float64")), c)
+            - si_sdr(torch.from_numpy(noisy.astype("float64")), c)
+        )
         assert change > BUILTIN_MIN_SI_SDR_CHANGE_DB, change
 
 

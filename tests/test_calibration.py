@@ -1,4 +1,5 @@
 """The noise-map calibration against a prior whose Tweedie estimate is known in closed form."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,12 +20,12 @@ class GaussianPrior:
 
     def denoise(self, y, sigma):
         s = (sigma / self.miscale).view(-1, 1, 1)
-        return self.a ** 2 / (self.a ** 2 + s ** 2) * y
+        return self.a**2 / (self.a**2 + s**2) * y
 
 
 def _two_level_std(length: int) -> torch.Tensor:
     a = torch.full((length,), 0.2)
-    a[length // 2:] = 0.02
+    a[length // 2 :] = 0.02
     return a
 
 
@@ -33,8 +34,15 @@ def test_the_calibrated_scale_is_the_one_the_prior_needs(miscale, expected):
     g = torch.Generator().manual_seed(0)
     a = _two_level_std(4000)
     clean = a * torch.randn(6, 1, 4000, generator=g)
-    out = calibrate_noise_map(GaussianPrior(a, miscale), Waveform(), clean, sigma_min=1e-4, sigma_max=10.0,
-                              scales=(0.5, 1.0, 2.0), generator=g)
+    out = calibrate_noise_map(
+        GaussianPrior(a, miscale),
+        Waveform(),
+        clean,
+        sigma_min=1e-4,
+        sigma_max=10.0,
+        scales=(0.5, 1.0, 2.0),
+        generator=g,
+    )
     assert out["noise_map_scale"] == expected
     best = out["si_sdr_db"][expected]
     assert all(best >= v for v in out["si_sdr_db"].values())
@@ -44,7 +52,9 @@ def test_the_calibrated_scale_is_the_one_the_prior_needs(miscale, expected):
 
 def test_bad_clean_batch_is_refused():
     with pytest.raises(ValueError, match=r"\(N, 1, T\)"):
-        calibrate_noise_map(GaussianPrior(0.1), Waveform(), torch.zeros(4, 4000), sigma_min=1e-3, sigma_max=1.0)
+        calibrate_noise_map(
+            GaussianPrior(0.1), Waveform(), torch.zeros(4, 4000), sigma_min=1e-3, sigma_max=1.0
+        )
 
 
 def test_training_stores_the_scale_in_the_last_checkpoint(tmp_path):

@@ -1,4 +1,5 @@
 """The command line as a user meets it: help, data info/check, info, and one-line errors."""
+
 from __future__ import annotations
 
 import subprocess
@@ -11,11 +12,14 @@ from conftest import REPO
 from scoreaudio.cli import main
 
 
-@pytest.mark.parametrize("argv", [
-    [sys.executable, "-m", "scoreaudio", "--help"],
-    [sys.executable, "-m", "scoreaudio.train", "--help"],
-    ["scoreaudio", "--help"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [sys.executable, "-m", "scoreaudio", "--help"],
+        [sys.executable, "-m", "scoreaudio.train", "--help"],
+        ["scoreaudio", "--help"],
+    ],
+)
 def test_help_works_as_a_process(argv):
     out = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -44,15 +48,27 @@ def test_data_check_reports_bad_files_and_exit_code(tmp_path, capsys):
     capsys.readouterr()
     (root / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
     (root / "empty.wav").write_bytes(b"")
-    assert main(["data", "check", str(REPO / "recipes/folder.yaml"), f"data.root={root}",
-                 "data.manifest_cache=false"]) == 1
+    assert (
+        main(
+            [
+                "data",
+                "check",
+                str(REPO / "recipes/folder.yaml"),
+                f"data.root={root}",
+                "data.manifest_cache=false",
+            ]
+        )
+        == 1
+    )
     out = capsys.readouterr().out
     assert "broken.wav" in out and "empty.wav" in out
 
 
 def test_missing_dataset_root_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("LJSPEECH_ROOT", raising=False)
-    assert main(["data", "info", str(REPO / "recipes/ljspeech.yaml"), f"data.root={tmp_path / 'nowhere'}"]) == 2
+    assert (
+        main(["data", "info", str(REPO / "recipes/ljspeech.yaml"), f"data.root={tmp_path / 'nowhere'}"]) == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err
     assert "ljspeech" in err and "data.root" in err and "LJSPEECH_ROOT" in err

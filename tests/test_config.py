@@ -1,4 +1,5 @@
 """Config composition: recipes, fragments, overrides and the errors a user meets."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -136,32 +137,37 @@ def test_every_schema_field_has_a_comment():
 
 
 def test_overrides_can_index_into_lists_of_noise_sources():
-    cfg = compose(REPO / "recipes" / "denoiser.yaml", ["data.noise_mix.sources.2.weight=0.5",
-                                                      "data.noise_mix.folder=/data/noise"])
+    cfg = compose(
+        REPO / "recipes" / "denoiser.yaml",
+        ["data.noise_mix.sources.2.weight=0.5", "data.noise_mix.folder=/data/noise"],
+    )
     assert cfg.data.noise_mix.sources[2].weight == 0.5 and cfg.data.noise_mix.sources[2].kind == "babble"
     assert cfg.data.noise_mix.sources[3].root == "/data/noise"  # the recipe's interpolation
     with pytest.raises(ConfigError, match="wieght.*Did you mean.*weight"):
         compose(REPO / "recipes" / "denoiser.yaml", ["data.noise_mix.sources.1.wieght=0.5"])
 
 
-@pytest.mark.parametrize("override, key, valid", [
-    ("train.batch_size=0", "train.batch_size", ">= 1"),
-    ("train.batch_size=-2", "train.batch_size", ">= 1"),
-    ("data.segment_seconds=0", "data.segment_seconds", "> 0"),
-    ("data.segment_seconds=-1.5", "data.segment_seconds", "> 0"),
-    ("train.lr=nan", "train.lr", "> 0"),
-    ("train.lr=-1e-4", "train.lr", "> 0"),
-    ("train.grad_accum=0", "train.grad_accum", ">= 1"),
-    ("train.ckpt_every=0", "train.ckpt_every", ">= 1"),
-    ("train.ckpt_every=-5", "train.ckpt_every", ">= 1"),
-    ("train.log_every=0", "train.log_every", ">= 1"),
-    ("train.val_every=-1", "train.val_every", "0 disables"),
-    ("noise.sigma_min=0", "noise.sigma_min", "> 0"),
-    ("noise.sigma_max=0.001", "noise.sigma_max", "noise.sigma_min"),
-    ("data.sample_rate=0", "data.sample_rate", ">= 1"),
-    ("train.device=gpu", "train.device", "auto, cpu, cuda or cuda:N"),
-    ("train.device=cuda:x", "train.device", "auto, cpu, cuda or cuda:N"),
-])
+@pytest.mark.parametrize(
+    "override, key, valid",
+    [
+        ("train.batch_size=0", "train.batch_size", ">= 1"),
+        ("train.batch_size=-2", "train.batch_size", ">= 1"),
+        ("data.segment_seconds=0", "data.segment_seconds", "> 0"),
+        ("data.segment_seconds=-1.5", "data.segment_seconds", "> 0"),
+        ("train.lr=nan", "train.lr", "> 0"),
+        ("train.lr=-1e-4", "train.lr", "> 0"),
+        ("train.grad_accum=0", "train.grad_accum", ">= 1"),
+        ("train.ckpt_every=0", "train.ckpt_every", ">= 1"),
+        ("train.ckpt_every=-5", "train.ckpt_every", ">= 1"),
+        ("train.log_every=0", "train.log_every", ">= 1"),
+        ("train.val_every=-1", "train.val_every", "0 disables"),
+        ("noise.sigma_min=0", "noise.sigma_min", "> 0"),
+        ("noise.sigma_max=0.001", "noise.sigma_max", "noise.sigma_min"),
+        ("data.sample_rate=0", "data.sample_rate", ">= 1"),
+        ("train.device=gpu", "train.device", "auto, cpu, cuda or cuda:N"),
+        ("train.device=cuda:x", "train.device", "auto, cpu, cuda or cuda:N"),
+    ],
+)
 def test_out_of_range_values_are_one_line_errors_naming_key_and_range(override, key, valid):
     """Checked once, at composition: before any data is scanned or any step runs (some of these
     used to crash only after step 1, e.g. a modulo by train.ckpt_every=0)."""
@@ -171,16 +177,32 @@ def test_out_of_range_values_are_one_line_errors_naming_key_and_range(override, 
     assert "\n" not in msg and f"{key}=" in msg and valid in msg, msg
 
 
-@pytest.mark.parametrize("override", ["train.val_every=0", "train.sample_every=0", "train.grad_clip=0",
-                                      "train.warmup_steps=0", "train.device=cuda:1", "train.device=cpu",
-                                      "train.ema_half_life=0", "noise.sigma_max=null"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "train.val_every=0",
+        "train.sample_every=0",
+        "train.grad_clip=0",
+        "train.warmup_steps=0",
+        "train.device=cuda:1",
+        "train.device=cpu",
+        "train.ema_half_life=0",
+        "noise.sigma_max=null",
+    ],
+)
 def test_zero_where_zero_means_off_is_accepted(override):
     compose(REPO / "recipes/quickstart.yaml", [override])
 
 
 #: CHOICES keys whose values are read by an if-chain, not looked up in a table (nothing to compare).
-CHOICES_WITHOUT_REGISTRY = {"data.normalize", "data.split_by", "representation.window", "loss.weighting",
-                            "train.lr_schedule", "train.precision"}
+CHOICES_WITHOUT_REGISTRY = {
+    "data.normalize",
+    "data.split_by",
+    "representation.window",
+    "loss.weighting",
+    "train.lr_schedule",
+    "train.precision",
+}
 
 
 def _registries():
@@ -213,7 +235,8 @@ def _registries():
 
 def test_every_choice_matches_its_registry():
     registries = _registries()
-    assert set(CHOICES) == set(registries) | CHOICES_WITHOUT_REGISTRY, \
+    assert set(CHOICES) == set(registries) | CHOICES_WITHOUT_REGISTRY, (
         "a new CHOICES entry: add its registry to _registries() or the key to CHOICES_WITHOUT_REGISTRY"
+    )
     for key, registry in registries.items():
         assert set(CHOICES[key]) == set(registry), key

@@ -1,4 +1,5 @@
 """SpeechDenoiser: Tweedie vs closed forms, a small trained model, shapes, chunking, bad inputs, the CLI."""
+
 from __future__ import annotations
 
 import math
@@ -68,8 +69,9 @@ def test_tweedie_is_the_exact_mmse_estimate_for_gaussian_data():
         mse = (est[m] - x[m]).square().mean(0)
         torch.testing.assert_close(mse, var * s * s / (var + s * s), rtol=0.06, atol=0.0)
     # a float sigma and a conditioning tensor pass straight through
-    torch.testing.assert_close(tweedie(lambda a, b, c: -a / (1 + b[:, None] ** 2) + 0 * c, y[:4], 0.5, y[:4]),
-                               y[:4] / 1.25)
+    torch.testing.assert_close(
+        tweedie(lambda a, b, c: -a / (1 + b[:, None] ** 2) + 0 * c, y[:4], 0.5, y[:4]), y[:4] / 1.25
+    )
 
 
 @pytest.mark.parametrize("channels", [1, 2])
@@ -77,8 +79,16 @@ def test_denoiser_with_exact_gaussian_score_is_the_wiener_gain_through_chunks(ch
     """White Gaussian 'speech' of variance v, given noise level: every sample must come out
     exactly v / (v + sigma^2) * y, including at chunk seams (the overlap-add weights sum to 1)."""
     v, s = 0.04, 0.1
-    den = SpeechDenoiser(GaussianScore(0.0, v), Waveform(), LEVELS, SR, normalize="none",
-                         chunk_seconds=0.1, overlap_seconds=0.02, batch_size=3)  # the smallest chunk
+    den = SpeechDenoiser(
+        GaussianScore(0.0, v),
+        Waveform(),
+        LEVELS,
+        SR,
+        normalize="none",
+        chunk_seconds=0.1,
+        overlap_seconds=0.02,
+        batch_size=3,
+    )  # the smallest chunk
     rng = np.random.default_rng(0)
     y = rng.normal(0.0, math.sqrt(v + s * s), size=(channels, 8642)).astype(np.float32)
     y = y[0] if channels == 1 else y
@@ -143,7 +153,7 @@ def train_tiny_waveform_model(steps: int = 150, seed: int = 0) -> ScoreModel:
     for _ in range(steps):
         idx = torch.randint(0, data.shape[0], (batch,), generator=g).tolist()
         off = torch.randint(0, data.shape[-1] - seg, (batch,), generator=g).tolist()
-        x0 = torch.stack([data[i, :, o:o + seg] for i, o in zip(idx, off)])
+        x0 = torch.stack([data[i, :, o : o + seg] for i, o in zip(idx, off)])
         sigma = torch.exp(torch.empty(batch).uniform_(math.log(0.005), math.log(0.5), generator=g))
         loss = dsm_loss(model, x0, sigma).mean()
         opt.zero_grad()
@@ -217,8 +227,9 @@ def test_other_sample_rates_are_resampled_in_and_out(trained, rate):
 def test_chunked_matches_whole_at_the_seams(trained):
     _, noisy = _noisy(3.0)
     whole = SpeechDenoiser(trained.model, Waveform(), LEVELS, SR, chunk_seconds=10.0)(noisy, SR)
-    chunked = SpeechDenoiser(trained.model, Waveform(), LEVELS, SR, chunk_seconds=0.5, overlap_seconds=0.1,
-                             batch_size=3)(noisy, SR)
+    chunked = SpeechDenoiser(
+        trained.model, Waveform(), LEVELS, SR, chunk_seconds=0.5, overlap_seconds=0.1, batch_size=3
+    )(noisy, SR)
     assert _sdr(chunked, whole) > 30.0
     hop = int(0.4 * SR)
     for seam in range(hop, len(noisy) - hop, hop):  # around every overlap region
@@ -347,8 +358,21 @@ def test_cli_denoises_a_folder_tree_and_refuses_to_overwrite(tiny_run, tmp_path,
     assert (out / "a.wav").stat().st_mtime_ns == before
     assert main(args + ["--overwrite", "--method", "tweedie", "--snr-db", "5"]) == 0
     # a single file to a file name, and a missing input
-    assert main(["denoise", str(src / "a.wav"), "-o", str(tmp_path / "one.wav"),
-                 "--checkpoint", str(tiny_run), "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "denoise",
+                str(src / "a.wav"),
+                "-o",
+                str(tmp_path / "one.wav"),
+                "--checkpoint",
+                str(tiny_run),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     assert sf.info(tmp_path / "one.wav").frames == len(noisy)
     missing = str(tmp_path / "missing.wav")
     assert main(["denoise", missing, "-o", str(out), "--checkpoint", str(tiny_run)]) == 2
@@ -360,8 +384,15 @@ def test_trained_checkpoint_improves_si_sdr(tmp_path):
     wavenet_tiny on waveforms, 150 steps; measured about +3.5 dB (tweedie) at 5 dB white noise."""
     from conftest import train_tiny
 
-    run = train_tiny(tmp_path / "wave", "model=wavenet_tiny", "representation=waveform", "train.steps=150",
-                     "train.val_every=150", "train.ckpt_every=150", "train.log_every=50")
+    run = train_tiny(
+        tmp_path / "wave",
+        "model=wavenet_tiny",
+        "representation=waveform",
+        "train.steps=150",
+        "train.val_every=150",
+        "train.ckpt_every=150",
+        "train.log_every=50",
+    )
     den = SpeechDenoiser.from_pretrained(run, device="cpu")
     clean, noisy = _noisy(2.0, 5.0, seed=20, index=5100, speaker=0)
     assert _sdr(den(noisy, SR), clean) > _sdr(noisy, clean) + 2.0
@@ -384,8 +415,12 @@ def test_chunk_defaults_to_the_training_crop_unless_the_network_is_local(tiny_ru
 
 
 def test_a_chunk_too_short_for_the_model_is_refused_in_the_api():
-    with pytest.raises(ScoreAudioError, match=r"chunk_seconds=0.001 is too short.*smallest usable value is 0.1 s"):
-        SpeechDenoiser(GaussianScore(0.0, 0.04), Waveform(), LEVELS, SR, chunk_seconds=0.001, overlap_seconds=0.0)
+    with pytest.raises(
+        ScoreAudioError, match=r"chunk_seconds=0.001 is too short.*smallest usable value is 0.1 s"
+    ):
+        SpeechDenoiser(
+            GaussianScore(0.0, 0.04), Waveform(), LEVELS, SR, chunk_seconds=0.001, overlap_seconds=0.0
+        )
 
 
 def test_a_noise_level_above_the_model_range_is_said_not_silently_clamped():

@@ -1,4 +1,5 @@
 """The denoising methods as pure functions: closed forms on Gaussian models with exact scores."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,7 +23,7 @@ class GaussianPosterior(torch.nn.Module):
         self.a, self.tau = a, tau
 
     def forward(self, x, sigma, cond):
-        var = self.tau ** 2 + sigma.reshape(-1, *([1] * (x.ndim - 1))) ** 2
+        var = self.tau**2 + sigma.reshape(-1, *([1] * (x.ndim - 1))) ** 2
         return -(x - self.a * cond) / var
 
 
@@ -46,19 +47,46 @@ def test_predictive_is_the_posterior_mean_at_sigma_max():
 def test_refined_samples_around_the_posterior_mean_with_at_most_its_variance():
     y = _y()
     # a sharp posterior: refinement must come back to the mean
-    sharp = refined(GaussianPosterior(0.8, 0.0), y, cond=y, sigma_max=50.0, sigma_min=0.002, sigma_data=1.0,
-                    steps=8, start=0.3, generator=torch.Generator().manual_seed(1))
+    sharp = refined(
+        GaussianPosterior(0.8, 0.0),
+        y,
+        cond=y,
+        sigma_max=50.0,
+        sigma_min=0.002,
+        sigma_data=1.0,
+        steps=8,
+        start=0.3,
+        generator=torch.Generator().manual_seed(1),
+    )
     assert float((sharp - 0.8 * y).pow(2).mean().sqrt()) < 0.01
     # a broad one: unbiased, with spread below the posterior's (the start has less variance than p(x_s | y))
     tau = 0.2
-    out = refined(GaussianPosterior(0.8, tau), y, cond=y, sigma_max=50.0, sigma_min=0.002, sigma_data=1.0,
-                  steps=8, start=0.3, generator=torch.Generator().manual_seed(2))
+    out = refined(
+        GaussianPosterior(0.8, tau),
+        y,
+        cond=y,
+        sigma_max=50.0,
+        sigma_min=0.002,
+        sigma_data=1.0,
+        steps=8,
+        start=0.3,
+        generator=torch.Generator().manual_seed(2),
+    )
     err = out - 0.8 * y
     assert abs(float(err.mean())) < 0.01
-    assert 0.2 * tau ** 2 < float(err.var()) < 1.05 * tau ** 2
+    assert 0.2 * tau**2 < float(err.var()) < 1.05 * tau**2
     # two steps: predictive, then one reverse step ending in the Tweedie step
-    two = refined(GaussianPosterior(0.8, 0.0), y, cond=y, sigma_max=50.0, sigma_min=0.002, sigma_data=1.0,
-                  steps=2, start=0.3, generator=torch.Generator().manual_seed(3))
+    two = refined(
+        GaussianPosterior(0.8, 0.0),
+        y,
+        cond=y,
+        sigma_max=50.0,
+        sigma_min=0.002,
+        sigma_data=1.0,
+        steps=2,
+        start=0.3,
+        generator=torch.Generator().manual_seed(3),
+    )
     assert float((two - 0.8 * y).abs().max()) < 1e-2
 
 

@@ -3,6 +3,7 @@ and heading); every tool-written block lives in the file its tool writes by defa
 (tools/bench/readme.py HOMES), once; the README's short results table is the summary of the report in
 docs/benchmarks.md; the README's first screen shows the install, the uses, the built-in model, the
 results and a picture; CI's test command is where .ci/run reads it."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -82,24 +83,42 @@ def test_every_block_lives_in_its_tools_default_file():
 
 
 def test_readme_results_table_is_the_summary_of_the_docs_report():
-    spec = importlib.util.spec_from_file_location("benchmark_denoise", REPO / "tools" / "benchmark_denoise.py")
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_denoise", REPO / "tools" / "benchmark_denoise.py"
+    )
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     report = blocks.read_block((REPO / blocks.BENCHMARKS_DOC).read_text(), tool.START, tool.END)
     short = blocks.read_block((REPO / blocks.README_DOC).read_text(), tool.SUMMARY_START, tool.SUMMARY_END)
     assert short == tool.summary(report).strip("\n"), "run: python tools/benchmark_denoise.py --summary-only"
-    for system in ("noisy input", "scoreaudio predictive", "scoreaudio refined", "DeepFilterNet3", "NSNet2",
-                   "RNNoise"):
+    for system in (
+        "noisy input",
+        "scoreaudio predictive",
+        "scoreaudio refined",
+        "DeepFilterNet3",
+        "NSNet2",
+        "RNNoise",
+    ):
         assert f"| {system}" in short, system
 
 
 def test_readme_first_screen():
     lines = (REPO / "README.md").read_text().splitlines()
     first = "\n".join(lines[:80])
-    for needed in ("pip install -e .", "python -m scoreaudio.train", "scoreaudio generate", "scoreaudio denoise",
-                   "SpeechDenoiser.from_pretrained()", "(scoreaudio/models/denoiser_default.md)",
-                   "<!-- denoise-summary:end -->", "![", ".png)", "(docs/benchmarks.md", "(docs/performance.md",
-                   "(docs/architecture.md"):
+    for needed in (
+        "pip install -e .",
+        "python -m scoreaudio.train",
+        "scoreaudio generate",
+        "scoreaudio denoise",
+        "SpeechDenoiser.from_pretrained()",
+        "(scoreaudio/models/denoiser_default.md)",
+        "<!-- denoise-summary:end -->",
+        "![",
+        ".png)",
+        "(docs/benchmarks.md",
+        "(docs/performance.md",
+        "(docs/architecture.md",
+    ):
         assert needed in first, needed
     # .ci/run runs the line after "# 2." as the test command
     k = next(i for i, line in enumerate(lines) if line.startswith("# 2."))

@@ -1,4 +1,5 @@
 """`scoreaudio evaluate` on a tiny folder pair."""
+
 from __future__ import annotations
 
 import csv
@@ -46,8 +47,12 @@ def test_evaluate_folder_pair_writes_csv_json_and_table(folders, tmp_path, capsy
 
     ref, est, noi = folders
     out = tmp_path / "res" / "results.csv"
-    assert main(["evaluate", "--reference", str(ref), "--estimate", str(est), "--noisy", str(noi),
-                 "-o", str(out)]) == 0
+    assert (
+        main(
+            ["evaluate", "--reference", str(ref), "--estimate", str(est), "--noisy", str(noi), "-o", str(out)]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert "unmatched in reference: 1 file(s): only_in_ref" in captured.err
     assert "si_sdr_i" in captured.out and "95% interval" in captured.out

@@ -1,4 +1,5 @@
 """scoreaudio generate: the Python API, the command line, the sampler budget and the user errors."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,13 @@ def cdsm_run(tmp_path_factory, synthetic_cache):
     """A conditional (cdsm) denoiser checkpoint: one optimiser step, no validation."""
     with pytest.MonkeyPatch.context() as mp:  # module scope runs before the per-test cache fixture
         mp.setenv("SCOREAUDIO_CACHE", str(synthetic_cache))
-        return train_tiny(tmp_path_factory.mktemp("runs") / "cdsm", "loss=cdsm", "data.noise_mix.enabled=true",
-                          "train.steps=1", "train.val_every=0")
+        return train_tiny(
+            tmp_path_factory.mktemp("runs") / "cdsm",
+            "loss=cdsm",
+            "data.noise_mix.enabled=true",
+            "train.steps=1",
+            "train.val_every=0",
+        )
 
 
 def _one_line_error(capsys) -> str:
@@ -78,7 +84,7 @@ def test_every_sampler_runs_at_the_same_budget(tiny_run, sampler):
 
 
 def test_waveform_model(tiny_wave_run):
-    (wav, rate), = generate(tiny_wave_run, num=1, seconds=0.1, steps=3, device="cpu")
+    ((wav, rate),) = generate(tiny_wave_run, num=1, seconds=0.1, steps=3, device="cpu")
     assert rate == 16000 and wav.shape == (1600,) and np.isfinite(wav).all() and np.abs(wav).max() > 0
 
 
@@ -88,8 +94,16 @@ def test_non_finite_sample_names_sampler_and_step():
 
     cfg = type("S", (), {"name": "heun", "steps": 5, "snr": 0.16, "final_denoise": True})()
     with pytest.raises(ScoreAudioError, match=r"sampler 'heun' produced non-finite values at step 1 of 3"):
-        draw_samples(exploding, Waveform(), NoiseLevels(sigma_min=0.01, sigma_max=1.0, num_levels=10, sigma_data=1.0),
-                     cfg, num=1, seconds=0.01, sample_rate=1000, device=torch.device("cpu"))
+        draw_samples(
+            exploding,
+            Waveform(),
+            NoiseLevels(sigma_min=0.01, sigma_max=1.0, num_levels=10, sigma_data=1.0),
+            cfg,
+            num=1,
+            seconds=0.01,
+            sample_rate=1000,
+            device=torch.device("cpu"),
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,10 +111,25 @@ def test_non_finite_sample_names_sampler_and_step():
 # --------------------------------------------------------------------------------------------
 def test_cli_writes_wavs_pictures_tensors_and_manifest(tiny_run, tmp_path):
     out = tmp_path / "samples"
-    assert main(["generate", "--checkpoint", str(tiny_run), "--out", str(out), "--num", "2", "--save-tensors",
-                 *FAST]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--checkpoint",
+                str(tiny_run),
+                "--out",
+                str(out),
+                "--num",
+                "2",
+                "--save-tensors",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["manifest.json"] + [f"sample_{k:03d}{s}" for k in range(2) for s in (".wav", ".png", ".pt")])
+        ["manifest.json"] + [f"sample_{k:03d}{s}" for k in range(2) for s in (".wav", ".png", ".pt")]
+    )
     first = []
     for k in range(2):
         data, rate = _read(out / f"sample_{k:03d}.wav")
@@ -118,8 +147,23 @@ def test_cli_writes_wavs_pictures_tensors_and_manifest(tiny_run, tmp_path):
     assert [f["wav"] for f in m["files"]] == ["sample_000.wav", "sample_001.wav"]
 
     # --overwrite with the same seed rewrites the same samples bit for bit
-    assert main(["generate", "--checkpoint", str(tiny_run), "--out", str(out), "--num", "2", "--overwrite",
-                 "--no-pictures", *FAST]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--checkpoint",
+                str(tiny_run),
+                "--out",
+                str(out),
+                "--num",
+                "2",
+                "--overwrite",
+                "--no-pictures",
+                *FAST,
+            ]
+        )
+        == 0
+    )
     for k in range(2):
         assert np.array_equal(_read(out / f"sample_{k:03d}.wav")[0], first[k])
 
@@ -151,8 +195,10 @@ def test_default_checkpoint_is_the_newest_run(tiny_run, tmp_path):
     _copy_run(tiny_run, root / "newer", 1_500_000_000)
     (root / "not-a-run").mkdir()
     out = tmp_path / "samples"
-    assert main(["generate", "--runs-root", str(root), "--out", str(out), "--num", "1", "--no-pictures",
-                 *FAST]) == 0
+    assert (
+        main(["generate", "--runs-root", str(root), "--out", str(out), "--num", "1", "--no-pictures", *FAST])
+        == 0
+    )
     m = json.loads((out / "manifest.json").read_text())
     assert m["checkpoint"]["path"] == str((root / "newer" / "last.pt").resolve())
     assert m["settings"]["checkpoint"] is None and (out / "sample_000.wav").is_file()
@@ -166,8 +212,10 @@ def test_user_errors_exit_2_with_one_line(case, tiny_run, tmp_path, capsys):
         "corrupt": (["--checkpoint", str(tmp_path / "bad.pt")], "not a readable checkpoint"),
         "seconds0": (["--checkpoint", str(tiny_run), "--seconds", "0"], "--seconds must be positive"),
         "negative_seconds": (["--checkpoint", str(tiny_run), "--seconds", "-1"], "must be positive"),
-        "too_few_steps": (["--checkpoint", str(tiny_run), "--steps", "1", "--sampler", "ald"],
-                          "too few for sampler 'ald'"),
+        "too_few_steps": (
+            ["--checkpoint", str(tiny_run), "--steps", "1", "--sampler", "ald"],
+            "too few for sampler 'ald'",
+        ),
     }
     extra, message = expect[case]
     (tmp_path / "bad.pt").write_bytes(os.urandom(256))

@@ -1,4 +1,5 @@
 """Generation measured as speech: voiced/pause share, flatness, Fréchet log-mel, `evaluate --generated`."""
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,12 @@ from scoreaudio.generation_metrics import (
 
 SR = EVAL_RATE
 #: A corpus as small as the shared test fixtures' (tests/conftest.py TINY), so its cache is reused.
-TINY_CORPUS = ["data.synthetic.train_utterances=12", "data.synthetic.valid_utterances=3",
-               "data.synthetic.test_utterances=3", "data.synthetic.utterance_seconds=1.0"]
+TINY_CORPUS = [
+    "data.synthetic.train_utterances=12",
+    "data.synthetic.valid_utterances=3",
+    "data.synthetic.test_utterances=3",
+    "data.synthetic.utterance_seconds=1.0",
+]
 
 
 def harmonic_tone(seconds: float, f0: float = 150.0, level: float = 0.1) -> np.ndarray:
@@ -218,8 +223,10 @@ def test_cli_reference_from_a_recipe_with_dnsmos(tmp_path, capsys):
     gen = write_utterances(tmp_path / "gen", [0, 1], seconds=1.0)
     out = tmp_path / "speech.json"
     overrides = [a for o in TINY_CORPUS for a in ("--reference-override", o)]
-    assert main(["evaluate", "--generated", str(gen), "--reference", "quickstart", "-o", str(out),
-                 *overrides]) == 0
+    assert (
+        main(["evaluate", "--generated", str(gen), "--reference", "quickstart", "-o", str(out), *overrides])
+        == 0
+    )
     data = json.loads(out.read_text())
     assert data["reference"]["n_files"] == 3 and data["settings"]["reference_split"] == "valid"
     assert all("/valid/" in row["file"].replace("\\", "/") for row in data["per_file"]["reference"])
@@ -238,11 +245,15 @@ def test_manifest_measures_per_sample_and_the_report_shows_them(tmp_path):
     from scoreaudio.generation import speech_measures_of
     from scoreaudio.report import build_report
 
-    wavs = torch.stack([torch.from_numpy(synthesize_utterance(0, 9100, 1.0, SR)).float()[None],
-                        torch.zeros(1, SR)])
+    wavs = torch.stack(
+        [torch.from_numpy(synthesize_utterance(0, 9100, 1.0, SR)).float()[None], torch.zeros(1, SR)]
+    )
     measured = speech_measures_of(wavs, SR)
-    assert measured[0]["voiced_share"] > 0.7 and measured[1] == {"voiced_share": None, "pause_share": 1.0,
-                                                                 "spectral_flatness": None}
+    assert measured[0]["voiced_share"] > 0.7 and measured[1] == {
+        "voiced_share": None,
+        "pause_share": 1.0,
+        "spectral_flatness": None,
+    }
     sf.write(tmp_path / "sample_000.wav", wavs[0, 0].numpy(), SR)
     manifest = {"settings": {"sampler": "heun"}, "files": [{"wav": "sample_000.wav", **measured[0]}]}
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))

@@ -5,6 +5,7 @@ skipped cleanly without CUDA.
 * the samplers on CUDA match their CPU results in distribution (exact Gaussian scores) and shape;
 * a tiny model's forward on the CPU and on CUDA agree within float32 tolerance.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,10 @@ import math
 import pytest
 import torch
 
-pytestmark = [pytest.mark.gpu,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on a GPU machine)")]
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on a GPU machine)"),
+]
 
 MU = torch.tensor([1.5, -0.5])
 STD = torch.tensor([0.5, 2.0])
@@ -107,8 +110,9 @@ def test_samplers_on_cuda_match_cpu_in_distribution(name, nfe):
     results = {}
     for dev in ("cpu", "cuda"):
         g = torch.Generator(device=dev).manual_seed(0)
-        x_init = MU.to(dev) + (STD.to(dev) ** 2 + sigma_max ** 2).sqrt() * torch.randn(20000, 2, generator=g,
-                                                                                      device=dev)
+        x_init = MU.to(dev) + (STD.to(dev) ** 2 + sigma_max**2).sqrt() * torch.randn(
+            20000, 2, generator=g, device=dev
+        )
         with torch.inference_mode():
             x = get_sampler(name)(gaussian_score, x_init, plan.sigmas.to(dev), generator=g, **plan.kwargs)
         assert x.device.type == dev and x.shape == (20000, 2) and torch.isfinite(x).all()
@@ -131,8 +135,17 @@ def test_generation_on_cuda_has_the_cpu_shape(sampler):
     shapes = {}
     for dev in ("cpu", "cuda"):
         m = model.to(dev).eval()
-        wavs = draw_samples(m, rep, sigmas, sampler_cfg, num=2, seconds=0.25, sample_rate=16000,
-                            device=torch.device(dev), generator=torch.Generator(device=dev).manual_seed(0))
+        wavs = draw_samples(
+            m,
+            rep,
+            sigmas,
+            sampler_cfg,
+            num=2,
+            seconds=0.25,
+            sample_rate=16000,
+            device=torch.device(dev),
+            generator=torch.Generator(device=dev).manual_seed(0),
+        )
         assert torch.isfinite(wavs).all() and wavs.abs().max() <= 0.99 + 1e-6
         shapes[dev] = tuple(wavs.shape)
     assert shapes["cpu"] == shapes["cuda"] == (2, 1, math.ceil(0.25 * 16000))

@@ -350,12 +350,25 @@ def test_ssm_trains_a_network_with_attention():
     from scoreaudio.nn.unet2d import UNet2d
 
     torch.manual_seed(0)
-    net = ScoreModel(UNet2d(2, 2, channels=8, channel_mult=(1, 2), attention=True, attention_heads=2,
-                            groups=4, embedding_dim=16), sigma_data=0.1)
+    net = ScoreModel(
+        UNet2d(
+            2,
+            2,
+            channels=8,
+            channel_mult=(1, 2),
+            attention=True,
+            attention_heads=2,
+            groups=4,
+            embedding_dim=16,
+        ),
+        sigma_data=0.1,
+    )
     x0 = 0.1 * torch.randn(2, 2, 16, 8)
     loss = ssm_loss(net, x0, torch.tensor([0.05, 0.5]), generator=torch.Generator().manual_seed(1))
     loss.mean().backward()
-    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters() if p.requires_grad)
+    assert all(
+        p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters() if p.requires_grad
+    )
 
 
 def test_energy_from_a_linear_denoiser_has_the_closed_form_score():
@@ -376,11 +389,12 @@ def test_energy_from_a_linear_denoiser_has_the_closed_form_score():
     model = EnergyFromDenoiser(Linear())
     x = torch.randn(3, 1, 50, dtype=torch.float64)
     sigma = torch.tensor([0.1, 0.5, 2.0], dtype=torch.float64)
-    want = -(0.7 ** 2) * x / sigma.reshape(-1, 1, 1) ** 2
+    want = -(0.7**2) * x / sigma.reshape(-1, 1, 1) ** 2
     with torch.no_grad():
         assert torch.allclose(model(x, sigma).double(), want, rtol=1e-5)
-    assert torch.allclose(model.denoise(x, sigma).detach().double(),
-                          x + sigma.reshape(-1, 1, 1) ** 2 * want, rtol=1e-5)
+    assert torch.allclose(
+        model.denoise(x, sigma).detach().double(), x + sigma.reshape(-1, 1, 1) ** 2 * want, rtol=1e-5
+    )
     # trainable through the double backward: DSM's gradient reaches a
     loss = dsm_loss(model, x.float(), sigma.float()).mean()
     loss.backward()
@@ -395,8 +409,10 @@ def test_energy_switch_builds_a_conservative_audio_model():
     from scoreaudio.nn.build import build_score_model
     from scoreaudio.nn.energy import EnergyFromDenoiser
 
-    cfg = compose(REPO / "recipes" / "quickstart.yaml", ["model=wavenet_tiny", "representation=waveform",
-                                                         "model.energy=true"])
+    cfg = compose(
+        REPO / "recipes" / "quickstart.yaml",
+        ["model=wavenet_tiny", "representation=waveform", "model.energy=true"],
+    )
     model = build_score_model(cfg.model, 1)
     assert isinstance(model, EnergyFromDenoiser)
     x = torch.randn(2, 1, 400)
@@ -433,7 +449,7 @@ def test_spectral_loss_of_a_shrunk_estimate_is_the_closed_form():
 
     ref, k, c = _speechlike(), 0.5, 0.3
     loss = compressed_spectral_loss(k * ref, ref, compression=c, eps=1e-14)
-    torch.testing.assert_close(loss, torch.full((2,), (1 - k ** c) ** 2), rtol=2e-3, atol=0)
+    torch.testing.assert_close(loss, torch.full((2,), (1 - k**c) ** 2), rtol=2e-3, atol=0)
 
 
 def test_spectral_loss_has_finite_gradients_at_silence_and_refuses_bad_shapes():

@@ -1,4 +1,5 @@
 """Metrics against known values; missing packages and silent inputs."""
+
 from __future__ import annotations
 
 import math

@@ -198,8 +198,16 @@ def test_conditional_sigmas_put_the_predictive_share_at_sigma_max_and_the_rest_i
     # log-uniform inside the band: the median of log sigma is the band's log midpoint
     assert abs(float(rest.log().median()) - 0.5 * (math.log(0.01) + math.log(0.5))) < 0.05
     # via the config entry point: band in units of sigma_data
-    t = sample_training_sigmas("conditional", 4000, sigma_min=0.002, sigma_max=3.0, sigma_data=0.1,
-                               band=(0.1, 1.0), predictive_share=0.0, generator=torch.Generator().manual_seed(1))
+    t = sample_training_sigmas(
+        "conditional",
+        4000,
+        sigma_min=0.002,
+        sigma_max=3.0,
+        sigma_data=0.1,
+        band=(0.1, 1.0),
+        predictive_share=0.0,
+        generator=torch.Generator().manual_seed(1),
+    )
     assert float(t.min()) >= 0.01 - 1e-7 and float(t.max()) <= 0.1 + 1e-7
     with pytest.raises(ValueError, match="predictive_share"):
         sample_sigmas_conditional(4, 1.5, (0.01, 0.5), 0.002, 3.0)

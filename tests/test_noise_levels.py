@@ -1,4 +1,5 @@
 """NoiseLevels: the run's noise-level settings and the dict checkpoints store them as."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,8 +11,14 @@ from scoreaudio.errors import CheckpointError
 from scoreaudio.noise import NoiseLevels
 
 # what choose_sigmas wrote, then store_calibration appended: the on-disk dict, in its key order
-STORED = {"sigma_min": 0.002, "sigma_max": 3.0, "num_levels": 615, "sigma_data": 0.11850833892822266,
-          "dim": 32000, "noise_map_scale": 0.8}
+STORED = {
+    "sigma_min": 0.002,
+    "sigma_max": 3.0,
+    "num_levels": 615,
+    "sigma_data": 0.11850833892822266,
+    "dim": 32000,
+    "noise_map_scale": 0.8,
+}
 
 
 def test_round_trip_keeps_the_stored_dict_byte_for_byte():

@@ -1,4 +1,5 @@
 """SGMSE+'s OUVE diffusion on the VE model: closed forms against the SDE, the sampler on a Gaussian."""
+
 import math
 
 import pytest
@@ -21,7 +22,9 @@ def test_kernel_std_solves_the_variance_ode():
         if i + 1 in (n // 4, n // 2, n):
             checks[(i + 1) * dt] = v
     for t, var in checks.items():
-        assert float(PROCESS.std(torch.tensor(t, dtype=torch.float64))) == pytest.approx(math.sqrt(var), rel=1e-3)
+        assert float(PROCESS.std(torch.tensor(t, dtype=torch.float64))) == pytest.approx(
+            math.sqrt(var), rel=1e-3
+        )
     assert float(PROCESS.std(torch.tensor(0.0))) == pytest.approx(0.0, abs=1e-6)
 
 
@@ -57,15 +60,23 @@ def test_sampler_draws_the_gaussian_posterior():
 
     # the last Tweedie step returns E[x0 | x_eps]: its spread is v minus the share left at t_eps
     s_end = float(PROCESS.sigma_eff(torch.tensor(PROCESS.t_eps)))
-    exact_var = v * v / (v + s_end ** 2)
+    exact_var = v * v / (v + s_end**2)
     for corrector in (False, True):
-        out = ouve_sampler(score_ve, denoise_ve, y, PROCESS, steps=301, corrector=corrector, snr=0.5,
-                           generator=torch.Generator().manual_seed(2))
+        out = ouve_sampler(
+            score_ve,
+            denoise_ve,
+            y,
+            PROCESS,
+            steps=301,
+            corrector=corrector,
+            snr=0.5,
+            generator=torch.Generator().manual_seed(2),
+        )
         assert float(out.mean()) == pytest.approx(m * 1.2, abs=0.02)
         if not corrector:
             assert float(out.var()) == pytest.approx(exact_var, rel=0.03)
         else:  # unadjusted Langevin at step 2 r^2 V keeps the variance V / (1 - r^2): at most 4/3 here
-            assert exact_var * 1.1 < float(out.var()) < exact_var / (1 - 0.5 ** 2) * 1.03
+            assert exact_var * 1.1 < float(out.var()) < exact_var / (1 - 0.5**2) * 1.03
 
 
 def test_one_call_denoises_the_prior_start_at_its_ve_level():

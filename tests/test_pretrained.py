@@ -1,4 +1,5 @@
 """Weights files (safetensors) and the built-in model: export, safe loading, bad files."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,7 +11,9 @@ from scoreaudio.pretrained import export_weights, load_pretrained
 
 def test_exported_weights_rebuild_the_same_model(tiny_run, tmp_path):
     full = load_pretrained(tiny_run, device="cpu")
-    f32 = load_pretrained(export_weights(tiny_run, tmp_path / "m32.safetensors", dtype=torch.float32), device="cpu")
+    f32 = load_pretrained(
+        export_weights(tiny_run, tmp_path / "m32.safetensors", dtype=torch.float32), device="cpu"
+    )
     f16 = load_pretrained(export_weights(tiny_run, tmp_path / "m16.safetensors"), device="cpu")
     for name, t in full.model.state_dict().items():
         assert torch.equal(f32.model.state_dict()[name], t), name
@@ -62,7 +65,9 @@ def test_conditional_is_a_property_of_the_model_and_old_checkpoints_still_load(t
     ckpt = load_checkpoint_dict(run / "last.pt")
     assert ckpt["cond_channels"] == 2  # the STFT state's two channels
     del ckpt["cond_channels"]  # as written before conditional became a property of the model
-    old = save_checkpoint(tmp_path / "old.pt", {k: v for k, v in ckpt.items() if k not in ("format", "format_version")})
+    old = save_checkpoint(
+        tmp_path / "old.pt", {k: v for k, v in ckpt.items() if k not in ("format", "format_version")}
+    )
     pre = load_pretrained(old)
     assert pre.conditional and pre.model.cond_channels == 2
     # a dsm config with model.conditional=true is conditional too

@@ -1,4 +1,5 @@
 """scoreaudio report: one self-contained HTML page with players, spectrograms, settings and loss curves."""
+
 from __future__ import annotations
 
 import base64
@@ -41,8 +42,9 @@ def test_samples_folder_lists_every_wav_sorted_and_embedded(tmp_path):
     for name, f in [("sample_001.wav", 300.0), ("sample_000.wav", 440.0), ("sub/z.wav", 880.0)]:
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         _tone(folder / name, freq=f)
-    (folder / "manifest.json").write_text(json.dumps({"settings": {"sampler": "heun", "steps": 50},
-                                                      "rtf": 1.5, "files": []}))
+    (folder / "manifest.json").write_text(
+        json.dumps({"settings": {"sampler": "heun", "steps": 50}, "rtf": 1.5, "files": []})
+    )
     out = tmp_path / "report.html"
     assert main(["report", str(folder), "-o", str(out)]) == 0
     page = out.read_text()

@@ -236,11 +236,11 @@ def test_reverse_diffusion_from_the_observation_samples_the_posterior_and_langev
     y = (k * mu + s0 * torch.randn(n, generator=g) + sy * torch.randn(n, generator=g)).view(n, 1)
 
     def score(x, sigma):
-        v = s0 ** 2 + sigma.view(-1, 1) ** 2
-        w = torch.softmax(torch.stack([-(x - mu) ** 2 / (2 * v), -(x + mu) ** 2 / (2 * v)]), 0)
+        v = s0**2 + sigma.view(-1, 1) ** 2
+        w = torch.softmax(torch.stack([-((x - mu) ** 2) / (2 * v), -((x + mu) ** 2) / (2 * v)]), 0)
         return (w[0] * (mu - x) + w[1] * (-mu - x)) / v
 
-    exact = float(torch.sigmoid(2 * mu * y.view(-1) * k / (s0 ** 2 + sy ** 2)).mean())
+    exact = float(torch.sigmoid(2 * mu * y.view(-1) * k / (s0**2 + sy**2)).mean())
     x = pc_sampler(score, y, posterior_ladder(50, 0.01, sy), corrector_steps=0, generator=g)
     reverse = float(((x.view(-1) * k) > 0).float().mean())
     plan = sampler_ladder("ald", 101, 0.01, sy, n_steps_each=5)

@@ -1,4 +1,5 @@
 """The trainer: every recipe on its corpus layout, learning, resume after SIGKILL, DDP, failures."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,10 @@ def test_every_recipe_trains_two_steps_on_its_layout(recipe, tmp_path):
     make, extra = RECIPE_FIXTURES[recipe]
     root = make(tmp_path / "data")
     run = tmp_path / "run"
-    cfg = compose(REPO / "recipes" / f"{recipe}.yaml",
-                  _tiny_overrides(recipe, extra) + [f"data.root={root}", f"train.run_dir={run}"])
+    cfg = compose(
+        REPO / "recipes" / f"{recipe}.yaml",
+        _tiny_overrides(recipe, extra) + [f"data.root={root}", f"train.run_dir={run}"],
+    )
     train(cfg)
     ckpt = load_checkpoint_dict(run / "last.pt")
     assert ckpt["step"] == 2
@@ -65,8 +68,16 @@ def test_quickstart_recipe_is_sized_for_a_cpu():
 
 
 def test_loss_falls(tmp_path):
-    run = train_tiny(tmp_path / "run", "train.steps=40", "train.val_every=5", "train.ckpt_every=40",
-                     "train.lr=3e-3", "train.warmup_steps=5", "train.ema_half_life=2", "train.batch_size=4")
+    run = train_tiny(
+        tmp_path / "run",
+        "train.steps=40",
+        "train.val_every=5",
+        "train.ckpt_every=40",
+        "train.lr=3e-3",
+        "train.warmup_steps=5",
+        "train.ema_half_life=2",
+        "train.batch_size=4",
+    )
     val = read_metrics(run, "valid")
     first, last = val[0], val[-1]
     keys = [k for k in first if k.startswith("val_loss/")]
@@ -103,9 +114,9 @@ def test_step_sampler_covers_each_file_once_per_epoch():
     merged = []
     for step in range(5):
         for rank in range(world):
-            merged += seen[rank][step * batch:(step + 1) * batch]
+            merged += seen[rank][step * batch : (step + 1) * batch]
     for epoch in range(3):
-        assert sorted(merged[epoch * n:(epoch + 1) * n]) == list(range(n))
+        assert sorted(merged[epoch * n : (epoch + 1) * n]) == list(range(n))
     # resuming mid-way yields exactly the tail of the same order
     full = [b for b in StepBatchSampler(n, batch, 1, 0, 5)]
     tail = [b for b in StepBatchSampler(n, batch, 1, 3, 5)]
@@ -113,12 +124,24 @@ def test_step_sampler_covers_each_file_once_per_epoch():
 
 
 def _train_cmd(run: Path, steps: int, *extra: str):
-    return [sys.executable, "-m", "scoreaudio.train", str(REPO / "recipes/quickstart.yaml"), *TINY,
-            f"train.run_dir={run}", f"train.steps={steps}", "train.ckpt_every=3", "train.val_every=0",
-            "train.lr=1e-3", "train.warmup_steps=2",
-            # the cosine schedule and the run-relative EMA are functions of train.steps, which the
-            # kill test changes between the killed and the resumed run: pin both
-            "train.lr_schedule=constant", "train.ema_half_life=5", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "scoreaudio.train",
+        str(REPO / "recipes/quickstart.yaml"),
+        *TINY,
+        f"train.run_dir={run}",
+        f"train.steps={steps}",
+        "train.ckpt_every=3",
+        "train.val_every=0",
+        "train.lr=1e-3",
+        "train.warmup_steps=2",
+        # the cosine schedule and the run-relative EMA are functions of train.steps, which the
+        # kill test changes between the killed and the resumed run: pin both
+        "train.lr_schedule=constant",
+        "train.ema_half_life=5",
+        *extra,
+    ]
 
 
 def test_resume_after_sigkill_continues_as_if_never_stopped(tmp_path, synthetic_cache):
@@ -127,12 +150,15 @@ def test_resume_after_sigkill_continues_as_if_never_stopped(tmp_path, synthetic_
     subprocess.run(_train_cmd(full, 9), env=env, check=True, capture_output=True, timeout=300)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_train_cmd(killed, 10_000), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _train_cmd(killed, 10_000), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 240
     try:
         while time.time() < deadline:
-            if (killed / "step_0000003.pt").exists() and any(r["step"] >= 4 for r in read_metrics(killed, "train")):
+            if (killed / "step_0000003.pt").exists() and any(
+                r["step"] >= 4 for r in read_metrics(killed, "train")
+            ):
                 break
             time.sleep(0.1)
         else:
@@ -156,9 +182,20 @@ def test_resume_after_sigkill_continues_as_if_never_stopped(tmp_path, synthetic_
 def test_ddp_two_cpu_processes_hold_identical_weights(tmp_path, synthetic_cache):
     env = {**os.environ, "SCOREAUDIO_CACHE": str(synthetic_cache), "OMP_NUM_THREADS": "1"}
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "scoreaudio.train", str(REPO / "recipes/quickstart.yaml"), *TINY, f"train.run_dir={run}",
-           "train.steps=3", "train.val_every=0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "scoreaudio.train",
+        str(REPO / "recipes/quickstart.yaml"),
+        *TINY,
+        f"train.run_dir={run}",
+        "train.steps=3",
+        "train.val_every=0",
+    ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads((run / "summary.json").read_text())
@@ -244,8 +281,13 @@ def test_train_cli_help_and_errors(capsys):
 def test_sigterm_saves_a_checkpoint_and_exits(tmp_path, synthetic_cache):
     env = {**os.environ, "SCOREAUDIO_CACHE": str(synthetic_cache), "OMP_NUM_THREADS": "1"}
     run = tmp_path / "run"
-    proc = subprocess.Popen(_train_cmd(run, 10_000, "train.ckpt_every=1000"), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _train_cmd(run, 10_000, "train.ckpt_every=1000"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 240
     while time.time() < deadline and not any(r["step"] >= 3 for r in read_metrics(run, "train")):
         time.sleep(0.1)
@@ -258,7 +300,9 @@ def test_sigterm_saves_a_checkpoint_and_exits(tmp_path, synthetic_cache):
 
 def test_resume_refuses_a_different_network(tmp_path):
     run = train_tiny(tmp_path / "run")
-    with pytest.raises(ConfigError, match=r"was trained with model.unet2d.norm='global' but this config has 'frame'"):
+    with pytest.raises(
+        ConfigError, match=r"was trained with model.unet2d.norm='global' but this config has 'frame'"
+    ):
         train_tiny(run, "train.steps=4", "model.unet2d.norm=frame")
     assert load_checkpoint_dict(run / "last.pt")["step"] == 2  # untouched
 
@@ -270,12 +314,25 @@ def _denoiser_cfg(tmp_path, run, *extra):
     noise = tmp_path / "noise"
     for k in range(4):
         fx.write(noise / f"hum-{k:02d}.wav", 0.6, 8000, seed=40 + k, channels=2)  # other rate, stereo
-    return compose(REPO / "recipes" / "denoiser.yaml",
-                   [*TINY, "representation=waveform", "model=stft_unet_denoiser", "model.unet2d.channels=8",
-                    "model.unet2d.channel_mult=[1,2]", "model.unet2d.groups=4", "model.unet2d.attention=false",
-                    f"data.root={speech}", f"data.noise_mix.folder={noise}", "data.split_by=file",
-                    "data.valid_fraction=0.3", "data.noise_mix.sources.3.test_share=0.0", f"train.run_dir={run}",
-                    *extra])
+    return compose(
+        REPO / "recipes" / "denoiser.yaml",
+        [
+            *TINY,
+            "representation=waveform",
+            "model=stft_unet_denoiser",
+            "model.unet2d.channels=8",
+            "model.unet2d.channel_mult=[1,2]",
+            "model.unet2d.groups=4",
+            "model.unet2d.attention=false",
+            f"data.root={speech}",
+            f"data.noise_mix.folder={noise}",
+            "data.split_by=file",
+            "data.valid_fraction=0.3",
+            "data.noise_mix.sources.3.test_share=0.0",
+            f"train.run_dir={run}",
+            *extra,
+        ],
+    )
 
 
 def test_denoiser_recipe_trains_a_conditional_model_on_speech_and_noise(tmp_path):
@@ -341,15 +398,29 @@ def test_fine_tuning_names_the_network_that_fits(tmp_path):
     with pytest.raises(ConfigError, match="does not fit this recipe's; use model=stft_unet_denoiser"):
         train(_denoiser_cfg(tmp_path, tmp_path / "dst", f"train.init_from={src}", "model.unet2d.channels=16"))
     with pytest.raises(ConfigError, match="conditioning channels"):
-        train_tiny(tmp_path / "prior", "representation=waveform", "model=stft_unet_denoiser",
-                   "model.conditional=false", "model.cond_skip=false", f"train.init_from={src}")
+        train_tiny(
+            tmp_path / "prior",
+            "representation=waveform",
+            "model=stft_unet_denoiser",
+            "model.conditional=false",
+            "model.cond_skip=false",
+            f"train.init_from={src}",
+        )
 
 
 def test_denoiser_recipe_names_the_missing_noise_folder(tmp_path):
     speech = fx.make_folder(tmp_path / "speech")
-    cfg = compose(REPO / "recipes" / "denoiser.yaml",
-                  [*TINY, "representation=waveform", "model=stft_unet_denoiser", f"data.root={speech}",
-                   f"data.noise_mix.folder={tmp_path / 'nope'}", f"train.run_dir={tmp_path / 'run'}"])
+    cfg = compose(
+        REPO / "recipes" / "denoiser.yaml",
+        [
+            *TINY,
+            "representation=waveform",
+            "model=stft_unet_denoiser",
+            f"data.root={speech}",
+            f"data.noise_mix.folder={tmp_path / 'nope'}",
+            f"train.run_dir={tmp_path / 'run'}",
+        ],
+    )
     with pytest.raises(DataError, match="noise folder not found.*nope"):
         train(cfg)
 
@@ -362,11 +433,19 @@ def _interrupt_at_random_points(run: Path, steps: int, times: int, env: dict, ex
     landed = 0
     for _ in range(times):
         before = max((r["step"] for r in read_metrics(run, "train")), default=0) if run.exists() else 0
-        proc = subprocess.Popen(_train_cmd(run, steps, *extra), env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            _train_cmd(run, steps, *extra),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None and \
-                max((r["step"] for r in read_metrics(run, "train")), default=0) <= before:
+        while (
+            time.time() < deadline
+            and proc.poll() is None
+            and max((r["step"] for r in read_metrics(run, "train")), default=0) <= before
+        ):
             time.sleep(0.02)
         time.sleep(rng.uniform(0.0, 0.4))
         proc.send_signal(signal.SIGTERM)
@@ -389,8 +468,10 @@ def _assert_same_run(a: Path, b: Path, steps: int) -> None:
         assert all(torch.equal(ca[part][k], cb[part][k]) for k in ca[part]), part
 
 
-@pytest.mark.parametrize("times", [pytest.param(5, id="5-interruptions"),
-                                   pytest.param(20, id="20-interruptions", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "times",
+    [pytest.param(5, id="5-interruptions"), pytest.param(20, id="20-interruptions", marks=pytest.mark.slow)],
+)
 def test_sigterm_at_random_points_resumes_bit_exactly_with_dropout(tmp_path, synthetic_cache, times):
     """SIGTERM only asks the loop to stop at the next step boundary, and the checkpoint carries the
     global RNG that dropout draws from: every resume continues the uninterrupted run exactly."""
@@ -416,8 +497,13 @@ def test_a_nan_file_is_skipped_named_and_the_run_resumes_exactly(tmp_path, synth
     bad = root / "alice" / "a00-nan.wav"
     sf.write(str(bad), np.full(8000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
     env = {**os.environ, "SCOREAUDIO_CACHE": str(synthetic_cache), "OMP_NUM_THREADS": "1"}
-    extra = ["data=folder", f"data.root={root}", "data.valid_fraction=0.0", "data.test_fraction=0.0",
-             "data.split_by=file"]
+    extra = [
+        "data=folder",
+        f"data.root={root}",
+        "data.valid_fraction=0.0",
+        "data.test_fraction=0.0",
+        "data.split_by=file",
+    ]
     full, split = tmp_path / "full", tmp_path / "split"
     out = subprocess.run(_train_cmd(full, 10, *extra), env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-1500:]
@@ -426,8 +512,13 @@ def test_a_nan_file_is_skipped_named_and_the_run_resumes_exactly(tmp_path, synth
     assert list(summary["skipped_files"]) == [str(bad)]
     subprocess.run(_train_cmd(split, 4, *extra), env=env, check=True, capture_output=True, timeout=300)
     assert str(bad) in load_checkpoint_dict(split / "last.pt")["skipped_files"]
-    subprocess.run(_train_cmd(split, 10, *extra, "train.num_workers=2"), env=env, check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        _train_cmd(split, 10, *extra, "train.num_workers=2"),
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     _assert_same_run(full, split, 10)
     assert list(json.loads((split / "summary.json").read_text())["skipped_files"]) == [str(bad)]
 
@@ -456,7 +547,9 @@ def test_a_worker_skips_bad_files_and_the_trainer_hears_of_them(tmp_path):
 
 def test_resume_refuses_settings_that_change_the_run_unless_allowed(tmp_path, capsys):
     run = train_tiny(tmp_path / "run")  # 2 steps, cosine schedule
-    with pytest.raises(ConfigError, match=r"trained with train.batch_size=2, this config has 4.*allow_config_change"):
+    with pytest.raises(
+        ConfigError, match=r"trained with train.batch_size=2, this config has 4.*allow_config_change"
+    ):
         train_tiny(run, "train.batch_size=4", "train.steps=4")
     with pytest.raises(ConfigError, match=r"train.steps=2, this config has 4"):  # it sets the cosine's end
         train_tiny(run, "train.steps=4")
@@ -469,7 +562,9 @@ def test_resume_refuses_settings_that_change_the_run_unless_allowed(tmp_path, ca
     assert load_checkpoint_dict(run / "last.pt")["step"] == 4
 
 
-def test_the_command_line_resumes_from_the_saved_config_and_prints_the_exact_command(tmp_path, synthetic_cache):
+def test_the_command_line_resumes_from_the_saved_config_and_prints_the_exact_command(
+    tmp_path, synthetic_cache
+):
     """Overrides left off the resume command do not change the run: it continues from its saved
     config.yaml; the interruption message prints the command with the recipe and overrides."""
     from scoreaudio.resume import continue_command, resume_config
@@ -504,11 +599,22 @@ def test_finetune_recipe_starts_from_the_built_in_model(tmp_path):
     for k in range(3):
         fx.write(noise / f"n{k}.wav", 0.8, 16000, seed=60 + k)
     run = tmp_path / "run"
-    cfg = compose(REPO / "recipes" / "denoiser_finetune.yaml",
-                  [f"data.root={speech}", f"data.noise_mix.folder={noise}", "data.split_by=file",
-                   "data.valid_fraction=0.3", "data.noise_mix.sources.3.test_share=0.0", "data.segment_seconds=0.5",
-                   "train.steps=1", "train.batch_size=2", "train.val_examples=2", "train.device=cpu",
-                   f"train.run_dir={run}"])
+    cfg = compose(
+        REPO / "recipes" / "denoiser_finetune.yaml",
+        [
+            f"data.root={speech}",
+            f"data.noise_mix.folder={noise}",
+            "data.split_by=file",
+            "data.valid_fraction=0.3",
+            "data.noise_mix.sources.3.test_share=0.0",
+            "data.segment_seconds=0.5",
+            "train.steps=1",
+            "train.batch_size=2",
+            "train.val_examples=2",
+            "train.device=cpu",
+            f"train.run_dir={run}",
+        ],
+    )
     train(cfg)
     built_in = load_pretrained("default")
     tuned = load_checkpoint_dict(run / "last.pt")

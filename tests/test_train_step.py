@@ -1,4 +1,5 @@
 """The training step's mathematics and schedules: EDM weighting, sigma distributions, LR, EMA length."""
+
 from __future__ import annotations
 
 import math
@@ -38,8 +39,8 @@ class Affine(torch.nn.Module):
 def _edm_f_target(x0, x, sigma, sd):
     """EDM's target for the raw output: (x0 - c_skip x) / c_out (Karras et al. 2022, Eq. (8))."""
     s = sigma.view(-1, 1, 1)
-    c_skip = sd ** 2 / (s ** 2 + sd ** 2)
-    c_out = s * sd / (s ** 2 + sd ** 2).sqrt()
+    c_skip = sd**2 / (s**2 + sd**2)
+    c_out = s * sd / (s**2 + sd**2).sqrt()
     return (x0 - c_skip * x) / c_out
 
 
@@ -54,14 +55,14 @@ def test_edm_weighting_puts_unit_weight_on_the_raw_output(sigma_value):
     cfg = OmegaConf.create({"loss": {"objective": "dsm"}})
     loss = compute_loss(model, x0, sigma, None, z, cfg, weighting="edm", sigma_data=sd)
     x = x0 + sigma.view(-1, 1, 1) * z
-    c_in = 1 / (sigma.view(-1, 1, 1) ** 2 + sd ** 2).sqrt()
+    c_in = 1 / (sigma.view(-1, 1, 1) ** 2 + sd**2).sqrt()
     f = model.backbone(c_in * x, None)
     expected = 0.5 * (f - _edm_f_target(x0, x, sigma, sd)).square().flatten(1).mean(1)
     torch.testing.assert_close(loss, expected, rtol=1e-9, atol=1e-12)
     # and NCSN's sigma^2 weighting is the unweighted DSM loss, whose weight on F is sd^2/(sigma^2+sd^2)
     plain = compute_loss(model, x0, sigma, None, z, cfg, weighting="sigma2", sigma_data=sd)
     torch.testing.assert_close(plain, dsm_loss(model, x0, sigma, noise=z))
-    torch.testing.assert_close(plain, expected * sd ** 2 / (sigma_value ** 2 + sd ** 2), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(plain, expected * sd**2 / (sigma_value**2 + sd**2), rtol=1e-9, atol=1e-12)
 
 
 def test_weighting_auto_follows_the_parameterisation():
@@ -86,8 +87,16 @@ def test_mixture_puts_the_asked_share_in_the_denoising_band():
 
 def test_training_sigmas_are_relative_to_sigma_data_and_reject_unknown_names():
     g = torch.Generator().manual_seed(1)
-    s = sample_training_sigmas("log_normal", 50000, sigma_min=1e-6, sigma_max=1e6, sigma_data=0.08,
-                               log_normal_mean=-0.5, log_normal_std=1.2, generator=g)
+    s = sample_training_sigmas(
+        "log_normal",
+        50000,
+        sigma_min=1e-6,
+        sigma_max=1e6,
+        sigma_data=0.08,
+        log_normal_mean=-0.5,
+        log_normal_std=1.2,
+        generator=g,
+    )
     assert abs(float(s.log().mean()) - (math.log(0.08) - 0.5)) < 0.02
     assert abs(float(s.log().std()) - 1.2) < 0.02
     with pytest.raises(ValueError, match="unknown train_distribution 'gamma'"):
@@ -97,8 +106,16 @@ def test_training_sigmas_are_relative_to_sigma_data_and_reject_unknown_names():
 
 
 def _train_cfg(**kw):
-    base = {"lr": 1e-3, "warmup_steps": 10, "steps": 110, "lr_schedule": "cosine", "lr_min_ratio": 0.1,
-            "lr_ref_steps": 20, "ema_half_life": None, "ema_fraction": 0.1}
+    base = {
+        "lr": 1e-3,
+        "warmup_steps": 10,
+        "steps": 110,
+        "lr_schedule": "cosine",
+        "lr_min_ratio": 0.1,
+        "lr_ref_steps": 20,
+        "ema_half_life": None,
+        "ema_fraction": 0.1,
+    }
     return OmegaConf.create({**base, **kw})
 
 
@@ -122,7 +139,10 @@ def test_ema_half_life_is_a_share_of_the_run_unless_given():
 
 
 def _step_setup(tmp_path):
-    cfg = compose("quickstart", ["representation=stft", "model=unet2d_tiny", "train.batch_size=2", "data.segment_seconds=0.25"])
+    cfg = compose(
+        "quickstart",
+        ["representation=stft", "model=unet2d_tiny", "train.batch_size=2", "data.segment_seconds=0.25"],
+    )
     from scoreaudio.audio.representation import build_representation
     from scoreaudio.nn.build import build_score_model
 
@@ -142,12 +162,32 @@ def test_non_finite_gradient_is_refused_and_leaves_the_weights(tmp_path):
     before = [p.detach().clone() for p in model.parameters()]
     hook = model.backbone.conv_in.weight.register_hook(lambda g: g * float("nan"))
     with pytest.raises(NonFiniteStep, match="non-finite gradient"):
-        train_step(model=model, train_model=model, optimizer=opt, ema=ema, batches=iter([{"clean": wav}]),
-                   representation=rep, sigmas=levels, cfg=cfg, step=0, device=torch.device("cpu"))
+        train_step(
+            model=model,
+            train_model=model,
+            optimizer=opt,
+            ema=ema,
+            batches=iter([{"clean": wav}]),
+            representation=rep,
+            sigmas=levels,
+            cfg=cfg,
+            step=0,
+            device=torch.device("cpu"),
+        )
     hook.remove()
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
-    result = train_step(model=model, train_model=model, optimizer=opt, ema=ema, batches=iter([{"clean": wav}]),
-                        representation=rep, sigmas=levels, cfg=cfg, step=0, device=torch.device("cpu"))
+    result = train_step(
+        model=model,
+        train_model=model,
+        optimizer=opt,
+        ema=ema,
+        batches=iter([{"clean": wav}]),
+        representation=rep,
+        sigmas=levels,
+        cfg=cfg,
+        step=0,
+        device=torch.device("cpu"),
+    )
     assert result.losses.shape == (2,) and torch.isfinite(result.grad_norm)
     assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
@@ -193,7 +233,11 @@ def test_spectral_term_lands_on_the_one_call_draws_only():
     with_spec = compute_loss(Denoiser(), x0, sigma, None, z, cfg, weighting="sigma2", sigma_max=3.0)
     state = x0 + sigma.reshape(-1, 1, 1) * z
     spec = compressed_spectral_loss(0.5 * state, x0)
-    torch.testing.assert_close(with_spec - plain, torch.stack([0.5 * spec[0], torch.tensor(0.0), 0.5 * spec[2]]),
-                               rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+        with_spec - plain,
+        torch.stack([0.5 * spec[0], torch.tensor(0.0), 0.5 * spec[2]]),
+        rtol=1e-4,
+        atol=1e-6,
+    )
     with pytest.raises(ValueError, match="sigma_max"):
         compute_loss(Denoiser(), x0, sigma, None, z, cfg)

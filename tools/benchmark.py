@@ -11,6 +11,7 @@ The suites, how the numbers are made, the outputs, and which module does what: t
 ``tools/bench`` (its ``__init__.py``). This file is only the entry point; it is also what every
 isolated worker process runs (``--worker``).
 """
+
 from __future__ import annotations
 
 import sys

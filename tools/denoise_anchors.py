@@ -33,6 +33,7 @@ and removes the package's known algorithmic delay, so the output lines up with t
 
 :func:`anchor_systems` returns the installed anchors and the pip names of those that are not.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -201,7 +202,7 @@ class RNNoise:
         frames = [f for _, f in den.denoise_chunk(pcm, partial=True)]
         out = np.concatenate([np.asarray(f).reshape(-1) for f in frames]).astype(np.float64)
         out *= scale / 32767.0
-        return _fit(_resample(_fit(out[self.delay:], len(y)), self.rate, sr), len(x))
+        return _fit(_resample(_fit(out[self.delay :], len(y)), self.rate, sr), len(x))
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,7 +229,8 @@ def anchor_systems(threads: Optional[int] = None) -> Tuple[Dict[str, Callable], 
         try:
             systems[name] = factory(threads)
         except (ImportError, OSError) as e:  # installed but unusable here: say why, leave it out
-            warnings.warn(f"{name}: {PACKAGES[name][0]} is installed but failed to load ({e}); left out",
-                          stacklevel=2)
+            warnings.warn(
+                f"{name}: {PACKAGES[name][0]} is installed but failed to load ({e}); left out", stacklevel=2
+            )
             missing.append(PACKAGES[name][0])
     return systems, missing

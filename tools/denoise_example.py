@@ -8,6 +8,7 @@ The mixture is one of ``tools/benchmark_denoise.py``'s (same files, same seed, s
 titles is that file's cell of the benchmark. Three panels on one colour scale: the noisy input,
 the denoised output of ``--method`` (default: the checkpoint's own), and the clean speech.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,11 @@ from scoreaudio.errors import ScoreAudioError  # noqa: E402
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="denoise_example.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", default="default",
-                   help="run dir, .pt, .safetensors or a built-in model name (default: %(default)s)")
+    p.add_argument(
+        "--checkpoint",
+        default="default",
+        help="run dir, .pt, .safetensors or a built-in model name (default: %(default)s)",
+    )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--recipe", default=None, help="take clean speech from this recipe's test split")
     src.add_argument("--clean-dir", default=None, help="take clean speech from this folder instead")
@@ -39,11 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-dir", default=None, help="noise recordings (their test half), for --noise real")
     p.add_argument("--noise-layout", default="folder", choices=bd.NOISE_LAYOUTS)
     p.add_argument("--noise", default="real", choices=bd.NOISE_KINDS)
-    p.add_argument("--snr", type=float, default=5.0, choices=(0.0, 5.0, 10.0),
-                   help="dB, one of the benchmark's (default: %(default)s)")
+    p.add_argument(
+        "--snr",
+        type=float,
+        default=5.0,
+        choices=(0.0, 5.0, 10.0),
+        help="dB, one of the benchmark's (default: %(default)s)",
+    )
     p.add_argument("--file", type=int, default=0, help="which of the benchmark's files (default: the first)")
     p.add_argument("--files", type=int, default=16, help="as --files of the benchmark (default: %(default)s)")
-    p.add_argument("--seconds", type=float, default=8.0, help="as --seconds of the benchmark (default: %(default)s)")
+    p.add_argument(
+        "--seconds", type=float, default=8.0, help="as --seconds of the benchmark (default: %(default)s)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--babble-talkers", type=int, default=4)
     p.add_argument("--method", default=None, help="denoising method (default: the checkpoint's)")
@@ -58,37 +69,65 @@ def run_cli(args: argparse.Namespace) -> int:
     from scoreaudio.pretrained import load_pretrained
 
     if args.noise == "real" and not args.noise_dir:
-        raise ScoreAudioError("--noise real needs --noise-dir (a folder of noise recordings); or pick "
-                              "--noise white, pink or babble")
+        raise ScoreAudioError(
+            "--noise real needs --noise-dir (a folder of noise recordings); or pick "
+            "--noise white, pink or babble"
+        )
     pre = load_pretrained(args.checkpoint, device="cpu")
     den = SpeechDenoiser.from_pretrained(pre.path, device="cpu")
     sr = den.sample_rate
     paths, source = bd.clean_paths(args, pre.cfg)
     # the benchmark's own choice of files and of mixtures, so this picture is one of its cells
-    clean = bd.load_clean(bd._spread(sorted(paths), max(args.files * 2, args.files + 4)), sr, None, args.seconds)
+    clean = bd.load_clean(
+        bd._spread(sorted(paths), max(args.files * 2, args.files + 4)), sr, None, args.seconds
+    )
     clean = bd._spread(clean, args.files)
     if not 0 <= args.file < len(clean):
-        raise ScoreAudioError(f"--file {args.file}: the {source} gives {len(clean)} usable files; use "
-                              f"0 to {len(clean) - 1}")
-    real = bd.RealNoise(bd.real_noise_files(args.noise_layout, args.noise_dir), sr) if args.noise == "real" else None
-    mixes = bd.make_mixtures(clean, bd.NOISE_KINDS[:3] + (("real",) if real else ()), [0.0, 5.0, 10.0], args.seed,
-                             args.babble_talkers, real)
-    mix = next(m for m in mixes if m["file"] == clean[args.file][0] and m["noise"] == args.noise
-               and m["snr"] == args.snr)
+        raise ScoreAudioError(
+            f"--file {args.file}: the {source} gives {len(clean)} usable files; use 0 to {len(clean) - 1}"
+        )
+    real = (
+        bd.RealNoise(bd.real_noise_files(args.noise_layout, args.noise_dir), sr)
+        if args.noise == "real"
+        else None
+    )
+    mixes = bd.make_mixtures(
+        clean,
+        bd.NOISE_KINDS[:3] + (("real",) if real else ()),
+        [0.0, 5.0, 10.0],
+        args.seed,
+        args.babble_talkers,
+        real,
+    )
+    mix = next(
+        m
+        for m in mixes
+        if m["file"] == clean[args.file][0] and m["noise"] == args.noise and m["snr"] == args.snr
+    )
     kw = {"method": args.method} if args.method else {}
     out = den(mix["noisy"].astype(np.float32), sr, **kw)
 
     def db(x) -> float:
-        return float(si_sdr(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(mix["clean"],
-                                                                                       dtype=torch.float32)))
+        return float(
+            si_sdr(
+                torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(mix["clean"], dtype=torch.float32)
+            )
+        )
 
     method = args.method or den.default_method
-    panels = [(mix["noisy"], f"noisy: {args.noise} noise at {args.snr:g} dB SNR (SI-SDR {db(mix['noisy']):.1f} dB)"),
-              (out, f"denoised: scoreaudio {method} (SI-SDR {db(out):.1f} dB)"),
-              (mix["clean"], f"clean: {mix['file']}")]
+    panels = [
+        (
+            mix["noisy"],
+            f"noisy: {args.noise} noise at {args.snr:g} dB SNR (SI-SDR {db(mix['noisy']):.1f} dB)",
+        ),
+        (out, f"denoised: scoreaudio {method} (SI-SDR {db(out):.1f} dB)"),
+        (mix["clean"], f"clean: {mix['file']}"),
+    ]
     path = spectrograms_png(panels, sr, Path(args.out))
-    print(f"{path}: {mix['file']}, {args.noise} at {args.snr:g} dB; SI-SDR {db(mix['noisy']):.2f} -> "
-          f"{db(out):.2f} dB")
+    print(
+        f"{path}: {mix['file']}, {args.noise} at {args.snr:g} dB; SI-SDR {db(mix['noisy']):.2f} -> "
+        f"{db(out):.2f} dB"
+    )
     return 0
 
 

@@ -23,6 +23,7 @@ such as VoiceBank-DEMAND), ``OUT/NNN_noisy.wav``; noise is drawn per example, se
 A ``manifest.json`` lists the settings and the source files. Then ``scoreaudio report OUT`` makes a
 page to listen to them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -78,8 +79,9 @@ def load_array(path: Path) -> torch.Tensor:
         why = " ".join(str(e).split())[:120]
         raise DataError(f"cannot read '{path}' ({type(e).__name__}: {why})") from None
     if not isinstance(x, torch.Tensor):
-        raise DataError(f"'{path}' holds a {type(x).__name__}, not a tensor; save a plain tensor "
-                        f"(torch.save(x, path))")
+        raise DataError(
+            f"'{path}' holds a {type(x).__name__}, not a tensor; save a plain tensor (torch.save(x, path))"
+        )
     if not x.is_floating_point():
         raise DataError(f"'{path}' holds a {x.dtype} tensor; expected real floating-point values")
     return x.float()
@@ -93,8 +95,10 @@ def as_batch(x: torch.Tensor, path: Path) -> torch.Tensor:
         return x[:, None]
     if (x.ndim == 3 and x.shape[1] == 1) or x.ndim == 4:
         return x
-    raise DataError(f"'{path}' has shape {tuple(x.shape)}; expected a waveform (T,), (N, T), (N, 1, T) "
-                    f"or a model-space spectrogram (N, C, F, T)")
+    raise DataError(
+        f"'{path}' has shape {tuple(x.shape)}; expected a waveform (T,), (N, T), (N, 1, T) "
+        f"or a model-space spectrogram (N, C, F, T)"
+    )
 
 
 def _manifest_beside(path: Path) -> Optional[dict]:
@@ -142,16 +146,20 @@ def resolve_representation(args, path: Path, x: torch.Tensor):
         if args.sample_rate is None:
             raise ConfigError(f"'{path}' is a waveform: pass --sample-rate (or --checkpoint)")
         return Waveform(), args.sample_rate, length
-    raise ConfigError(f"'{path}' is a model-space tensor {tuple(x.shape)} and there is no {MANIFEST} beside "
-                      f"it: pass --checkpoint, or --representation stft --sample-rate RATE [--length N]")
+    raise ConfigError(
+        f"'{path}' is a model-space tensor {tuple(x.shape)} and there is no {MANIFEST} beside "
+        f"it: pass --checkpoint, or --representation stft --sample-rate RATE [--length N]"
+    )
 
 
 def decode(rep, x: torch.Tensor, length: Optional[int], path: Path) -> torch.Tensor:
     """(N, C, *S) in ``rep``'s space -> peak-safe (N, 1, T) waveforms."""
     per_frame = tuple(rep.encoded_shape(1)[:-1])  # (C,) or (C, F): all but the time axis
     if tuple(x.shape[1:-1]) != per_frame:
-        raise DataError(f"'{path}' has shape {tuple(x.shape)}, which is not a batch of {rep!r}: expected "
-                        f"(N, {', '.join(map(str, per_frame))}, time)")
+        raise DataError(
+            f"'{path}' has shape {tuple(x.shape)}, which is not a batch of {rep!r}: expected "
+            f"(N, {', '.join(map(str, per_frame))}, time)"
+        )
     if length is None:  # the shortest waveform with this many frames
         length = (x.shape[-1] - 1) * rep.hop_length if isinstance(rep, CompressedSTFT) else x.shape[-1]
     if not torch.isfinite(x).all():
@@ -174,8 +182,10 @@ def export_tensors(args) -> List[Path]:
         x = as_batch(load_array(path), path)
         rep, sr, length = resolve_representation(args, path, x)
         jobs.append((path, x, rep, sr, length))
-    targets = [[out / (f"{p.stem}.wav" if len(x) == 1 else f"{p.stem}_{k:03d}.wav") for k in range(len(x))]
-               for p, x, *_ in jobs]
+    targets = [
+        [out / (f"{p.stem}.wav" if len(x) == 1 else f"{p.stem}_{k:03d}.wav") for k in range(len(x))]
+        for p, x, *_ in jobs
+    ]
     flat = [t for ts in targets for t in ts]
     if len(set(flat)) != len(flat):
         raise ConfigError("two inputs share a file name (stem); export them to different --out folders")
@@ -205,21 +215,35 @@ def export_dataset(args) -> List[Path]:
     metas = build_manifest(cfg)[args.split]
     if not metas:
         raise DataError(f"{d.dataset}: the {args.split} split is empty; pick another --split")
-    metas = metas[:args.num]
+    metas = metas[: args.num]
     paired = any(m.noisy_path for m in metas)
     if paired and args.snr is not None:
         raise ConfigError(f"{d.dataset} has its own noisy recordings (exported as NNN_noisy.wav); drop --snr")
     kind = args.noise or "white"
-    mixer = None if args.snr is None else NoiseMixer(kinds=[kind], snr_db_min=args.snr, snr_db_max=args.snr,
-                                                     sample_rate=int(d.sample_rate))
-    ds = SegmentDataset(metas, int(d.sample_rate), None, normalize=str(d.normalize),  # whole files
-                        peak_level=float(d.peak_level), rms_db=float(d.rms_db), noise_mixer=mixer,
-                        train=False)
+    mixer = (
+        None
+        if args.snr is None
+        else NoiseMixer(
+            kinds=[kind], snr_db_min=args.snr, snr_db_max=args.snr, sample_rate=int(d.sample_rate)
+        )
+    )
+    ds = SegmentDataset(
+        metas,
+        int(d.sample_rate),
+        None,
+        normalize=str(d.normalize),  # whole files
+        peak_level=float(d.peak_level),
+        rms_db=float(d.rms_db),
+        noise_mixer=mixer,
+        train=False,
+    )
     out = Path(args.out)
     noisy = paired or mixer is not None
     kinds = ("clean", "noisy") if noisy else ("clean",)
-    _check_free([out / f"{k:03d}_{what}.wav" for k in range(len(ds)) for what in kinds] + [out / MANIFEST],
-                args.overwrite)
+    _check_free(
+        [out / f"{k:03d}_{what}.wav" for k in range(len(ds)) for what in kinds] + [out / MANIFEST],
+        args.overwrite,
+    )
     written, files = [], []
     for k in range(len(ds)):
         ex = ds[k]
@@ -227,21 +251,36 @@ def export_dataset(args) -> List[Path]:
         pair = [clean] + ([ex["noisy"]] if noisy else [])
         peak = max(float(t.abs().max()) for t in pair)
         gain = PEAK_LIMIT / peak if peak > PEAK_LIMIT else 1.0  # one gain for the pair: peak-safe, SNR kept
-        entry = {"source": ds.metas[k].path, "speaker": ds.metas[k].speaker, "duration": ds.metas[k].duration,
-                 "clean": f"{k:03d}_clean.wav"}
+        entry = {
+            "source": ds.metas[k].path,
+            "speaker": ds.metas[k].speaker,
+            "duration": ds.metas[k].duration,
+            "clean": f"{k:03d}_clean.wav",
+        }
         written.append(save(out / entry["clean"], clean * gain, int(d.sample_rate)))
         if noisy:
             entry["noisy"] = f"{k:03d}_noisy.wav"
             written.append(save(out / entry["noisy"], ex["noisy"] * gain, int(d.sample_rate)))
         files.append(entry)
-    write_json(out / MANIFEST, {
-        "created_by": "tools/export_wavs.py dataset",
-        "settings": {"recipe": str(args.recipe), "overrides": list(args.overrides), "dataset": str(d.dataset),
-                     "split": args.split, "num": len(ds), "sample_rate": int(d.sample_rate),
-                     "normalize": str(d.normalize), "snr_db": args.snr, "noise": kind if mixer else None,
-                     "noisy_from": "corpus" if paired else ("mixed" if mixer else None)},
-        "files": files,
-    })
+    write_json(
+        out / MANIFEST,
+        {
+            "created_by": "tools/export_wavs.py dataset",
+            "settings": {
+                "recipe": str(args.recipe),
+                "overrides": list(args.overrides),
+                "dataset": str(d.dataset),
+                "split": args.split,
+                "num": len(ds),
+                "sample_rate": int(d.sample_rate),
+                "normalize": str(d.normalize),
+                "snr_db": args.snr,
+                "noise": kind if mixer else None,
+                "noisy_from": "corpus" if paired else ("mixed" if mixer else None),
+            },
+            "files": files,
+        },
+    )
     return written
 
 
@@ -261,21 +300,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="what", metavar="WHAT", required=True)
     t = sub.add_parser("tensors", help="saved waveform or model-space tensors (.pt/.npy) -> WAVs")
     t.add_argument("inputs", nargs="+", help=".pt/.npy files, or folders holding them")
-    t.add_argument("--checkpoint",
-                   help="take the representation and sample rate from this checkpoint or run directory")
-    t.add_argument("--representation", choices=["stft", "waveform"],
-                   help="the representation (stft: the default CompressedSTFT settings)")
+    t.add_argument(
+        "--checkpoint", help="take the representation and sample rate from this checkpoint or run directory"
+    )
+    t.add_argument(
+        "--representation",
+        choices=["stft", "waveform"],
+        help="the representation (stft: the default CompressedSTFT settings)",
+    )
     t.add_argument("--sample-rate", type=int, help="sample rate of the WAVs, Hz")
     t.add_argument("--length", type=int, help="waveform length in samples (crop or zero-pad)")
     dset = sub.add_parser("dataset", help="a recipe's dataset examples (clean, and noisy at an SNR) -> WAVs")
     dset.add_argument("recipe", help="recipe YAML or name (e.g. recipes/quickstart.yaml)")
-    dset.add_argument("overrides", nargs="*", metavar="key=value",
-                      help="config overrides, e.g. data.root=PATH")
+    dset.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. data.root=PATH"
+    )
     dset.add_argument("--split", choices=["train", "valid", "test"], default="valid", help="default: valid")
     dset.add_argument("--num", type=int, default=8, help="examples to export (default: 8)")
     dset.add_argument("--snr", type=float, help="also write a noisy version mixed at this SNR, dB")
-    dset.add_argument("--noise", choices=["white", "pink", "brown"],
-                      help="noise colour for --snr (default: white)")
+    dset.add_argument(
+        "--noise", choices=["white", "pink", "brown"], help="noise colour for --snr (default: white)"
+    )
     for q in (t, dset):
         q.add_argument("--out", default="exported", help="output folder (default: exported/)")
         q.add_argument("--overwrite", action="store_true", help="replace existing files in --out")

@@ -9,6 +9,7 @@ in docs/benchmarks.md (or the file ``--readme`` names), so the numbers there are
 hand; ``--block NAME`` writes between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` instead
 (a second table: ``generation-samplers``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,11 +49,18 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("results", nargs="+", metavar="LABEL=RESULT.json")
     p.add_argument("--out", default=None, help="also write the table to this Markdown file")
-    p.add_argument("--update-readme", action="store_true",
-                   help="put the table between the block's markers in docs/benchmarks.md (or --readme)")
+    p.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="put the table between the block's markers in docs/benchmarks.md (or --readme)",
+    )
     p.add_argument("--block", default="generation-quality", help="marker name (default: %(default)s)")
-    p.add_argument("--readme", default=None, metavar="FILE.md",
-                   help="the Markdown file --update-readme writes (default: docs/benchmarks.md)")
+    p.add_argument(
+        "--readme",
+        default=None,
+        metavar="FILE.md",
+        help="the Markdown file --update-readme writes (default: docs/benchmarks.md)",
+    )
     args = p.parse_args(argv)
     labelled = []
     for item in args.results:

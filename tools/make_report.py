@@ -6,6 +6,7 @@
 Players and spectrograms for every WAV (embedded), the manifest settings, and the loss curves of a
 run directory. See scoreaudio/report.py.
 """
+
 from __future__ import annotations
 
 import argparse

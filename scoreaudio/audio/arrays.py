@@ -4,6 +4,7 @@ The denoiser works on a (C, T) float32 CPU tensor; a caller may hand in (T,) or 
 torch, any float dtype, on any device, and gets the same type, shape, dtype and device back.
 Integer PCM, NaN/inf, empty input and a (T, C) transpose are one-line :class:`AudioError` s.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Tuple, Union
@@ -34,8 +35,10 @@ def as_channels(wav) -> Tuple[torch.Tensor, Callable[[torch.Tensor], ArrayLike]]
     input's type, shape, dtype and device)."""
     if isinstance(wav, torch.Tensor):
         if not torch.is_floating_point(wav):
-            raise AudioError(f"expected floating-point samples, got a tensor of dtype {wav.dtype}; "
-                             f"convert with wav.float() / 32768 for 16-bit PCM")
+            raise AudioError(
+                f"expected floating-point samples, got a tensor of dtype {wav.dtype}; "
+                f"convert with wav.float() / 32768 for 16-bit PCM"
+            )
         device, dtype, shape = wav.device, wav.dtype, tuple(wav.shape)
         x = wav.detach().to("cpu", torch.float32)
 
@@ -44,13 +47,16 @@ def as_channels(wav) -> Tuple[torch.Tensor, Callable[[torch.Tensor], ArrayLike]]
     else:
         arr = np.asarray(wav)
         if not np.issubdtype(arr.dtype, np.floating):
-            raise AudioError(f"expected floating-point samples, got an array of dtype {arr.dtype}; "
-                             f"convert with wav.astype(np.float32) / 32768 for 16-bit PCM")
+            raise AudioError(
+                f"expected floating-point samples, got an array of dtype {arr.dtype}; "
+                f"convert with wav.astype(np.float32) / 32768 for 16-bit PCM"
+            )
         dtype, shape = arr.dtype, arr.shape
         x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
 
         def restore(y: torch.Tensor):
             return y.numpy().reshape(shape).astype(dtype, copy=False)
+
     if x.ndim not in (1, 2):
         raise AudioError(f"expected a waveform of shape (T,) or (channels, T), got {tuple(x.shape)}")
     x = x.reshape(1, -1) if x.ndim == 1 else x

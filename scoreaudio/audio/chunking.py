@@ -4,6 +4,7 @@
 hop, so every chunk sees the same frame phase), runs a batched function on them and joins the
 results, normalised by the summed window: memory grows with the chunk, not with T.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,7 +28,7 @@ def ola_window(length: int, overlap: int, rise: bool, fall: bool, device, dtype)
         if rise:
             w[:ov] = ramp
         if fall:
-            w[length - ov:] = torch.minimum(w[length - ov:], ramp.flip(0))
+            w[length - ov :] = torch.minimum(w[length - ov :], ramp.flip(0))
     return w
 
 
@@ -43,8 +44,16 @@ def chunk_starts(length: int, chunk: int, hop: int, unit: int = 1) -> List[int]:
     return starts
 
 
-def overlap_add(y: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], *, chunk: int, overlap: int,
-                unit: int = 1, min_length: int = 1, batch_size: int = 4) -> torch.Tensor:
+def overlap_add(
+    y: torch.Tensor,
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    chunk: int,
+    overlap: int,
+    unit: int = 1,
+    min_length: int = 1,
+    batch_size: int = 4,
+) -> torch.Tensor:
     """``fn`` applied to a long (T,) signal chunk by chunk: returns (T,) float32.
 
     ``fn`` maps a (B, 1, L) batch of chunks to (B, 1, L). Chunks are ``chunk`` samples long
@@ -62,13 +71,14 @@ def overlap_add(y: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], *, 
     wsum = torch.zeros_like(acc)
     y_pad = torch.nn.functional.pad(y.float(), (0, acc.shape[0] - T))
     for b in range(0, len(starts), batch_size):
-        batch = starts[b:b + batch_size]
-        seg = torch.stack([y_pad[s:s + clen] for s in batch])[:, None, :]  # (B, 1, clen)
+        batch = starts[b : b + batch_size]
+        seg = torch.stack([y_pad[s : s + clen] for s in batch])[:, None, :]  # (B, 1, clen)
         est = fn(seg)  # (B, 1, clen)
         for j, s in enumerate(batch):
             i = b + j
-            w = ola_window(clen, overlap, rise=i > 0, fall=i < len(starts) - 1, device=y.device,
-                           dtype=torch.float32)
-            acc[s:s + clen] += w * est[j, 0]
-            wsum[s:s + clen] += w
+            w = ola_window(
+                clen, overlap, rise=i > 0, fall=i < len(starts) - 1, device=y.device, dtype=torch.float32
+            )
+            acc[s : s + clen] += w * est[j, 0]
+            wsum[s : s + clen] += w
     return acc[:T] / wsum[:T]

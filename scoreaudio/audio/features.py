@@ -1,4 +1,5 @@
 """Features and pictures of audio: the log-mel spectrogram (plots and metrics) and a spectrogram PNG."""
+
 from __future__ import annotations
 
 import math
@@ -45,8 +46,16 @@ def log_mel(wav, sample_rate: int, n_mels: int = 80, n_fft: int = 1024, hop: int
     window = torch.hann_window(n_fft, periodic=True, device=x.device, dtype=x.dtype)
     flat = x.reshape(-1, T)
     pad = "reflect" if T > n_fft // 2 else "constant"
-    spec = torch.stft(flat, n_fft, hop_length=hop, win_length=n_fft, window=window, center=True,
-                      pad_mode=pad, return_complex=True).abs()  # (N, F, frames)
+    spec = torch.stft(
+        flat,
+        n_fft,
+        hop_length=hop,
+        win_length=n_fft,
+        window=window,
+        center=True,
+        pad_mode=pad,
+        return_complex=True,
+    ).abs()  # (N, F, frames)
     mel = torch.matmul(_mel_basis(int(sample_rate), n_fft, n_mels, x.device, x.dtype), spec)
     out = torch.log(torch.clamp(mel, min=1e-5))
     return out.reshape(*lead, n_mels, out.shape[-1])
@@ -58,8 +67,19 @@ def _log_spectrogram(x: np.ndarray, sr: int) -> np.ndarray:
     t = torch.as_tensor(x, dtype=torch.float32)
     if t.numel() < 2:
         t = torch.nn.functional.pad(t, (0, 2 - t.numel()))
-    mag = torch.stft(t, n_fft, hop_length=n_fft // 8, window=torch.hann_window(n_fft), center=True,
-                     pad_mode="constant", return_complex=True).abs().numpy()
+    mag = (
+        torch.stft(
+            t,
+            n_fft,
+            hop_length=n_fft // 8,
+            window=torch.hann_window(n_fft),
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
+        )
+        .abs()
+        .numpy()
+    )
     return 20.0 * np.log10(np.maximum(mag, 1e-10))
 
 
@@ -68,8 +88,9 @@ def _mono(wav) -> np.ndarray:
     return x.reshape(-1, x.shape[-1]).mean(axis=0) if x.ndim > 1 else x
 
 
-def spectrogram_png(wav, sample_rate: int, path, title: Optional[str] = None, *,
-                    dynamic_range_db: float = 80.0) -> Path:
+def spectrogram_png(
+    wav, sample_rate: int, path, title: Optional[str] = None, *, dynamic_range_db: float = 80.0
+) -> Path:
     """Write a log-magnitude spectrogram of a mono signal as a PNG (atomically); returns the path.
 
     Args:
@@ -79,8 +100,9 @@ def spectrogram_png(wav, sample_rate: int, path, title: Optional[str] = None, *,
     return spectrograms_png([(wav, title)], sample_rate, path, dynamic_range_db=dynamic_range_db)
 
 
-def spectrograms_png(panels: Sequence[Tuple[object, Optional[str]]], sample_rate: int, path, *,
-                     dynamic_range_db: float = 80.0) -> Path:
+def spectrograms_png(
+    panels: Sequence[Tuple[object, Optional[str]]], sample_rate: int, path, *, dynamic_range_db: float = 80.0
+) -> Path:
     """Write stacked log-magnitude spectrograms, one panel per ``(wav, title)``, as one PNG
     (atomically); returns the path. Every panel shares one colour scale, [peak - range, peak] dB
     with the peak over all panels, so a before/after pair shows what was removed.
@@ -103,8 +125,16 @@ def spectrograms_png(panels: Sequence[Tuple[object, Optional[str]]], sample_rate
     FigureCanvasAgg(fig)
     for k, (x, db, (_, title)) in enumerate(zip(waves, dbs, panels)):
         ax = fig.add_subplot(len(panels), 1, k + 1)
-        im = ax.imshow(db, origin="lower", aspect="auto", cmap="magma", vmin=top - dynamic_range_db, vmax=top,
-                       extent=(0.0, len(x) / sr, 0.0, sr / 2 / 1000.0), interpolation="nearest")
+        im = ax.imshow(
+            db,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            vmin=top - dynamic_range_db,
+            vmax=top,
+            extent=(0.0, len(x) / sr, 0.0, sr / 2 / 1000.0),
+            interpolation="nearest",
+        )
         ax.set_ylabel("frequency (kHz)")
         if title:
             ax.set_title(title)

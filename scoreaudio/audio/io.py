@@ -6,6 +6,7 @@ missing, empty, corrupt or non-finite file — are an :class:`~scoreaudio.errors
 one-line message names the file and what to do; the error carries a short ``reason`` attribute
 (``missing``, ``empty``, ``unreadable``, ``nonfinite``) that ``scoreaudio data check`` tabulates.
 """
+
 from __future__ import annotations
 
 import os
@@ -72,8 +73,11 @@ def audio_info(path: PathLike) -> Tuple[int, int, int]:
     try:
         info = sf.info(str(path))
     except Exception as e:  # libsndfile raises RuntimeError/LibsndfileError/TypeError on junk
-        raise _fail("unreadable", f"cannot read audio file '{path}' ({one_line(e)}); "
-                                  f"it is corrupt or not audio: re-download or delete it") from None
+        raise _fail(
+            "unreadable",
+            f"cannot read audio file '{path}' ({one_line(e)}); "
+            f"it is corrupt or not audio: re-download or delete it",
+        ) from None
     return int(info.frames), int(info.samplerate), int(info.channels)
 
 
@@ -95,13 +99,17 @@ def load(path: PathLike, sample_rate: Optional[int] = None) -> Tuple[torch.Tenso
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (T, C)
     except Exception as e:
-        raise _fail("unreadable", f"cannot read audio file '{path}' ({one_line(e)}); "
-                                  f"it is corrupt or not audio: re-download or delete it") from None
+        raise _fail(
+            "unreadable",
+            f"cannot read audio file '{path}' ({one_line(e)}); "
+            f"it is corrupt or not audio: re-download or delete it",
+        ) from None
     if data.shape[0] == 0:
         raise _fail("empty", f"audio file '{path}' has no samples (zero length); delete it or re-export it")
     if not np.isfinite(data).all():
-        raise _fail("nonfinite", f"audio file '{path}' contains NaN or inf samples; re-export it "
-                                 f"(or delete it)")
+        raise _fail(
+            "nonfinite", f"audio file '{path}' contains NaN or inf samples; re-export it (or delete it)"
+        )
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if sample_rate is not None and int(sample_rate) != rate:
         mono = _soxr(mono[None, :], rate, int(sample_rate))[0]
@@ -165,8 +173,10 @@ def save(path: PathLike, wav, sample_rate: int, *, subtype: Optional[str] = None
         raise AudioError(f"cannot write '{path}': unknown extension; use one of {', '.join(_FORMATS)}")
     data = _as_channels_first(wav)  # (C, T)
     if not np.isfinite(data).all():
-        raise AudioError(f"refusing to write '{path}': the audio contains NaN or inf samples "
-                         f"(a diverged model or a bad input upstream)")
+        raise AudioError(
+            f"refusing to write '{path}': the audio contains NaN or inf samples "
+            f"(a diverged model or a bad input upstream)"
+        )
     if subtype is None:
         subtype = "VORBIS" if fmt == "OGG" else "PCM_16"
     subtype = subtype.upper()
@@ -237,8 +247,9 @@ def read_file_samples(path: PathLike, *, what: str = "process") -> Tuple[np.ndar
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)  # (T, C)
         subtype = sf.info(str(path)).subtype
     except Exception as e:  # noqa: BLE001 - libsndfile raises RuntimeError/LibsndfileError/TypeError on junk
-        raise AudioError(f"cannot read audio file '{path}' ({' '.join(str(e).split())}); "
-                         f"it is corrupt or not audio") from None
+        raise AudioError(
+            f"cannot read audio file '{path}' ({' '.join(str(e).split())}); it is corrupt or not audio"
+        ) from None
     if data.shape[0] == 0:
         raise AudioError(f"audio file '{path}' has no samples; nothing to {what}")
     if not np.isfinite(data).all():

@@ -3,6 +3,7 @@
 Used by :class:`scoreaudio.denoise.SpeechDenoiser` to pick the noise level of the prior-based
 methods when the caller does not give one.
 """
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,9 @@ ArrayLike = Union[np.ndarray, torch.Tensor]
 
 def _frames(x: np.ndarray, n: int, hop: int) -> np.ndarray:
     k = 1 + (len(x) - n) // hop
-    return np.lib.stride_tricks.as_strided(x, shape=(k, n), strides=(hop * x.strides[0], x.strides[0]),
-                                           writeable=False)
+    return np.lib.stride_tricks.as_strided(
+        x, shape=(k, n), strides=(hop * x.strides[0], x.strides[0]), writeable=False
+    )
 
 
 def _spread(k: int, max_rows: int) -> np.ndarray:
@@ -29,8 +31,14 @@ def _spread(k: int, max_rows: int) -> np.ndarray:
     return np.arange(k) if k <= max_rows else np.linspace(0, k - 1, max_rows).round().astype(int)
 
 
-def estimate_noise_std(wav: ArrayLike, sample_rate: int, *, quantile: float = 0.1,
-                       frame_seconds: float = 0.02, max_frames: int = 40000) -> float:
+def estimate_noise_std(
+    wav: ArrayLike,
+    sample_rate: int,
+    *,
+    quantile: float = 0.1,
+    frame_seconds: float = 0.02,
+    max_frames: int = 40000,
+) -> float:
     """Estimate the std of stationary additive noise in a mono recording (T,), in its units.
 
     Two minimum-statistics estimates, each unbiased for white Gaussian noise alone and biased
@@ -78,7 +86,7 @@ def estimate_noise_std(wav: ArrayLike, sample_rate: int, *, quantile: float = 0.
         e = np.empty(k, dtype=np.float64)
         for a in range(0, k, 65536):  # blocks: no full-length squared copy
             b = min(k, a + 65536)
-            e[a:b] = np.mean(np.square(x[a * n:b * n].reshape(b - a, n), dtype=np.float64), axis=1)
+            e[a:b] = np.mean(np.square(x[a * n : b * n].reshape(b - a, n), dtype=np.float64), axis=1)
         estimates.append(float(np.quantile(e, quantile)) / (chi2.ppf(quantile, n) / n))
     # 2. per-bin minimum statistics
     n_fft = 1 << max(4, int(round(math.log2(0.032 * sr))))
@@ -88,8 +96,8 @@ def estimate_noise_std(wav: ArrayLike, sample_rate: int, *, quantile: float = 0.
         rows = _spread(len(f), max_frames)
         p = np.empty((len(rows), n_fft // 2 - 1), dtype=np.float32)
         for a in range(0, len(rows), 4096):  # blocks of frames: bounded float64 temporaries
-            spec = np.fft.rfft(f[rows[a:a + 4096]] * w, axis=1)[:, 1:-1]
-            p[a:a + 4096] = np.square(np.abs(spec)) / np.sum(w * w)  # E p = sigma^2 for white noise
+            spec = np.fft.rfft(f[rows[a : a + 4096]] * w, axis=1)[:, 1:-1]
+            p[a : a + 4096] = np.square(np.abs(spec)) / np.sum(w * w)  # E p = sigma^2 for white noise
         per_bin = np.quantile(p, quantile, axis=0) / -math.log1p(-quantile)
         estimates.append(float(np.mean(per_bin)))
     if not estimates:  # shorter than one frame: all we know is an upper bound

@@ -13,6 +13,7 @@ window is built on the input's device and dtype and cached there.
 
 Features and pictures (:func:`log_mel`, :func:`spectrogram_png`) are in :mod:`scoreaudio.audio.features`.
 """
+
 from __future__ import annotations
 
 import math
@@ -92,13 +93,20 @@ class CompressedSTFT:
     kind = "stft"
     channels = 2
 
-    def __init__(self, n_fft: int = 510, hop_length: int = 128, alpha: float = 0.5, beta: float = 0.15,
-                 window: str = "hann"):
+    def __init__(
+        self,
+        n_fft: int = 510,
+        hop_length: int = 128,
+        alpha: float = 0.5,
+        beta: float = 0.15,
+        window: str = "hann",
+    ):
         if window != "hann":
             raise ConfigError(f"representation.window={window!r} is not supported; valid: hann")
         if n_fft < 4 or hop_length < 1 or hop_length > n_fft:
-            raise ConfigError(f"need n_fft >= 4 and 1 <= hop_length <= n_fft, got n_fft={n_fft}, "
-                              f"hop_length={hop_length}")
+            raise ConfigError(
+                f"need n_fft >= 4 and 1 <= hop_length <= n_fft, got n_fft={n_fft}, hop_length={hop_length}"
+            )
         if not (0.0 < alpha <= 1.0) or beta <= 0.0:
             raise ConfigError(f"need 0 < alpha <= 1 and beta > 0, got alpha={alpha}, beta={beta}")
         self.n_fft = int(n_fft)
@@ -124,9 +132,18 @@ class CompressedSTFT:
         dtype = wav.dtype
         x = wav.float() if dtype in _HALF else wav
         B, _, T = x.shape
-        X = torch.stft(x.reshape(B, T), self.n_fft, hop_length=self.hop_length, win_length=self.n_fft,
-                       window=self._window(x.device, x.dtype), center=True, pad_mode="reflect",
-                       normalized=False, onesided=True, return_complex=True)  # (B, F, N) complex
+        X = torch.stft(
+            x.reshape(B, T),
+            self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.n_fft,
+            window=self._window(x.device, x.dtype),
+            center=True,
+            pad_mode="reflect",
+            normalized=False,
+            onesided=True,
+            return_complex=True,
+        )  # (B, F, N) complex
         mag = self.beta * X.abs() ** self.alpha
         z = torch.polar(mag, X.angle())  # beta |X|^alpha e^{i angle X}
         out = torch.view_as_real(z).permute(0, 3, 1, 2)  # (B, 2, F, N)
@@ -135,16 +152,25 @@ class CompressedSTFT:
     def decode(self, x: torch.Tensor, length: int) -> torch.Tensor:
         """(B, 2, F, N) compressed spectrogram -> (B, 1, length) waveform."""
         if x.ndim != 4 or x.shape[1] != 2 or x.shape[2] != self.n_freqs:
-            raise ValueError(f"expected a spectrogram batch of shape (B, 2, {self.n_freqs}, N), "
-                             f"got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected a spectrogram batch of shape (B, 2, {self.n_freqs}, N), got {tuple(x.shape)}"
+            )
         dtype = x.dtype
         y = x.float() if dtype in _HALF else x
         z = torch.complex(y[:, 0], y[:, 1])  # (B, F, N)
         mag = (z.abs() / self.beta) ** (1.0 / self.alpha)  # undo beta |X|^alpha
         X = torch.polar(mag, z.angle())
-        wav = torch.istft(X, self.n_fft, hop_length=self.hop_length, win_length=self.n_fft,
-                          window=self._window(y.device, y.dtype), center=True, normalized=False,
-                          onesided=True, length=int(length))  # (B, length)
+        wav = torch.istft(
+            X,
+            self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.n_fft,
+            window=self._window(y.device, y.dtype),
+            center=True,
+            normalized=False,
+            onesided=True,
+            length=int(length),
+        )  # (B, length)
         return wav[:, None, :].to(dtype)
 
     def encoded_shape(self, length: int) -> Tuple[int, ...]:
@@ -182,18 +208,26 @@ class CompressedSTFT:
         a, b = self.alpha, self.beta
         complex_bins = self.n_freqs - (2 if self.n_fft % 2 == 0 else 1)
         real_bins = self.n_freqs - complex_bins
-        var_complex = b * b * v ** a * math.gamma(1.0 + a)  # re^2 + im^2, per complex bin
-        var_real = b * b * v ** a * 2.0 ** a * math.gamma(a + 0.5) / math.sqrt(math.pi)  # re^2 only
+        var_complex = b * b * v**a * math.gamma(1.0 + a)  # re^2 + im^2, per complex bin
+        var_real = b * b * v**a * 2.0**a * math.gamma(a + 0.5) / math.sqrt(math.pi)  # re^2 only
         mean_var = (complex_bins * var_complex + real_bins * var_real) / (2 * self.n_freqs)
         return math.sqrt(mean_var)
 
     def to_dict(self) -> Dict[str, object]:
-        return {"kind": self.kind, "n_fft": self.n_fft, "hop_length": self.hop_length,
-                "alpha": self.alpha, "beta": self.beta, "window": self.window}
+        return {
+            "kind": self.kind,
+            "n_fft": self.n_fft,
+            "hop_length": self.hop_length,
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "window": self.window,
+        }
 
     def __repr__(self) -> str:
-        return (f"CompressedSTFT(n_fft={self.n_fft}, hop_length={self.hop_length}, alpha={self.alpha}, "
-                f"beta={self.beta}, window={self.window!r})")
+        return (
+            f"CompressedSTFT(n_fft={self.n_fft}, hop_length={self.hop_length}, alpha={self.alpha}, "
+            f"beta={self.beta}, window={self.window!r})"
+        )
 
 
 REPRESENTATIONS = {"waveform": Waveform, "stft": CompressedSTFT}
@@ -218,15 +252,25 @@ def build_representation(rep_cfg) -> Representation:
     if kind == "waveform":
         return Waveform()
     if kind == "stft":
-        return CompressedSTFT(n_fft=int(rep_cfg.n_fft), hop_length=int(rep_cfg.hop_length),
-                              alpha=float(rep_cfg.alpha), beta=float(rep_cfg.beta),
-                              window=str(rep_cfg.window))
+        return CompressedSTFT(
+            n_fft=int(rep_cfg.n_fft),
+            hop_length=int(rep_cfg.hop_length),
+            alpha=float(rep_cfg.alpha),
+            beta=float(rep_cfg.beta),
+            window=str(rep_cfg.window),
+        )
     raise ConfigError(f"representation.kind={kind!r} is not one of: {', '.join(REPRESENTATIONS)}")
 
 
 @torch.no_grad()
-def estimate_model_noise_std(rep: Representation, clean: torch.Tensor, waveform_noise_std: float, *,
-                             generator: Optional[torch.Generator] = None, draws: int = 4) -> float:
+def estimate_model_noise_std(
+    rep: Representation,
+    clean: torch.Tensor,
+    waveform_noise_std: float,
+    *,
+    generator: Optional[torch.Generator] = None,
+    draws: int = 4,
+) -> float:
     """Measure the model-space std of white waveform noise on a given signal.
 
     Returns ``sqrt(mean((encode(clean + s n) - encode(clean))**2))`` over all elements and

@@ -1,4 +1,5 @@
 """``scoreaudio data info|check``: what a corpus holds, and which of its files are bad."""
+
 from __future__ import annotations
 
 from typing import List, Sequence, Tuple

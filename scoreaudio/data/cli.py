@@ -1,4 +1,5 @@
 """`scoreaudio data info|check RECIPE [key=value ...]`: what a recipe's dataset holds, and whether it reads."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,9 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
     check = sub.add_parser("check", help="read every file once; list unreadable, empty, silent or NaN files")
     for q in (info, check):
         q.add_argument("recipe", help="recipe YAML or name (e.g. recipes/ljspeech.yaml)")
-        q.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. data.root=PATH")
+        q.add_argument(
+            "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. data.root=PATH"
+        )
 
 
 def run_cli(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ Splits (train / valid / test):
 * **synthetic** — the built-in corpus (:mod:`.synthetic`): its own fixed train/valid/test by the
   ``data.synthetic`` counts.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -64,7 +65,7 @@ EXPECTED = {
     "ljspeech": "{root}/metadata.csv and {root}/wavs/",
     "vctk": "{root}/wav48_silence_trimmed/ (VCTK 0.92) or {root}/wav48/ (VCTK-Corpus), with {root}/txt/",
     "voicebank_demand": "{root}/clean_trainset_28spk_wav/, noisy_trainset_28spk_wav/, clean_testset_wav/ "
-                        "and noisy_testset_wav/",
+    "and noisy_testset_wav/",
     "librispeech": "subset folders like {root}/train-clean-100/<speaker>/<chapter>/*.flac",
     "libritts": "subset folders like {root}/train-clean-100/<speaker>/<chapter>/*.wav",
     "sc09": "{root}/zero/ ... {root}/nine/ with validation_list.txt and testing_list.txt",
@@ -106,15 +107,26 @@ class _Scanner:
         except AudioError:
             self.unreadable.append(str(path))
             frames, rate, duration = 0, 0, 0.0
-        return AudioMeta(id=id, path=str(path), duration=round(float(duration), 6), sample_rate=int(rate),
-                         speaker=speaker, text=text, split=split,
-                         noisy_path=None if noisy_path is None else str(noisy_path))
+        return AudioMeta(
+            id=id,
+            path=str(path),
+            duration=round(float(duration), 6),
+            sample_rate=int(rate),
+            speaker=speaker,
+            text=text,
+            split=split,
+            noisy_path=None if noisy_path is None else str(noisy_path),
+        )
 
     def report(self) -> None:
         if self.unreadable:
-            log.warning("%s: %d file(s) could not be read and will be skipped (first: %s); "
-                        "run `scoreaudio data check` for the list", self.name, len(self.unreadable),
-                        _first(self.unreadable))
+            log.warning(
+                "%s: %d file(s) could not be read and will be skipped (first: %s); "
+                "run `scoreaudio data check` for the list",
+                self.name,
+                len(self.unreadable),
+                _first(self.unreadable),
+            )
 
 
 def _audio_files(folder: Path, exts: Iterable[str]) -> List[Path]:
@@ -122,8 +134,9 @@ def _audio_files(folder: Path, exts: Iterable[str]) -> List[Path]:
     exts = tuple(e.lower() for e in exts)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in exts)
+    return sorted(
+        p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in exts
+    )
 
 
 def _subdirs(folder: Path) -> List[Path]:
@@ -162,8 +175,10 @@ def read_ljspeech(root: Path, data_cfg) -> List[AudioMeta]:
                 continue
             parts = line.split("|")  # quotes are not special in LJSpeech
             if len(parts) < 2 or not parts[0]:
-                raise DataError(f"ljspeech: {csv} line {lineno} is not 'id|text|normalized text'; "
-                                f"re-download metadata.csv")
+                raise DataError(
+                    f"ljspeech: {csv} line {lineno} is not 'id|text|normalized text'; "
+                    f"re-download metadata.csv"
+                )
             uid = parts[0].strip()
             text = (parts[2] if len(parts) > 2 and parts[2].strip() else parts[1]).strip() or None
             wav = wavs / f"{uid}.wav"
@@ -172,12 +187,19 @@ def read_ljspeech(root: Path, data_cfg) -> List[AudioMeta]:
                 continue
             m = _LJ_ID.match(uid)
             chapter = int(m.group(1)) if m else -1
-            split = ("test" if chapter in LJSPEECH_TEST_CHAPTERS else
-                     "valid" if chapter in LJSPEECH_VALID_CHAPTERS else "train")
+            split = (
+                "test"
+                if chapter in LJSPEECH_TEST_CHAPTERS
+                else "valid"
+                if chapter in LJSPEECH_VALID_CHAPTERS
+                else "train"
+            )
             metas.append(scan.meta(wav, uid, split, speaker="LJ", text=text))
     if missing:
-        raise DataError(f"ljspeech: {len(missing)} clip(s) listed in metadata.csv are missing from "
-                        f"{wavs} ({_first(missing)}); re-extract LJSpeech-1.1")
+        raise DataError(
+            f"ljspeech: {len(missing)} clip(s) listed in metadata.csv are missing from "
+            f"{wavs} ({_first(missing)}); re-extract LJSpeech-1.1"
+        )
     scan.report()
     return metas
 
@@ -210,9 +232,11 @@ def read_vctk(root: Path, data_cfg) -> List[AudioMeta]:
             text = _read_text(root / "txt" / spk / f"{uid}.txt")
             metas.append(scan.meta(p, uid, split, speaker=spk, text=text))
     if not metas:
-        raise DataError(f"vctk: no audio found under '{audio_root}' (expected <speaker>/<speaker>_NNN"
-                        f"{'_mic1.flac' if audio_root.name.endswith('trimmed') else '.wav'}); "
-                        f"re-extract VCTK or {_hint(data_cfg)}")
+        raise DataError(
+            f"vctk: no audio found under '{audio_root}' (expected <speaker>/<speaker>_NNN"
+            f"{'_mic1.flac' if audio_root.name.endswith('trimmed') else '.wav'}); "
+            f"re-extract VCTK or {_hint(data_cfg)}"
+        )
     scan.report()
     return metas
 
@@ -233,8 +257,14 @@ def read_voicebank_demand(root: Path, data_cfg) -> List[AudioMeta]:
     root = Path(root)
     groups = []  # (clean folder, noisy folder, text folder, is_test)
     for tag in ("28spk", "56spk"):
-        groups.append((root / f"clean_trainset_{tag}_wav", root / f"noisy_trainset_{tag}_wav",
-                       root / f"trainset_{tag}_txt", False))
+        groups.append(
+            (
+                root / f"clean_trainset_{tag}_wav",
+                root / f"noisy_trainset_{tag}_wav",
+                root / f"trainset_{tag}_txt",
+                False,
+            )
+        )
     groups.append((root / "clean_testset_wav", root / "noisy_testset_wav", root / "testset_txt", True))
     present = [g for g in groups if g[0].is_dir() or g[1].is_dir()]
     if not any(not g[3] for g in present):
@@ -246,8 +276,10 @@ def read_voicebank_demand(root: Path, data_cfg) -> List[AudioMeta]:
     for clean, noisy, txt, is_test in present:
         for have, lack in ((clean, noisy), (noisy, clean)):
             if have.is_dir() and not lack.is_dir():
-                raise DataError(f"voicebank_demand: found '{have}' but not its partner folder '{lack}'; "
-                                f"extract both archives into {root}")
+                raise DataError(
+                    f"voicebank_demand: found '{have}' but not its partner folder '{lack}'; "
+                    f"extract both archives into {root}"
+                )
         pairs, only_clean, only_noisy = _pair_folder(clean, noisy)
         lonely_clean += [f"{clean.name}/{n}" for n in only_clean]
         lonely_noisy += [f"{noisy.name}/{n}" for n in only_noisy]
@@ -262,8 +294,10 @@ def read_voicebank_demand(root: Path, data_cfg) -> List[AudioMeta]:
             metas.append(scan.meta(c, uid, split, speaker=spk, text=text, noisy_path=n))
     lonely = lonely_clean + lonely_noisy
     if lonely:
-        raise DataError(f"voicebank_demand: {len(lonely)} file(s) have no clean/noisy partner "
-                        f"({_first(lonely)}); re-extract the archives or remove the unpaired files")
+        raise DataError(
+            f"voicebank_demand: {len(lonely)} file(s) have no clean/noisy partner "
+            f"({_first(lonely)}); re-extract the archives or remove the unpaired files"
+        )
     if not metas:
         raise DataError(f"voicebank_demand: no .wav pairs found under '{root}'; re-extract the archives")
     scan.report()
@@ -278,8 +312,13 @@ def _libri_subsets(name: str, data_cfg) -> Dict[str, Tuple[List[str], bool]]:
     return out
 
 
-def _read_libri(name: str, root: Path, data_cfg, exts: Tuple[str, ...],
-                text_of: Callable[[Path, Dict[Path, Dict[str, str]]], Optional[str]]) -> List[AudioMeta]:
+def _read_libri(
+    name: str,
+    root: Path,
+    data_cfg,
+    exts: Tuple[str, ...],
+    text_of: Callable[[Path, Dict[Path, Dict[str, str]]], Optional[str]],
+) -> List[AudioMeta]:
     root = Path(root)
     available = [d.name for d in _subdirs(root)] if root.is_dir() else []
     subsets = _libri_subsets(name, data_cfg)
@@ -295,19 +334,32 @@ def _read_libri(name: str, root: Path, data_cfg, exts: Tuple[str, ...],
             if not d.is_dir():
                 if explicit or split == "train":
                     key = f"data.{split}_subsets"
-                    raise DataError(f"{name}: subset '{sub}' not found under '{root}' (available: "
-                                    f"{', '.join(available) or 'none'}); set {key}=[...] or add the subset")
-                log.warning("%s: default %s subset '%s' not found under %s; the %s split is empty "
-                            "(set data.%s_subsets)", name, split, sub, root, split, split)
+                    raise DataError(
+                        f"{name}: subset '{sub}' not found under '{root}' (available: "
+                        f"{', '.join(available) or 'none'}); set {key}=[...] or add the subset"
+                    )
+                log.warning(
+                    "%s: default %s subset '%s' not found under %s; the %s split is empty "
+                    "(set data.%s_subsets)",
+                    name,
+                    split,
+                    sub,
+                    root,
+                    split,
+                    split,
+                )
                 continue
             for spk_dir in _subdirs(d):
                 for chap_dir in _subdirs(spk_dir):
                     for p in _audio_files(chap_dir, exts):
-                        metas.append(scan.meta(p, p.stem, split, speaker=spk_dir.name,
-                                               text=text_of(p, cache)))
+                        metas.append(
+                            scan.meta(p, p.stem, split, speaker=spk_dir.name, text=text_of(p, cache))
+                        )
     if not metas:
-        raise DataError(f"{name}: no audio files in the selected subsets under '{root}' "
-                        f"(expected <subset>/<speaker>/<chapter>/*{exts[0]})")
+        raise DataError(
+            f"{name}: no audio files in the selected subsets under '{root}' "
+            f"(expected <subset>/<speaker>/<chapter>/*{exts[0]})"
+        )
     scan.report()
     return metas
 
@@ -362,8 +414,10 @@ def read_sc09(root: Path, data_cfg) -> List[AudioMeta]:
     for split, fname in (("valid", "validation_list.txt"), ("test", "testing_list.txt")):
         f = root / fname
         if not f.is_file():
-            raise DataError(f"sc09: '{f}' not found; it ships with Speech Commands v0.02 (re-extract the "
-                            f"archive into {root})")
+            raise DataError(
+                f"sc09: '{f}' not found; it ships with Speech Commands v0.02 (re-extract the "
+                f"archive into {root})"
+            )
         lists[split] = {ln.strip() for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()}
     scan = _Scanner("sc09")
     metas = []
@@ -374,22 +428,21 @@ def read_sc09(root: Path, data_cfg) -> List[AudioMeta]:
             spk = p.stem.split("_nohash_")[0]
             metas.append(scan.meta(p, f"{word}_{p.stem}", split, speaker=spk, text=word))
     if not metas:
-        raise DataError(f"sc09: no .wav files in the digit folders under '{root}'; "
-                        f"re-extract Speech Commands")
+        raise DataError(
+            f"sc09: no .wav files in the digit folders under '{root}'; re-extract Speech Commands"
+        )
     scan.report()
     return metas
 
 
 def hash_split(rel_path: str, valid_fraction: float, test_fraction: float) -> str:
     """The folder corpus' split of a file, from sha1 of its relative POSIX path (stable)."""
-    u = int.from_bytes(hashlib.sha1(rel_path.encode("utf-8")).digest()[:8], "big") / 2.0 ** 64
+    u = int.from_bytes(hashlib.sha1(rel_path.encode("utf-8")).digest()[:8], "big") / 2.0**64
     if u < test_fraction:
         return "test"
     if u < test_fraction + valid_fraction:
         return "valid"
     return "train"
-
-
 
 
 def read_folder(root: Path, data_cfg) -> List[AudioMeta]:
@@ -405,15 +458,19 @@ def read_folder(root: Path, data_cfg) -> List[AudioMeta]:
     vf = float(getattr(data_cfg, "valid_fraction", 0.05))
     tf = float(getattr(data_cfg, "test_fraction", 0.05))
     if vf < 0 or tf < 0 or vf + tf >= 1:
-        raise DataError(f"folder: need valid_fraction, test_fraction >= 0 with a sum below 1, got "
-                        f"{vf} and {tf}; fix data.valid_fraction / data.test_fraction")
+        raise DataError(
+            f"folder: need valid_fraction, test_fraction >= 0 with a sum below 1, got "
+            f"{vf} and {tf}; fix data.valid_fraction / data.test_fraction"
+        )
     split_by = str(getattr(data_cfg, "split_by", "file"))
     if split_by not in ("file", "speaker"):
         raise DataError(f"folder: data.split_by={split_by!r} is not one of: file, speaker")
     files = find_audio_files(root)
     if not files:
-        raise DataError(f"folder: no audio files ({' '.join(AUDIO_EXTS)}) found under '{root}'; "
-                        f"point data.root at a folder of recordings")
+        raise DataError(
+            f"folder: no audio files ({' '.join(AUDIO_EXTS)}) found under '{root}'; "
+            f"point data.root at a folder of recordings"
+        )
     scan = _Scanner("folder")
     metas = []
     for p in files:
@@ -503,8 +560,11 @@ def _settings(cfg) -> Dict[str, object]:
     if d.dataset in ("librispeech", "libritts"):
         s.update(train=list(d.train_subsets), valid=list(d.valid_subsets), test=list(d.test_subsets))
     if d.dataset == "folder":
-        s.update(valid_fraction=float(d.valid_fraction), test_fraction=float(d.test_fraction),
-                 split_by=str(d.split_by))
+        s.update(
+            valid_fraction=float(d.valid_fraction),
+            test_fraction=float(d.test_fraction),
+            split_by=str(d.split_by),
+        )
     if d.dataset == "synthetic":
         s.update(corpus=corpus_key(d.synthetic, int(d.sample_rate)))
     return s
@@ -566,5 +626,6 @@ def build_manifest(cfg, cache_dir: Optional[Path] = None) -> Dict[str, List[Audi
     for m in metas:
         out[m.split].append(m)
     cap = cfg.data.max_files
-    return {s: _cap(sorted(out.get(s, []), key=lambda m: m.id), None if cap is None else int(cap))
-            for s in SPLITS}
+    return {
+        s: _cap(sorted(out.get(s, []), key=lambda m: m.id), None if cap is None else int(cap)) for s in SPLITS
+    }

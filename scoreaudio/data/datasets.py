@@ -11,6 +11,7 @@ only for paired corpora or with a :class:`NoiseMixer`). The key decides where ra
 
 Waveforms stay waveforms here; the representation runs on the device in the training step.
 """
+
 from __future__ import annotations
 
 import logging
@@ -88,8 +89,9 @@ def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarra
         raise DataError(f"mix_at_snr: clean {clean.shape} and noise {noise.shape} differ in shape")
     p_noise = float(np.mean(noise.astype(np.float64) ** 2)) if noise.size else 0.0
     if not math.isfinite(p_noise) or p_noise <= 0.0:
-        raise DataError("mix_at_snr: the noise is all zero or not finite; check the noise source "
-                        "(a silent noise file?)")
+        raise DataError(
+            "mix_at_snr: the noise is all zero or not finite; check the noise source (a silent noise file?)"
+        )
     p_clean = float(np.mean(clean.astype(np.float64) ** 2))
     if p_clean <= 0.0:
         p_clean = SILENT_REFERENCE_POWER
@@ -111,9 +113,17 @@ class NoiseMixer:
     replaces them.
     """
 
-    def __init__(self, kinds: Sequence[str] = ("white", "pink", "brown"), folder=None,
-                 snr_db_min: float = 0.0, snr_db_max: float = 20.0, sample_rate: int = 16000,
-                 sources=None, reverb_prob: float = 0.0, reverb_rt60: Sequence[float] = (0.2, 0.8)):
+    def __init__(
+        self,
+        kinds: Sequence[str] = ("white", "pink", "brown"),
+        folder=None,
+        snr_db_min: float = 0.0,
+        snr_db_max: float = 20.0,
+        sample_rate: int = 16000,
+        sources=None,
+        reverb_prob: float = 0.0,
+        reverb_rt60: Sequence[float] = (0.2, 0.8),
+    ):
         from .noise_sources import GeneratedNoise, RecordedNoise, WeightedSources, noise_files
 
         self.kinds = [] if sources is not None else list(kinds or [])
@@ -121,13 +131,16 @@ class NoiseMixer:
             kinds = list(kinds or [])
             bad = [k for k in kinds if k not in NOISE_KINDS]
             if bad:
-                raise DataError(f"unknown noise kind(s) {bad} in data.noise_mix.kinds; valid: "
-                                f"{', '.join(NOISE_KINDS)}")
+                raise DataError(
+                    f"unknown noise kind(s) {bad} in data.noise_mix.kinds; valid: {', '.join(NOISE_KINDS)}"
+                )
             items: list = [GeneratedNoise(k) for k in kinds]
             if folder:
                 items.append(RecordedNoise("folder", noise_files("folder", folder, split="all"), sample_rate))
             if not items:
-                raise DataError("noise mixing has no source: give data.noise_mix.kinds or data.noise_mix.folder")
+                raise DataError(
+                    "noise mixing has no source: give data.noise_mix.kinds or data.noise_mix.folder"
+                )
             sources = WeightedSources(items, np.full(len(items), 1.0 / len(items)))
         self.sources = sources
         if float(snr_db_min) > float(snr_db_max):
@@ -136,15 +149,18 @@ class NoiseMixer:
             raise DataError(f"data.noise_mix.reverb_prob must be in [0, 1], got {reverb_prob}")
         lo, hi = (float(v) for v in reverb_rt60)
         if float(reverb_prob) > 0 and not 0.05 <= lo <= hi <= 3.0:  # checked now, not at the first room
-            raise DataError(f"data.noise_mix.reverb_rt60 must be within [0.05, 3] s with min <= max, got "
-                            f"{list(reverb_rt60)}")
+            raise DataError(
+                f"data.noise_mix.reverb_rt60 must be within [0.05, 3] s with min <= max, got "
+                f"{list(reverb_rt60)}"
+            )
         self.snr_db_min, self.snr_db_max = float(snr_db_min), float(snr_db_max)
         self.sample_rate = int(sample_rate)
         self.reverb_prob, self.reverb_rt60 = float(reverb_prob), tuple(reverb_rt60)
 
     @classmethod
-    def from_config(cls, noise_cfg, sample_rate: int, *, train_metas: Sequence = (),
-                    split: Optional[str] = None) -> "NoiseMixer":
+    def from_config(
+        cls, noise_cfg, sample_rate: int, *, train_metas: Sequence = (), split: Optional[str] = None
+    ) -> "NoiseMixer":
         """From a NoiseMixConfig (``data.noise_mix``); ``train_metas`` feed babble, ``split``
         overrides every recording source's split (the benchmark's test noise)."""
         from .noise_sources import build_sources
@@ -154,20 +170,30 @@ class NoiseMixer:
             roots = [str(src.get("root")) for src in noise_cfg.sources]
             if noise_cfg.folder and str(noise_cfg.folder) not in roots:
                 # with sources set, `folder` is read only through a source's root: say so, never drop it
-                raise ConfigError(f"data.noise_mix.folder={noise_cfg.folder} is not used: data.noise_mix.sources "
-                                  f"is set and no entry has that root; add {{kind: folder, root: "
-                                  f"{noise_cfg.folder}}} to the sources, or drop the folder override")
+                raise ConfigError(
+                    f"data.noise_mix.folder={noise_cfg.folder} is not used: data.noise_mix.sources "
+                    f"is set and no entry has that root; add {{kind: folder, root: "
+                    f"{noise_cfg.folder}}} to the sources, or drop the folder override"
+                )
             sources = build_sources(noise_cfg.sources, sample_rate, train_metas=train_metas, split=split)
-        return cls(kinds=list(noise_cfg.kinds), folder=noise_cfg.folder, snr_db_min=noise_cfg.snr_db_min,
-                   snr_db_max=noise_cfg.snr_db_max, sample_rate=sample_rate, sources=sources,
-                   reverb_prob=float(noise_cfg.reverb_prob), reverb_rt60=tuple(noise_cfg.reverb_rt60))
+        return cls(
+            kinds=list(noise_cfg.kinds),
+            folder=noise_cfg.folder,
+            snr_db_min=noise_cfg.snr_db_min,
+            snr_db_max=noise_cfg.snr_db_max,
+            sample_rate=sample_rate,
+            sources=sources,
+            reverb_prob=float(noise_cfg.reverb_prob),
+            reverb_rt60=tuple(noise_cfg.reverb_rt60),
+        )
 
     def noise(self, n: int, rng: np.random.Generator, speaker: Optional[str] = None) -> np.ndarray:
         """A noise segment of ``n`` samples (float64, unnormalised)."""
         return self.sources.segment(int(n), rng, speaker=speaker)
 
-    def mix_pair(self, clean: np.ndarray, rng: np.random.Generator, speaker: Optional[str] = None
-                 ) -> Tuple[np.ndarray, np.ndarray, float]:
+    def mix_pair(
+        self, clean: np.ndarray, rng: np.random.Generator, speaker: Optional[str] = None
+    ) -> Tuple[np.ndarray, np.ndarray, float]:
         """``(target, noisy, snr_db)``: the target is ``clean``, or its early-reverberant version
         when this example was put in a room (see the class doc)."""
         snr = float(rng.uniform(self.snr_db_min, self.snr_db_max))
@@ -176,13 +202,17 @@ class NoiseMixer:
         if self.reverb_prob > 0 and rng.random() < self.reverb_prob:
             from .reverb import random_rir, reverberate
 
-            full, early = reverberate(clean.astype(np.float64), random_rir(rng, self.sample_rate, self.reverb_rt60),
-                                      self.sample_rate)
+            full, early = reverberate(
+                clean.astype(np.float64),
+                random_rir(rng, self.sample_rate, self.reverb_rt60),
+                self.sample_rate,
+            )
             speech, target = full.astype(clean.dtype), early.astype(clean.dtype)
         return target, mix_at_snr(speech, noise, snr), snr
 
-    def mix(self, clean: np.ndarray, rng: np.random.Generator, speaker: Optional[str] = None
-            ) -> Tuple[np.ndarray, float]:
+    def mix(
+        self, clean: np.ndarray, rng: np.random.Generator, speaker: Optional[str] = None
+    ) -> Tuple[np.ndarray, float]:
         """``(noisy, snr_db)``: noise from a random source at a random SNR (no reverberation)."""
         snr = float(rng.uniform(self.snr_db_min, self.snr_db_max))
         noise = self.noise(len(clean), rng, speaker=speaker)
@@ -224,17 +254,29 @@ class SegmentDataset(torch.utils.data.Dataset):
             normalisation when silent, and a bad file raises.
     """
 
-    def __init__(self, metas: Sequence[AudioMeta], sample_rate: int, segment_seconds: Optional[float], *,
-                 normalize: str = "peak", peak_level: float = 0.9, rms_db: float = -25.0,
-                 noise_mixer: Optional[NoiseMixer] = None, train: bool = True, max_boost_db: float = 20.0):
+    def __init__(
+        self,
+        metas: Sequence[AudioMeta],
+        sample_rate: int,
+        segment_seconds: Optional[float],
+        *,
+        normalize: str = "peak",
+        peak_level: float = 0.9,
+        rms_db: float = -25.0,
+        noise_mixer: Optional[NoiseMixer] = None,
+        train: bool = True,
+        max_boost_db: float = 20.0,
+    ):
         if normalize not in ("peak", "rms", "none"):
             raise DataError(f"data.normalize={normalize!r} is not one of: peak, rms, none")
         usable = [m for m in metas if m.sample_rate > 0 and m.duration > 0]
         self.skipped_unreadable = len(metas) - len(usable)
         if self.skipped_unreadable:
-            log.warning("skipping %d file(s) that could not be read or are empty (first: %s)",
-                        self.skipped_unreadable,
-                        next(m.path for m in metas if not (m.sample_rate > 0 and m.duration > 0)))
+            log.warning(
+                "skipping %d file(s) that could not be read or are empty (first: %s)",
+                self.skipped_unreadable,
+                next(m.path for m in metas if not (m.sample_rate > 0 and m.duration > 0)),
+            )
         self.metas: List[AudioMeta] = usable
         self.sample_rate = int(sample_rate)
         self.segment = None if segment_seconds is None else max(1, int(round(segment_seconds * sample_rate)))
@@ -263,7 +305,7 @@ class SegmentDataset(torch.utils.data.Dataset):
     def _crop(self, x: np.ndarray, start: int) -> np.ndarray:
         if self.segment is None:
             return x
-        seg = x[start:start + self.segment]
+        seg = x[start : start + self.segment]
         if len(seg) < self.segment:
             seg = np.pad(seg, (0, self.segment - len(seg)))
         return seg
@@ -317,7 +359,9 @@ class SegmentDataset(torch.utils.data.Dataset):
             y = None if noisy is None else self._crop(noisy, start)
             if self.noise_mixer is not None:
                 # babble leaves out the target's speaker (its own file when the corpus has no labels)
-                c, y, _ = self.noise_mixer.mix_pair(c, rng, speaker=self.metas[i].speaker or self.metas[i].path)
+                c, y, _ = self.noise_mixer.mix_pair(
+                    c, rng, speaker=self.metas[i].speaker or self.metas[i].path
+                )
             ref_seg, ref_whole = (y, noisy if noisy is not None else clean) if y is not None else (c, clean)
             g = 1.0 if silent else self._gain(ref_seg, ref_whole)
             out = {"clean": torch.from_numpy(np.ascontiguousarray(c * g, dtype=np.float32))[None]}
@@ -327,10 +371,14 @@ class SegmentDataset(torch.utils.data.Dataset):
                 out[SKIPPED] = skipped
             return out
         if skipped:
-            raise DataError(f"none of the {n} files of this split can be used ({len(skipped)} cannot be read, "
-                            f"the rest are silent); run `scoreaudio data check`")
-        raise DataError(f"all {n} files of this split are silent (peak below {SILENT_INPUT_PEAK}); "
-                        f"run `scoreaudio data check`")
+            raise DataError(
+                f"none of the {n} files of this split can be used ({len(skipped)} cannot be read, "
+                f"the rest are silent); run `scoreaudio data check`"
+            )
+        raise DataError(
+            f"all {n} files of this split are silent (peak below {SILENT_INPUT_PEAK}); "
+            f"run `scoreaudio data check`"
+        )
 
 
 def build_datasets(cfg, cache_dir: Optional[Path] = None) -> Dict[str, SegmentDataset]:
@@ -354,14 +402,26 @@ def build_datasets(cfg, cache_dir: Optional[Path] = None) -> Dict[str, SegmentDa
             log.warning("%s has its own noisy files; data.noise_mix is ignored", d.dataset)
         else:
             mixer = NoiseMixer.from_config(d.noise_mix, int(d.sample_rate), train_metas=manifest["train"])
-    out = {split: SegmentDataset(metas, int(d.sample_rate), float(d.segment_seconds),
-                                 normalize=str(d.normalize), peak_level=float(d.peak_level),
-                                 rms_db=float(d.rms_db), noise_mixer=mixer, train=(split == "train"))
-           for split, metas in manifest.items()}
+    out = {
+        split: SegmentDataset(
+            metas,
+            int(d.sample_rate),
+            float(d.segment_seconds),
+            normalize=str(d.normalize),
+            peak_level=float(d.peak_level),
+            rms_db=float(d.rms_db),
+            noise_mixer=mixer,
+            train=(split == "train"),
+        )
+        for split, metas in manifest.items()
+    }
     if len(out["train"]) == 0:
         listed = len(manifest["train"])
-        why = (f"no usable training files ({listed} listed, all unreadable or empty)" if listed
-               else "the train split is empty; check data.root and the split settings")
+        why = (
+            f"no usable training files ({listed} listed, all unreadable or empty)"
+            if listed
+            else "the train split is empty; check data.root and the split settings"
+        )
         raise DataError(f"{d.dataset}: {why}; run `scoreaudio data check` for details")
     if len(out["valid"]) == 0:
         log.warning("%s: the valid split is empty; validation will have nothing to score", d.dataset)
@@ -389,6 +449,8 @@ def build_training_sets(cfg, d, *, cache_dir: Optional[Path] = None):
     if len(train_set) == 0:
         raise DataError(f"{cfg.data.dataset}: the train split has no usable files")
     if is_conditional(cfg) and "noisy" not in train_set[0]:
-        raise ConfigError("a conditional model (model.conditional=true or loss=cdsm) needs clean/noisy pairs: "
-                          "a paired corpus (voicebank_demand) or data.noise_mix.enabled=true")
+        raise ConfigError(
+            "a conditional model (model.conditional=true or loss=cdsm) needs clean/noisy pairs: "
+            "a paired corpus (voicebank_demand) or data.noise_mix.enabled=true"
+        )
     return train_set, valid_set

@@ -1,4 +1,5 @@
 """Manifests: one :class:`AudioMeta` per utterance, stored as JSON Lines (one object a line)."""
+
 from __future__ import annotations
 
 import json
@@ -36,6 +37,7 @@ _FIELDS = {f.name for f in fields(AudioMeta)}
 
 def write_manifest(path, metas: Iterable[AudioMeta]) -> Path:
     """Write metas as JSON Lines, atomically (temp file then rename); creates parent folders."""
+
     def write(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as f:
             for m in metas:
@@ -66,10 +68,13 @@ def read_manifest(path) -> List[AudioMeta]:
                     raise ValueError(f"unknown fields {sorted(unknown)}")
                 m = AudioMeta(**d)
             except (ValueError, TypeError) as e:
-                raise DataError(f"manifest '{path}' line {lineno} is not a valid entry ({e}); "
-                                f"delete the file to rebuild it") from None
+                raise DataError(
+                    f"manifest '{path}' line {lineno} is not a valid entry ({e}); "
+                    f"delete the file to rebuild it"
+                ) from None
             if m.split not in SPLITS:
-                raise DataError(f"manifest '{path}' line {lineno}: split {m.split!r} is not one of "
-                                f"{', '.join(SPLITS)}")
+                raise DataError(
+                    f"manifest '{path}' line {lineno}: split {m.split!r} is not one of {', '.join(SPLITS)}"
+                )
             out.append(m)
     return out

@@ -29,6 +29,7 @@ MUSAN, whose numbered files, ``noise-free-sound-0000.wav``, are distinct recordi
 Everything random comes from the ``rng`` the caller passes: with the trainer's (seed, step) rngs,
 a resumed run draws the same noise.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -77,11 +78,12 @@ def noise_group(rel_path: str, pieces: bool = True) -> str:
 def noise_split(rel_path: str, test_share: float = DEFAULT_TEST_SHARE, pieces: bool = True) -> str:
     """``"test"`` or ``"train"`` for a noise file, from sha1 of :func:`noise_group` (stable)."""
     digest = hashlib.sha1(noise_group(rel_path, pieces).encode("utf-8")).digest()[:8]
-    return "test" if int.from_bytes(digest, "big") / 2.0 ** 64 < test_share else "train"
+    return "test" if int.from_bytes(digest, "big") / 2.0**64 < test_share else "train"
 
 
-def _hash_split(files: List[Path], root: Path, split: str, test_share: float, pieces: bool = True
-                ) -> List[Path]:
+def _hash_split(
+    files: List[Path], root: Path, split: str, test_share: float, pieces: bool = True
+) -> List[Path]:
     if split == "all":
         return files
     want = "test" if split in ("test", "valid") else "train"
@@ -92,8 +94,9 @@ def _files_folder(root: Path, split: str, test_share: float, **_) -> List[Path]:
     return _hash_split(find_audio_files(root), root, split, test_share)
 
 
-def _files_musan(root: Path, split: str, test_share: float, subsets: Sequence[str] = ("noise", "music"),
-                 **_) -> List[Path]:
+def _files_musan(
+    root: Path, split: str, test_share: float, subsets: Sequence[str] = ("noise", "music"), **_
+) -> List[Path]:
     bad = [s for s in subsets if s not in ("noise", "music", "speech")]
     if bad:
         raise DataError(f"musan: unknown subset(s) {bad}; valid: noise, music, speech")
@@ -143,13 +146,17 @@ def _files_dns(root: Path, split: str, test_share: float, **_) -> List[Path]:
 
 
 _READERS: Dict[str, Callable[..., List[Path]]] = {
-    "folder": _files_folder, "musan": _files_musan, "demand": _files_demand, "wham": _files_wham,
+    "folder": _files_folder,
+    "musan": _files_musan,
+    "demand": _files_demand,
+    "wham": _files_wham,
     "dns": _files_dns,
 }
 
 
-def noise_files(kind: str, root, *, split: str = "train", test_share: float = DEFAULT_TEST_SHARE,
-                **options) -> List[Path]:
+def noise_files(
+    kind: str, root, *, split: str = "train", test_share: float = DEFAULT_TEST_SHARE, **options
+) -> List[Path]:
     """The audio files of a noise corpus laid out as ``kind`` (see :data:`LAYOUTS`), for ``split``.
 
     Raises:
@@ -162,8 +169,10 @@ def noise_files(kind: str, root, *, split: str = "train", test_share: float = DE
     if not 0.0 <= float(test_share) <= 1.0:
         raise DataError(f"noise test_share must be a fraction in [0, 1], got {test_share}")
     if root is None or str(root) == "":
-        raise DataError(f"noise source '{kind}' needs a root folder ({LAYOUTS[kind]}): set its root "
-                        f"(recipes/denoiser.yaml: data.noise_mix.folder=DIR)")
+        raise DataError(
+            f"noise source '{kind}' needs a root folder ({LAYOUTS[kind]}): set its root "
+            f"(recipes/denoiser.yaml: data.noise_mix.folder=DIR)"
+        )
     root = Path(str(root)).expanduser()
     if not root.is_dir():
         raise DataError(f"noise folder not found: '{root}' (source '{kind}'); fix its root")
@@ -171,11 +180,14 @@ def noise_files(kind: str, root, *, split: str = "train", test_share: float = DE
     if not files and split != "all":
         n = len(_READERS[kind](root, split="all", test_share=float(test_share), **options))
         if n:  # a small corpus whose few recordings all fall in the other part of the split
-            raise DataError(f"the {kind} noise at '{root}' has {n} file(s), none in split '{split}'; "
-                            f"add recordings or set the source's split to all")
+            raise DataError(
+                f"the {kind} noise at '{root}' has {n} file(s), none in split '{split}'; "
+                f"add recordings or set the source's split to all"
+            )
     if not files:
-        raise DataError(f"no audio files for split '{split}' of the {kind} noise at '{root}'; "
-                        f"expected {LAYOUTS[kind]}")
+        raise DataError(
+            f"no audio files for split '{split}' of the {kind} noise at '{root}'; expected {LAYOUTS[kind]}"
+        )
     return files
 
 
@@ -186,10 +198,10 @@ def _loop_crop(x: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` samples of ``x`` from a random offset, looping when ``x`` is shorter."""
     if len(x) >= n:
         start = int(rng.integers(0, len(x) - n + 1))
-        return x[start:start + n]
+        return x[start : start + n]
     start = int(rng.integers(0, len(x)))
     reps = -(-(start + n) // len(x))
-    return np.tile(x, reps)[start:start + n]
+    return np.tile(x, reps)[start : start + n]
 
 
 def _unit_rms(x: np.ndarray) -> np.ndarray:
@@ -247,8 +259,10 @@ class RecordedNoise:
                 seg = _loop_crop(x, n, rng)
                 if np.any(seg != 0.0):
                     return seg
-        raise DataError(f"{self.kind} noise: drew 8 silent files or crops in a row (last '{path}'); "
-                        f"remove silent files from the noise folder")
+        raise DataError(
+            f"{self.kind} noise: drew 8 silent files or crops in a row (last '{path}'); "
+            f"remove silent files from the noise folder"
+        )
 
     def __repr__(self) -> str:
         return f"RecordedNoise({self.kind!r}, {len(self.files)} files)"
@@ -324,13 +338,15 @@ def build_source(spec, sample_rate: int, *, train_metas: Sequence = (), split: O
     options = {"subsets": tuple(spec.subsets)} if kind == "musan" else {}
     if kind == "demand":
         options = {"channel": int(spec.channel)}
-    files = noise_files(kind, spec.root, split=split or str(spec.split), test_share=float(spec.test_share),
-                        **options)
+    files = noise_files(
+        kind, spec.root, split=split or str(spec.split), test_share=float(spec.test_share), **options
+    )
     return RecordedNoise(kind, files, sample_rate)
 
 
-def build_sources(specs: Sequence, sample_rate: int, *, train_metas: Sequence = (),
-                  split: Optional[str] = None) -> WeightedSources:
+def build_sources(
+    specs: Sequence, sample_rate: int, *, train_metas: Sequence = (), split: Optional[str] = None
+) -> WeightedSources:
     """All sources of ``data.noise_mix.sources`` with their normalised weights.
 
     Raises:

@@ -1,4 +1,5 @@
 """The training data order, a pure function of (seed, step), and the batches built from it."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -23,10 +24,26 @@ class StepBatchSampler(torch.utils.data.Sampler):
     epoch across all ranks; ``draw_seed`` = hash(seed, g) drives the random crop and noise mixing.
     """
 
-    def __init__(self, n_items: int, batch_size: int, seed: int, start_step: int, total_steps: int,
-                 *, rank: int = 0, world: int = 1, accum: int = 1):
+    def __init__(
+        self,
+        n_items: int,
+        batch_size: int,
+        seed: int,
+        start_step: int,
+        total_steps: int,
+        *,
+        rank: int = 0,
+        world: int = 1,
+        accum: int = 1,
+    ):
         self.n, self.batch, self.seed = n_items, batch_size, seed
-        self.start, self.total, self.rank, self.world, self.accum = start_step, total_steps, rank, world, accum
+        self.start, self.total, self.rank, self.world, self.accum = (
+            start_step,
+            total_steps,
+            rank,
+            world,
+            accum,
+        )
         self._perm_epoch, self._perm = -1, None
 
     def _index(self, g: int) -> int:
@@ -65,8 +82,12 @@ class SkippedFiles:
     they are re-raised as one-line :class:`~scoreaudio.errors.DataError` s with its last line.
     """
 
-    def __init__(self, batches: Iterator[Dict], known: Optional[Dict[str, str]] = None,
-                 on_new: Optional[Callable[[str, str], None]] = None):
+    def __init__(
+        self,
+        batches: Iterator[Dict],
+        known: Optional[Dict[str, str]] = None,
+        on_new: Optional[Callable[[str, str], None]] = None,
+    ):
         self.batches, self.files = batches, dict(known or {})
         self.on_new = on_new
 

@@ -24,6 +24,7 @@ phrase pauses; a syllable is an optional onset consonant, a vowel and an optiona
 Public: :func:`speaker_params`, :func:`synthesize_utterance`, and :func:`materialize_corpus` which
 writes the corpus of a ``SyntheticConfig`` as WAV files (once; atomically).
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,9 +44,15 @@ SYNTH_VERSION = 1
 
 # F1-F4 targets in Hz (adult male; Peterson & Barney 1952 averages, F4 nominal).
 VOWELS: Dict[str, Tuple[float, float, float, float]] = {
-    "i": (270, 2290, 3010, 3700), "I": (390, 1990, 2550, 3600), "E": (530, 1840, 2480, 3600),
-    "ae": (660, 1720, 2410, 3600), "a": (730, 1090, 2440, 3500), "O": (570, 840, 2410, 3400),
-    "U": (440, 1020, 2240, 3400), "u": (300, 870, 2240, 3400), "A": (640, 1190, 2390, 3500),
+    "i": (270, 2290, 3010, 3700),
+    "I": (390, 1990, 2550, 3600),
+    "E": (530, 1840, 2480, 3600),
+    "ae": (660, 1720, 2410, 3600),
+    "a": (730, 1090, 2440, 3500),
+    "O": (570, 840, 2410, 3400),
+    "U": (440, 1020, 2240, 3400),
+    "u": (300, 870, 2240, 3400),
+    "A": (640, 1190, 2390, 3500),
     "3": (490, 1350, 1690, 3300),
 }
 VOWEL_BANDWIDTHS = (70.0, 100.0, 160.0, 250.0, 300.0)  # B1-B5, Hz
@@ -128,8 +135,9 @@ class _Phone:
     stress: bool = False
 
 
-def _plan(rng: np.random.Generator, spk: SpeakerParams,
-          seconds: float) -> Tuple[List[_Phone], List[Tuple[float, float]]]:
+def _plan(
+    rng: np.random.Generator, spk: SpeakerParams, seconds: float
+) -> Tuple[List[_Phone], List[Tuple[float, float]]]:
     """Phones placed on the time line, and the pitch accents (time, semitones)."""
     scale = 4.5 / spk.rate  # duration scale: slower speakers have longer phones
     lead, trail = rng.uniform(0.08, 0.2), rng.uniform(0.08, 0.2)
@@ -184,7 +192,7 @@ def _smooth(x: np.ndarray, width: int) -> np.ndarray:
     n = len(x)
     for _ in range(2):
         c = np.concatenate([[0.0], np.cumsum(np.concatenate([np.zeros(h), x, np.zeros(h)]))])
-        x = (c[2 * h:2 * h + n] - c[:n]) / (2 * h)
+        x = (c[2 * h : 2 * h + n] - c[:n]) / (2 * h)
     return x
 
 
@@ -192,7 +200,7 @@ def _polymul_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Row-wise polynomial product of coefficient arrays (N, a) x (N, b) -> (N, a + b - 1)."""
     out = np.zeros((p.shape[0], p.shape[1] + q.shape[1] - 1))
     for j in range(q.shape[1]):
-        out[:, j:j + p.shape[1]] += p * q[:, j:j + 1]
+        out[:, j : j + p.shape[1]] += p * q[:, j : j + 1]
     return out
 
 
@@ -206,8 +214,9 @@ def _band_sos(lo: float, hi: float, sr: int):
     return butter(2, [lo, hi], btype="bandpass", fs=sr, output="sos")
 
 
-def synthesize_utterance(speaker: int, index: int, seconds: float, sample_rate: int = 16000,
-                         seed: int = 0) -> np.ndarray:
+def synthesize_utterance(
+    speaker: int, index: int, seconds: float, sample_rate: int = 16000, seed: int = 0
+) -> np.ndarray:
     """One speech-like utterance, float32 (T,), ``T = round(seconds * sample_rate)``, peak <= 0.9.
 
     Deterministic in ``(speaker, index, seconds, sample_rate, seed)``.
@@ -217,8 +226,9 @@ def synthesize_utterance(speaker: int, index: int, seconds: float, sample_rate: 
     sr = int(sample_rate)
     T = max(1, int(round(float(seconds) * sr)))
     spk = speaker_params(speaker, seed)
-    rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(speaker) & 0xFFFFFFFF,
-                                 int(index) & 0xFFFFFFFFFFFF, 7])
+    rng = np.random.default_rng(
+        [int(seed) & 0xFFFFFFFF, int(speaker) & 0xFFFFFFFF, int(index) & 0xFFFFFFFFFFFF, 7]
+    )
     phones, accents = _plan(rng, spk, T / sr)
     tt = np.arange(T) / sr
 
@@ -255,7 +265,7 @@ def synthesize_utterance(speaker: int, index: int, seconds: float, sample_rate: 
         else:  # stop: closure, burst, then aspiration (voiceless) into the next phone
             closure = int(0.65 * (s1 - s0))
             if info["voiced"]:
-                voice[s0:s0 + closure] = 0.06 * decl  # voice bar
+                voice[s0 : s0 + closure] = 0.06 * decl  # voice bar
                 anchor_t.append(p.start + 0.3 * p.dur)
                 anchor_f.append((200, 900, 2300, 3300))
             b0 = s0 + closure
@@ -287,8 +297,11 @@ def synthesize_utterance(speaker: int, index: int, seconds: float, sample_rate: 
     k = phase.astype(np.int64)
     ph = phase - k
     tp, tn = spk.open_phase, spk.closing_phase
-    flow = np.where(ph < tp, 0.5 * (1.0 - np.cos(np.pi * ph / tp)),
-                    np.where(ph < tp + tn, np.cos(0.5 * np.pi * (ph - tp) / tn), 0.0))
+    flow = np.where(
+        ph < tp,
+        0.5 * (1.0 - np.cos(np.pi * ph / tp)),
+        np.where(ph < tp + tn, np.cos(0.5 * np.pi * (ph - tp) / tn), 0.0),
+    )
     shim = 1.0 + spk.shimmer * rng.standard_normal(cycles)
     src = np.diff(flow, prepend=0.0) * shim[np.minimum(k, cycles - 1)]
     src /= np.std(src) + 1e-12
@@ -304,8 +317,10 @@ def synthesize_utterance(speaker: int, index: int, seconds: float, sample_rate: 
     block = max(16, int(round(0.005 * sr)))
     n_blocks = -(-T // block)
     centers = (np.arange(n_blocks) * block + block / 2) / sr
-    F = np.stack([np.interp(centers, at, af[:, j]) for j in range(4)]
-                 + [np.full(n_blocks, F5 * spk.formant_scale)], axis=1)  # (n_blocks, 5)
+    F = np.stack(
+        [np.interp(centers, at, af[:, j]) for j in range(4)] + [np.full(n_blocks, F5 * spk.formant_scale)],
+        axis=1,
+    )  # (n_blocks, 5)
     Bw = np.asarray(VOWEL_BANDWIDTHS) * (0.8 + 0.2 * spk.formant_scale) * np.ones_like(F)
     r = np.exp(-np.pi * Bw / sr)
     theta = 2.0 * np.pi * F / sr
@@ -323,7 +338,7 @@ def synthesize_utterance(speaker: int, index: int, seconds: float, sample_rate: 
     zi = np.zeros(10)
     for b in range(n_blocks):
         sl = slice(b * block, min(T, (b + 1) * block))
-        y[sl], zi = lfilter(gain[b:b + 1], den[b], excitation[sl], zi=zi)
+        y[sl], zi = lfilter(gain[b : b + 1], den[b], excitation[sl], zi=zi)
     y /= np.percentile(np.abs(y), 99.9) + 1e-12
 
     # Fricatives and bursts: band-passed noise with their envelopes.
@@ -350,10 +365,16 @@ SPLIT_OFFSETS = {"train": 0, "valid": 1_000_000, "test": 2_000_000}
 
 def corpus_key(syn_cfg, sample_rate: int) -> str:
     """A short hash of everything that determines the corpus' content."""
-    settings = {"version": SYNTH_VERSION, "sample_rate": int(sample_rate),
-                "num_speakers": int(syn_cfg.num_speakers), "train": int(syn_cfg.train_utterances),
-                "valid": int(syn_cfg.valid_utterances), "test": int(syn_cfg.test_utterances),
-                "seconds": float(syn_cfg.utterance_seconds), "seed": int(syn_cfg.seed)}
+    settings = {
+        "version": SYNTH_VERSION,
+        "sample_rate": int(sample_rate),
+        "num_speakers": int(syn_cfg.num_speakers),
+        "train": int(syn_cfg.train_utterances),
+        "valid": int(syn_cfg.valid_utterances),
+        "test": int(syn_cfg.test_utterances),
+        "seconds": float(syn_cfg.utterance_seconds),
+        "seed": int(syn_cfg.seed),
+    }
     return hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -372,8 +393,11 @@ def utterance_plan(syn_cfg) -> List[Tuple[str, int, int, float]]:
     """
     out = []
     n_spk = max(1, int(syn_cfg.num_speakers))
-    for split, n in (("train", syn_cfg.train_utterances), ("valid", syn_cfg.valid_utterances),
-                     ("test", syn_cfg.test_utterances)):
+    for split, n in (
+        ("train", syn_cfg.train_utterances),
+        ("valid", syn_cfg.valid_utterances),
+        ("test", syn_cfg.test_utterances),
+    ):
         for i in range(int(n)):
             index = SPLIT_OFFSETS[split] + i
             u = np.random.default_rng([int(syn_cfg.seed) & 0xFFFFFFFF, index, 11]).random()
@@ -402,18 +426,32 @@ def materialize_corpus(base: Path, syn_cfg, sample_rate: int) -> Path:
     except OSError as e:
         from ..errors import DataError
 
-        raise DataError(f"synthetic: cannot write the corpus under '{base}' ({e.strerror or e}); "
-                        f"set data.root to a writable folder (or SCOREAUDIO_CACHE)") from None
+        raise DataError(
+            f"synthetic: cannot write the corpus under '{base}' ({e.strerror or e}); "
+            f"set data.root to a writable folder (or SCOREAUDIO_CACHE)"
+        ) from None
     try:
         plan = utterance_plan(syn_cfg)
         for split, spk, index, secs in plan:
             wav = synthesize_utterance(spk, index, secs, sample_rate, seed=int(syn_cfg.seed))
             i = index - SPLIT_OFFSETS[split]
             save(tmp / split / f"spk{spk:02d}" / f"{split}_{i:05d}.wav", wav, sample_rate)
-        meta = {"version": SYNTH_VERSION, "sample_rate": int(sample_rate), "utterances": len(plan),
-                "settings": {k: getattr(syn_cfg, k) for k in ("num_speakers", "train_utterances",
-                                                             "valid_utterances", "test_utterances",
-                                                             "utterance_seconds", "seed")}}
+        meta = {
+            "version": SYNTH_VERSION,
+            "sample_rate": int(sample_rate),
+            "utterances": len(plan),
+            "settings": {
+                k: getattr(syn_cfg, k)
+                for k in (
+                    "num_speakers",
+                    "train_utterances",
+                    "valid_utterances",
+                    "test_utterances",
+                    "utterance_seconds",
+                    "seed",
+                )
+            },
+        }
         (tmp / "corpus.json").write_text(json.dumps(meta, indent=1))
         try:
             os.rename(tmp, dest)
@@ -428,5 +466,12 @@ def materialize_corpus(base: Path, syn_cfg, sample_rate: int) -> Path:
     return dest
 
 
-__all__ = ["SpeakerParams", "speaker_params", "synthesize_utterance", "materialize_corpus", "corpus_key",
-           "default_cache_root", "utterance_plan"]
+__all__ = [
+    "SpeakerParams",
+    "speaker_params",
+    "synthesize_utterance",
+    "materialize_corpus",
+    "corpus_key",
+    "default_cache_root",
+    "utterance_plan",
+]

@@ -5,6 +5,7 @@
 (the same U-Net on a waveform state, the STFT inside the network), ``wavenet`` (waveforms), ``mlp``
 (toy data; imported only when built).
 """
+
 from __future__ import annotations
 
 from .build import build_score_model, count_parameters

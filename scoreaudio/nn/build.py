@@ -1,4 +1,5 @@
 """Build the score network named by ``model.backbone``."""
+
 from __future__ import annotations
 
 from typing import Any, Callable, Dict
@@ -18,19 +19,33 @@ DEFAULT_SIGMA_DATA = 0.5
 
 def _wavenet(model_cfg: Any, in_channels: int, out_channels: int) -> nn.Module:
     c = model_cfg.wavenet
-    return WaveNet(in_channels, out_channels, residual_channels=c.residual_channels,
-                   residual_layers=c.residual_layers, dilation_cycle=c.dilation_cycle,
-                   kernel_size=c.kernel_size, embedding=model_cfg.embedding,
-                   embedding_dim=model_cfg.embedding_dim)
+    return WaveNet(
+        in_channels,
+        out_channels,
+        residual_channels=c.residual_channels,
+        residual_layers=c.residual_layers,
+        dilation_cycle=c.dilation_cycle,
+        kernel_size=c.kernel_size,
+        embedding=model_cfg.embedding,
+        embedding_dim=model_cfg.embedding_dim,
+    )
 
 
 def _unet2d_kwargs(model_cfg: Any) -> Dict[str, Any]:
     """UNet2d settings from ``model.unet2d`` (shared by unet2d and stft_unet, so presets reuse them)."""
     c = model_cfg.unet2d
-    return {"channels": c.channels, "channel_mult": tuple(c.channel_mult), "num_res_blocks": c.num_res_blocks,
-            "attention": c.attention, "attention_heads": c.attention_heads, "dropout": c.dropout,
-            "groups": c.groups, "norm": c.norm, "embedding": model_cfg.embedding,
-            "embedding_dim": model_cfg.embedding_dim}
+    return {
+        "channels": c.channels,
+        "channel_mult": tuple(c.channel_mult),
+        "num_res_blocks": c.num_res_blocks,
+        "attention": c.attention,
+        "attention_heads": c.attention_heads,
+        "dropout": c.dropout,
+        "groups": c.groups,
+        "norm": c.norm,
+        "embedding": model_cfg.embedding,
+        "embedding_dim": model_cfg.embedding_dim,
+    }
 
 
 def _unet2d(model_cfg: Any, in_channels: int, out_channels: int) -> nn.Module:
@@ -39,15 +54,27 @@ def _unet2d(model_cfg: Any, in_channels: int, out_channels: int) -> nn.Module:
 
 def _stft_unet(model_cfg: Any, in_channels: int, out_channels: int) -> nn.Module:
     c = model_cfg.stft_unet
-    return STFTUNet(in_channels, out_channels, n_fft=c.n_fft, hop_length=c.hop_length, alpha=c.alpha,
-                    beta=c.beta, output=c.output, **_unet2d_kwargs(model_cfg))
+    return STFTUNet(
+        in_channels,
+        out_channels,
+        n_fft=c.n_fft,
+        hop_length=c.hop_length,
+        alpha=c.alpha,
+        beta=c.beta,
+        output=c.output,
+        **_unet2d_kwargs(model_cfg),
+    )
 
 
 def _mlp(model_cfg: Any, in_channels: int, out_channels: int) -> nn.Module:
     from .mlp import ScoreMLP  # toy data only; imported when asked for
 
-    return ScoreMLP(in_channels, hidden=model_cfg.mlp.hidden, layers=model_cfg.mlp.layers,
-                    sigma_data=_sigma_data(model_cfg))
+    return ScoreMLP(
+        in_channels,
+        hidden=model_cfg.mlp.hidden,
+        layers=model_cfg.mlp.layers,
+        sigma_data=_sigma_data(model_cfg),
+    )
 
 
 def _sigma_data(model_cfg: Any) -> float:
@@ -75,8 +102,10 @@ def check_representation(model_cfg: Any, representation_kind: str) -> None:
     name = model_cfg.backbone
     wanted = BACKBONE_REPRESENTATIONS.get(name)
     if wanted is not None and representation_kind != wanted:
-        raise ConfigError(f"model.backbone={name} takes representation.kind={wanted}, got "
-                          f"representation.kind={representation_kind}; set representation={wanted}")
+        raise ConfigError(
+            f"model.backbone={name} takes representation.kind={wanted}, got "
+            f"representation.kind={representation_kind}; set representation={wanted}"
+        )
 
 
 def build_score_model(model_cfg: Any, in_channels: int, cond_channels: int = 0) -> ScoreModel:
@@ -97,19 +126,29 @@ def build_score_model(model_cfg: Any, in_channels: int, cond_channels: int = 0) 
     if name == "mlp":
         # ScoreMLP returns the score itself (its output is already divided by sigma, NCSNv2-style).
         if model_cfg.parameterisation != "ncsnv2":
-            raise ConfigError("the mlp backbone returns F(x, sigma)/sigma itself: set "
-                              "model.parameterisation=ncsnv2 (configs/model/mlp.yaml does)")
+            raise ConfigError(
+                "the mlp backbone returns F(x, sigma)/sigma itself: set "
+                "model.parameterisation=ncsnv2 (configs/model/mlp.yaml does)"
+            )
         if cond_channels:
             raise ConfigError("the mlp backbone takes no conditioning (cond_channels must be 0)")
-        return ScoreModel(_mlp(model_cfg, in_channels, in_channels), parameterisation="score",
-                          sigma_data=sigma_data)
+        return ScoreModel(
+            _mlp(model_cfg, in_channels, in_channels), parameterisation="score", sigma_data=sigma_data
+        )
     backbone = BACKBONES[name](model_cfg, in_channels + cond_channels, in_channels)
     cond_skip = bool(model_cfg.get("cond_skip", False)) and cond_channels > 0
     if cond_skip and cond_channels != in_channels:
-        raise ConfigError(f"model.cond_skip needs the conditioning in the state's space ({in_channels} channels), "
-                          f"got {cond_channels}")
-    model = ScoreModel(backbone, parameterisation=model_cfg.parameterisation, sigma_data=sigma_data,
-                       cond_channels=cond_channels, cond_skip=cond_skip)
+        raise ConfigError(
+            f"model.cond_skip needs the conditioning in the state's space ({in_channels} channels), "
+            f"got {cond_channels}"
+        )
+    model = ScoreModel(
+        backbone,
+        parameterisation=model_cfg.parameterisation,
+        sigma_data=sigma_data,
+        cond_channels=cond_channels,
+        cond_skip=cond_skip,
+    )
     if model_cfg.get("energy", False):
         from .energy import EnergyFromDenoiser
 

@@ -9,6 +9,7 @@ c_noise in [-1.7, 1.2]). Features of c_noise go through a small MLP (DDPM / NCSN
 Each residual block then applies SiLU and its own Linear to this vector: FiLM (scale and shift)
 in the U-Net, an additive bias in WaveNet (as DiffWave does).
 """
+
 from __future__ import annotations
 
 import math

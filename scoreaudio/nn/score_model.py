@@ -34,6 +34,7 @@ correction (the noise to remove). Without it, a network on a compressed spectrog
 even the identity (undoing its own compression) before it can denoise. Then
 ``score = (D - x) / sigma^2 = c_out / sigma^2 F + (y - x) / (sigma^2 + sd^2)``.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple, Optional
@@ -70,9 +71,9 @@ def edm_coefficients(sigma: torch.Tensor, sigma_data: torch.Tensor, ndim: int) -
         c_skip = sd^2 / (sigma^2 + sd^2)      c_out   = sigma * sd / sqrt(sigma^2 + sd^2)
         c_in   = 1 / sqrt(sigma^2 + sd^2)     c_noise = log(sigma) / 4
     """
-    sd2 = sigma_data ** 2
+    sd2 = sigma_data**2
     s = append_dims(sigma, ndim)  # (B, 1, ..., 1)
-    total = s ** 2 + sd2
+    total = s**2 + sd2
     c_in = total.rsqrt()
     c_skip = sd2 / total
     c_out = s * sd2.sqrt() * c_in  # sigma * sd / sqrt(total), through the c_in already computed
@@ -92,14 +93,22 @@ class ScoreModel(nn.Module):
             docstring); needs ``cond_channels`` equal to x's channels.
     """
 
-    def __init__(self, backbone: nn.Module, *, parameterisation: str = "edm", sigma_data: float = 0.5,
-                 cond_channels: int = 0, cond_skip: bool = False):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        *,
+        parameterisation: str = "edm",
+        sigma_data: float = 0.5,
+        cond_channels: int = 0,
+        cond_skip: bool = False,
+    ):
         super().__init__()
         if cond_skip and parameterisation != "edm":
             raise ValueError("cond_skip needs the edm parameterisation (it extends its skip path)")
         if parameterisation not in PARAMETERISATIONS:
-            raise ValueError(f"unknown parameterisation '{parameterisation}'; "
-                             f"valid: {', '.join(PARAMETERISATIONS)}")
+            raise ValueError(
+                f"unknown parameterisation '{parameterisation}'; valid: {', '.join(PARAMETERISATIONS)}"
+            )
         if not sigma_data > 0:
             raise ValueError(f"sigma_data must be positive, got {sigma_data}")
         self.backbone = backbone
@@ -124,7 +133,9 @@ class ScoreModel(nn.Module):
         if self.cond_channels and cond is None:
             raise ValueError(f"this model is conditional: pass cond with {self.cond_channels} channels")
         if self.cond_skip and cond is not None and cond.shape[1] != x.shape[1]:
-            raise ValueError(f"cond_skip needs cond in x's space ({x.shape[1]} channels), got {cond.shape[1]}")
+            raise ValueError(
+                f"cond_skip needs cond in x's space ({x.shape[1]} channels), got {cond.shape[1]}"
+            )
         if cond is not None:
             if not self.cond_channels:
                 raise ValueError("this model is unconditional (cond_channels=0) but cond was given")
@@ -168,4 +179,4 @@ class ScoreModel(nn.Module):
         s = append_dims(sigma, x.ndim)
         if self.parameterisation == "ncsnv2":
             return x + s * self._backbone(x, noise_conditioning(sigma), cond)  # sigma^2 * F / sigma
-        return x + s ** 2 * self.backbone(x, sigma, cond)
+        return x + s**2 * self.backbone(x, sigma, cond)

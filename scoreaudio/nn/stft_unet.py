@@ -39,6 +39,7 @@ of ``n_fft // 2 + 1`` bins; the U-Net pads frames (and bins) to its multiple and
 ``iSTFT(length=T)`` returns exactly T samples, so any T works (inputs shorter than ``n_fft / 2``
 samples, too short for reflect padding, are zero-padded and the output cropped).
 """
+
 from __future__ import annotations
 
 import torch
@@ -70,16 +71,29 @@ class STFTUNet(nn.Module):
         **unet_kwargs: the inner :class:`UNet2d`'s settings (channels, channel_mult, ...).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, n_fft: int = 510, hop_length: int = 128,
-                 alpha: float = 0.5, beta: float = 1.0, output: str = "linear", eps: float = 1e-8,
-                 **unet_kwargs):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        n_fft: int = 510,
+        hop_length: int = 128,
+        alpha: float = 0.5,
+        beta: float = 1.0,
+        output: str = "linear",
+        eps: float = 1e-8,
+        **unet_kwargs,
+    ):
         super().__init__()
         if n_fft < 4 or not 1 <= hop_length <= n_fft // 2:
-            raise ValueError(f"need n_fft >= 4 and 1 <= hop_length <= n_fft // 2, got n_fft={n_fft}, "
-                             f"hop_length={hop_length}")
+            raise ValueError(
+                f"need n_fft >= 4 and 1 <= hop_length <= n_fft // 2, got n_fft={n_fft}, "
+                f"hop_length={hop_length}"
+            )
         if not (0.0 < alpha <= 1.0) or beta <= 0.0 or eps <= 0.0:
-            raise ValueError(f"need 0 < alpha <= 1, beta > 0 and eps > 0, got alpha={alpha}, beta={beta}, "
-                             f"eps={eps}")
+            raise ValueError(
+                f"need 0 < alpha <= 1, beta > 0 and eps > 0, got alpha={alpha}, beta={beta}, eps={eps}"
+            )
         if output not in OUTPUTS:
             raise ValueError(f"unknown output mapping {output!r}; valid: {', '.join(OUTPUTS)}")
         self.n_fft, self.hop_length = int(n_fft), int(hop_length)
@@ -139,9 +153,18 @@ class STFTUNet(nn.Module):
     def analyse(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, T) waveform -> (B, 2C, F, N) compressed normalised STFT, (re, im) per channel."""
         b, c, t = x.shape
-        spec = torch.stft(x.reshape(b * c, t), self.n_fft, hop_length=self.hop_length, win_length=self.n_fft,
-                          window=self.window.to(x.dtype), center=True, pad_mode="reflect", normalized=False,
-                          onesided=True, return_complex=True)  # (B C, F, N) complex
+        spec = torch.stft(
+            x.reshape(b * c, t),
+            self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.n_fft,
+            window=self.window.to(x.dtype),
+            center=True,
+            pad_mode="reflect",
+            normalized=False,
+            onesided=True,
+            return_complex=True,
+        )  # (B C, F, N) complex
         z = torch.view_as_real(spec).permute(0, 3, 1, 2) / self.stft_scale  # (B C, 2, F, N)
         z = self._compress(z.reshape(b, c, 2, *z.shape[-2:]))
         return z.reshape(b, 2 * c, *z.shape[-2:])
@@ -153,9 +176,17 @@ class STFTUNet(nn.Module):
         if self.output == "compressed":
             y = self._decompress(y)
         spec = torch.view_as_complex((y * self.stft_scale).permute(0, 1, 3, 4, 2).contiguous())
-        wav = torch.istft(spec.reshape(-1, n_freq, n_frames), self.n_fft, hop_length=self.hop_length,
-                          win_length=self.n_fft, window=self.window.to(spec.real.dtype), center=True,
-                          normalized=False, onesided=True, length=int(length))  # (B C, length)
+        wav = torch.istft(
+            spec.reshape(-1, n_freq, n_frames),
+            self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.n_fft,
+            window=self.window.to(spec.real.dtype),
+            center=True,
+            normalized=False,
+            onesided=True,
+            length=int(length),
+        )  # (B C, length)
         return wav.reshape(b, -1, int(length))
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:

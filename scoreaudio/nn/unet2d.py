@@ -27,6 +27,7 @@ Any F, T: the input is padded on the high-frequency side (zeros) and the late-ti
 frame repeated; zeros with norm="global") up to a multiple of 2^(levels-1) and the output cropped
 back to the input size.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,8 +54,9 @@ def _norm(channels: int, groups: int, norm: str) -> nn.GroupNorm:
     return cls(groups, channels, eps=1e-6)
 
 
-def frame_group_norm(x: torch.Tensor, groups: int, weight: torch.Tensor, bias: torch.Tensor,
-                     eps: float) -> torch.Tensor:
+def frame_group_norm(
+    x: torch.Tensor, groups: int, weight: torch.Tensor, bias: torch.Tensor, eps: float
+) -> torch.Tensor:
     """Group normalisation with statistics per frame: over (C/G, F) at every t, not over (C/G, F, T).
 
     Args:
@@ -110,8 +112,9 @@ class FrameGroupNorm(nn.GroupNorm):
         return frame_group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
 
 
-def _modulated_norm(norm: nn.GroupNorm, x: torch.Tensor, weight: torch.Tensor,
-                    bias: torch.Tensor) -> torch.Tensor:
+def _modulated_norm(
+    norm: nn.GroupNorm, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
     """``norm``'s normalisation of x (B, C, F, T) with a per-example affine (B, C) in place of its own."""
     if isinstance(norm, FrameGroupNorm):
         return frame_group_norm(x, norm.num_groups, weight, bias, norm.eps)
@@ -138,8 +141,9 @@ class ResBlock(nn.Module):
         self.conv2 = _zero(nn.Conv2d(out_ch, out_ch, 3, padding=1))  # the block starts as its skip
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
-    def forward(self, x: torch.Tensor, emb: torch.Tensor,
-                film: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, emb: torch.Tensor, film: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         """x: (B, in, F, T), emb: (B, E); ``film``: ``self.film(emb)`` if the caller has it, (B, 2 out)."""
         h = self.conv1(F.silu(self.norm1(x)))  # (B, out, F, T)
         film = self.film(emb) if film is None else film
@@ -253,11 +257,21 @@ class UNet2d(nn.Module):
     #: True / False forces the activation layout; None = channels-last on the CPU only.
     channels_last: Optional[bool] = None
 
-    def __init__(self, in_channels: int, out_channels: int, channels: int = 32,
-                 channel_mult: Sequence[int] = (1, 2, 2), num_res_blocks: int = 1,
-                 attention: bool = True, attention_heads: int = 4, dropout: float = 0.0,
-                 groups: int = 8, embedding: str = "fourier", embedding_dim: int = 128,
-                 norm: str = "global"):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        channels: int = 32,
+        channel_mult: Sequence[int] = (1, 2, 2),
+        num_res_blocks: int = 1,
+        attention: bool = True,
+        attention_heads: int = 4,
+        dropout: float = 0.0,
+        groups: int = 8,
+        embedding: str = "fourier",
+        embedding_dim: int = 128,
+        norm: str = "global",
+    ):
         super().__init__()
         channel_mult = tuple(int(m) for m in channel_mult)
         if not channel_mult or num_res_blocks < 1:
@@ -336,7 +350,7 @@ class UNet2d(nn.Module):
         """
         rf = 1 + 2  # conv_in
         for level in range(self.levels):
-            factor = 2 ** level
+            factor = 2**level
             rf += 2 * 2 * factor * self.num_res_blocks  # encoder blocks, two 3x3 convs each
             rf += 2 * 2 * factor * (self.num_res_blocks + 1)  # decoder blocks
             if level < self.levels - 1:
@@ -367,8 +381,11 @@ class UNet2d(nn.Module):
         emb = F.silu(self.embed(c_noise))  # (B, 4E); SiLU once here, a Linear per block
         # Every block's FiLM Linear in one matrix product instead of one tiny product per block
         # (the same weights, concatenated in the order the blocks run).
-        order = [blk for level in range(self.levels) for blk in self.enc[level]] + [self.mid1, self.mid2] \
+        order = (
+            [blk for level in range(self.levels) for blk in self.enc[level]]
+            + [self.mid1, self.mid2]
             + [blk for level in reversed(range(self.levels)) for blk in self.dec[level]]
+        )
         weight, bias = torch.cat([b.film.weight for b in order]), torch.cat([b.film.bias for b in order])
         films = iter(F.linear(emb, weight, bias).split([b.film.out_features for b in order], dim=1))
 

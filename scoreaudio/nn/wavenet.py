@@ -14,6 +14,7 @@ and there is no per-layer mel conditioner: conditioning channels (the noisy inpu
 denoising) are concatenated to the input by :class:`~scoreaudio.nn.score_model.ScoreModel`.
 Fully convolutional: any T.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,14 @@ def _conv(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
     convolution of height 1 (same weights, viewed (out, in, 1, k))."""
     if x.ndim == 3:
         return conv(x)
-    return F.conv2d(x, conv.weight.unsqueeze(2), conv.bias, stride=(1, conv.stride[0]),
-                    padding=(0, conv.padding[0]), dilation=(1, conv.dilation[0]))
+    return F.conv2d(
+        x,
+        conv.weight.unsqueeze(2),
+        conv.bias,
+        stride=(1, conv.stride[0]),
+        padding=(0, conv.padding[0]),
+        dilation=(1, conv.dilation[0]),
+    )
 
 
 class ResidualBlock(nn.Module):
@@ -42,8 +49,9 @@ class ResidualBlock(nn.Module):
     def __init__(self, channels: int, emb_dim: int, kernel_size: int, dilation: int):
         super().__init__()
         self.emb_proj = nn.Linear(emb_dim, channels)
-        self.dilated_conv = nn.Conv1d(channels, 2 * channels, kernel_size,
-                                      padding=dilation * (kernel_size - 1) // 2, dilation=dilation)
+        self.dilated_conv = nn.Conv1d(
+            channels, 2 * channels, kernel_size, padding=dilation * (kernel_size - 1) // 2, dilation=dilation
+        )
         self.output_proj = nn.Conv1d(channels, 2 * channels, 1)
 
     def forward(self, h: torch.Tensor, emb: torch.Tensor, emb_out: Optional[torch.Tensor] = None):
@@ -84,9 +92,17 @@ class WaveNet(nn.Module):
     #: True forces channels-last activations, False / None (default) the plain (B, R, T) layout.
     channels_last: Optional[bool] = None
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, residual_channels: int = 64,
-                 residual_layers: int = 30, dilation_cycle: int = 10, kernel_size: int = 3,
-                 embedding: str = "fourier", embedding_dim: int = 128):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        residual_channels: int = 64,
+        residual_layers: int = 30,
+        dilation_cycle: int = 10,
+        kernel_size: int = 3,
+        embedding: str = "fourier",
+        embedding_dim: int = 128,
+    ):
         super().__init__()
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd for 'same' padding, got {kernel_size}")
@@ -98,7 +114,8 @@ class WaveNet(nn.Module):
         self.embed = SigmaEmbedding(embedding, embedding_dim, emb_dim)
         self.input_proj = nn.Conv1d(in_channels, residual_channels, 1)
         self.blocks = nn.ModuleList(
-            ResidualBlock(residual_channels, emb_dim, kernel_size, d) for d in self.dilations)
+            ResidualBlock(residual_channels, emb_dim, kernel_size, d) for d in self.dilations
+        )
         self.skip_proj = nn.Conv1d(residual_channels, residual_channels, 1)
         self.output_proj = nn.Conv1d(residual_channels, out_channels, 1)
         nn.init.zeros_(self.output_proj.weight)  # DiffWave: the network starts at F = 0
@@ -120,8 +137,11 @@ class WaveNet(nn.Module):
             h = h.contiguous(memory_format=torch.channels_last)
         # Every block's sigma projection in one matrix product instead of L tiny ones (same weights:
         # the blocks' emb_proj Linears, concatenated).
-        proj = F.linear(emb, torch.cat([b.emb_proj.weight for b in self.blocks]),
-                        torch.cat([b.emb_proj.bias for b in self.blocks]))  # (B, L * R)
+        proj = F.linear(
+            emb,
+            torch.cat([b.emb_proj.weight for b in self.blocks]),
+            torch.cat([b.emb_proj.bias for b in self.blocks]),
+        )  # (B, L * R)
         skip = torch.zeros_like(h)
         for block, emb_out in zip(self.blocks, proj.chunk(len(self.blocks), dim=1), strict=True):
             h, s = block(h, emb, emb_out)

@@ -16,6 +16,7 @@ A checkpoint is a plain dict of tensors and primitives (loadable with
     rng               generator states for resuming bit-exactly
     metrics           the last logged metrics
 """
+
 from __future__ import annotations
 
 import errno
@@ -49,8 +50,9 @@ def save_checkpoint(path: Union[str, Path], payload: Dict[str, Any]) -> Path:
         if e.errno == errno.ENOSPC:
             raise _disk_full(path) from None
         if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise TrainingError(f"cannot write checkpoint to {path.parent}: {e.strerror}; "
-                                f"choose a writable train.run_dir") from None
+            raise TrainingError(
+                f"cannot write checkpoint to {path.parent}: {e.strerror}; choose a writable train.run_dir"
+            ) from None
         raise
     except RuntimeError as e:
         if not any(m in str(e).lower() for m in _WRITE_FAILED):
@@ -67,13 +69,18 @@ def _disk_full(path: Path) -> TrainingError:
     """The one-line error for a full disk; it names the checkpoint a resume will start from (the
     atomic write left it untouched), or says there is none yet."""
     last = path.parent / LAST
-    previous = f"the last good checkpoint {last} is intact" if last.is_file() else \
-        "no checkpoint was written yet"
-    return TrainingError(f"disk full while writing checkpoint {path}; {previous}; free space and "
-                         f"start again with train.resume=auto")
+    previous = (
+        f"the last good checkpoint {last} is intact" if last.is_file() else "no checkpoint was written yet"
+    )
+    return TrainingError(
+        f"disk full while writing checkpoint {path}; {previous}; free space and "
+        f"start again with train.resume=auto"
+    )
 
 
-def load_checkpoint_dict(path: Union[str, Path], map_location: Union[str, torch.device] = "cpu") -> Dict[str, Any]:
+def load_checkpoint_dict(
+    path: Union[str, Path], map_location: Union[str, torch.device] = "cpu"
+) -> Dict[str, Any]:
     """Load a checkpoint file safely (``weights_only=True``) and check that it is one of ours."""
     path = Path(path)
     if not path.is_file():
@@ -81,13 +88,17 @@ def load_checkpoint_dict(path: Union[str, Path], map_location: Union[str, torch.
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated, corrupt, or not a torch file at all
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: "
-                              f"{' '.join(str(e).split())[:160]}); pass another file with --checkpoint") from None
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint ({type(e).__name__}: "
+            f"{' '.join(str(e).split())[:160]}); pass another file with --checkpoint"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a scoreaudio checkpoint (no '{FORMAT}' header)")
     if int(ckpt.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} was written by a newer scoreaudio (format "
-                              f"{ckpt['format_version']}); upgrade scoreaudio to read it")
+        raise CheckpointError(
+            f"{path} was written by a newer scoreaudio (format "
+            f"{ckpt['format_version']}); upgrade scoreaudio to read it"
+        )
     return ckpt
 
 
@@ -105,9 +116,11 @@ def resolve_checkpoint(checkpoint: Union[str, Path, None], runs_root: Union[str,
     if checkpoint is None:
         run = newest_run(runs_root)
         if run is None:
-            raise CheckpointError(f"no checkpoint given and no run found (looked for {Path(runs_root)}/*/{LAST}); "
-                                  f"train one with 'python -m scoreaudio.train recipes/quickstart.yaml' "
-                                  f"or pass --checkpoint PATH")
+            raise CheckpointError(
+                f"no checkpoint given and no run found (looked for {Path(runs_root)}/*/{LAST}); "
+                f"train one with 'python -m scoreaudio.train recipes/quickstart.yaml' "
+                f"or pass --checkpoint PATH"
+            )
         return run / LAST
     path = Path(checkpoint)
     if path.is_dir():

@@ -1,4 +1,5 @@
 """Argument checks shared by the public functions: one wording for every integer a caller passes."""
+
 from __future__ import annotations
 
 import operator

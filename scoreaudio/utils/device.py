@@ -1,4 +1,5 @@
 """Which device to run on: "auto" means CUDA when there is a GPU, else the CPU."""
+
 from __future__ import annotations
 
 import re
@@ -13,8 +14,12 @@ DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 VALID_DEVICES = "auto, cpu, cuda or cuda:N"
 
 
-def resolve_device(device: Union[str, torch.device, None] = None, *, setting: str = "device",
-                   local_rank: Optional[int] = None) -> torch.device:
+def resolve_device(
+    device: Union[str, torch.device, None] = None,
+    *,
+    setting: str = "device",
+    local_rank: Optional[int] = None,
+) -> torch.device:
     """``None``/"auto" -> CUDA when available, else the CPU; "cpu", "cuda" or "cuda:N" as given, checked.
 
     ``local_rank`` (a process started by torchrun) makes "auto" and a bare "cuda" mean
@@ -35,8 +40,10 @@ def resolve_device(device: Union[str, torch.device, None] = None, *, setting: st
             dev = torch.device("cuda", local_rank)
         count = torch.cuda.device_count()
         if dev.index is not None and dev.index >= count:
-            raise ConfigError(f"{setting}={device} but this machine has {count} CUDA device(s) "
-                              f"(cuda:0 to cuda:{count - 1}); use {setting}=cuda or auto")
+            raise ConfigError(
+                f"{setting}={device} but this machine has {count} CUDA device(s) "
+                f"(cuda:0 to cuda:{count - 1}); use {setting}=cuda or auto"
+            )
     return dev
 
 
@@ -47,6 +54,8 @@ def _parse(device: Union[str, torch.device], setting: str) -> torch.device:
     else:
         ok = isinstance(device, str) and DEVICE_PATTERN.fullmatch(device) is not None
     if not ok:
-        raise ConfigError(f"{setting}={device} is not a device; use {VALID_DEVICES} "
-                          f"(e.g. {setting}=cuda:0 for the first GPU)")
+        raise ConfigError(
+            f"{setting}={device} is not a device; use {VALID_DEVICES} "
+            f"(e.g. {setting}=cuda:0 for the first GPU)"
+        )
     return torch.device(device)

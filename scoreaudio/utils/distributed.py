@@ -3,6 +3,7 @@
 ``torchrun --nproc_per_node=K -m scoreaudio.train RECIPE`` starts K processes (NCCL on GPUs, gloo
 on CPUs); without it the world is one process and every helper here is the identity.
 """
+
 from __future__ import annotations
 
 import os
@@ -58,8 +59,14 @@ def ranks_identical(model: torch.nn.Module, d: Dist) -> bool:
         return True
     with torch.no_grad():
         flat = torch.cat([p.detach().flatten().double() for p in model.parameters()])
-        mine = torch.stack([flat.sum(), (flat * torch.arange(1, flat.numel() + 1, device=flat.device,
-                                                             dtype=torch.float64).sin()).sum()])
+        mine = torch.stack(
+            [
+                flat.sum(),
+                (
+                    flat * torch.arange(1, flat.numel() + 1, device=flat.device, dtype=torch.float64).sin()
+                ).sum(),
+            ]
+        )
         gathered = [torch.zeros_like(mine) for _ in range(d.world)]
         dist.all_gather(gathered, mine)
     return all(torch.equal(g, gathered[0]) for g in gathered)

@@ -1,4 +1,5 @@
 """Exponential moving average of weights, parameterised by a half-life in optimiser steps."""
+
 from __future__ import annotations
 
 import copy

@@ -3,6 +3,7 @@
 A crash, a kill or a full disk never leaves a half-written file under the target's name, and the
 previous version survives until the new one is complete.
 """
+
 from __future__ import annotations
 
 import os

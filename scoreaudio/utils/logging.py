@@ -1,4 +1,5 @@
 """Run logging: one line to the terminal, metrics to JSONL + CSV (+ TensorBoard when installed)."""
+
 from __future__ import annotations
 
 import csv
@@ -101,5 +102,12 @@ def progress_bar(enabled: bool, start: int, total: int):
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, disable=None,
-                desc="train", mininterval=1.0)
+    return tqdm(
+        total=total,
+        initial=start,
+        unit="step",
+        dynamic_ncols=True,
+        disable=None,
+        desc="train",
+        mininterval=1.0,
+    )

@@ -1,4 +1,5 @@
 """Stopping a long job cleanly: SIGTERM and Ctrl-C only ask; the job stops at a safe point."""
+
 from __future__ import annotations
 
 import signal

@@ -8,6 +8,7 @@
   warning). It is lower because a quiet but real estimate (a denoiser that removed too much) must
   still be scored, badly, rather than skipped.
 """
+
 from __future__ import annotations
 
 #: An input whose peak is below this holds no speech (skipped in training, flagged by the data check,

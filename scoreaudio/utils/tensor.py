@@ -1,4 +1,5 @@
 """Small tensor helpers shared by losses, samplers and networks."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -60,5 +61,5 @@ def generator_on(device: torch.device, generator: Optional[torch.Generator]) -> 
     g, d = generator.device, torch.device(device)
     if g.type == d.type and (g.index is None or d.index is None or g.index == d.index):
         return generator
-    seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator, device=g))
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=g))
     return torch.Generator(device=d).manual_seed(seed)

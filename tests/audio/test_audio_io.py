@@ -1,4 +1,5 @@
 """scoreaudio.audio.io: load / save / audio_info / resample, and their errors on bad files."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -138,8 +139,16 @@ def test_resample_tensor_keeps_shape_dtype_device():
 
 
 def test_find_audio_files_is_recursive_sorted_and_skips_hidden(tmp_path):
-    for rel in ["b.WAV", "a/z.flac", "a/c/y.ogg", "a/x.mp3", "notes.txt", ".hidden.wav", ".cache/x.wav",
-                "a/.partial.wav"]:
+    for rel in [
+        "b.WAV",
+        "a/z.flac",
+        "a/c/y.ogg",
+        "a/x.mp3",
+        "notes.txt",
+        ".hidden.wav",
+        ".cache/x.wav",
+        "a/.partial.wav",
+    ]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"")  # nothing is opened
     (tmp_path / "folder.wav").mkdir()  # a folder is not a file, whatever its name

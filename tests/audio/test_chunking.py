@@ -1,4 +1,5 @@
 """Overlap-add over chunks: exact for functions that act sample by sample, bounded chunk sizes."""
+
 from __future__ import annotations
 
 import torch
@@ -22,7 +23,9 @@ def test_overlap_add_of_a_pointwise_function_is_that_function():
 def test_a_short_input_is_one_zero_padded_chunk():
     y = torch.ones(50)
     lengths = []
-    out = overlap_add(y, lambda s: (lengths.append(s.shape[-1]), s)[1], chunk=1024, overlap=256, min_length=200)
+    out = overlap_add(
+        y, lambda s: (lengths.append(s.shape[-1]), s)[1], chunk=1024, overlap=256, min_length=200
+    )
     assert lengths == [200] and torch.equal(out, y)
 
 

@@ -1,4 +1,5 @@
 """Waveform / CompressedSTFT: exact round trips, shapes, serialisation, the model-space noise std."""
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,14 @@ def test_stft_round_trip_other_settings(alpha, beta):
 def test_compression_is_what_the_docs_say():
     rep = CompressedSTFT(alpha=0.5, beta=0.15)
     wav = _speechy(8000, dtype=torch.float64)[None, None]
-    X = torch.stft(wav[:, 0], 510, 128, window=torch.hann_window(510, periodic=True, dtype=torch.float64),
-                   center=True, return_complex=True)
+    X = torch.stft(
+        wav[:, 0],
+        510,
+        128,
+        window=torch.hann_window(510, periodic=True, dtype=torch.float64),
+        center=True,
+        return_complex=True,
+    )
     z = rep.encode(wav)
     zc = torch.complex(z[:, 0], z[:, 1])
     torch.testing.assert_close(zc.abs(), 0.15 * X.abs() ** 0.5)
@@ -108,9 +115,9 @@ def test_serialisation_and_build():
 def test_noise_std_linear_stft_is_analytic():
     rep = CompressedSTFT(alpha=1.0, beta=0.15)
     w = torch.hann_window(510, periodic=True, dtype=torch.float64)
-    expected = 0.15 * 0.1 * math.sqrt(float((w ** 2).sum()) / 2)
+    expected = 0.15 * 0.1 * math.sqrt(float((w**2).sum()) / 2)
     assert rep.noise_std_in_model_space(0.1) == pytest.approx(expected, rel=1e-12)
-    assert float((w ** 2).sum()) == pytest.approx(3 * 510 / 8)  # periodic Hann: sum w^2 = 3N/8
+    assert float((w**2).sum()) == pytest.approx(3 * 510 / 8)  # periodic Hann: sum w^2 = 3N/8
 
 
 @pytest.mark.parametrize("alpha", [1.0, 0.5])
@@ -153,8 +160,9 @@ def test_stacked_spectrograms_are_one_png_with_a_panel_each(tmp_path):
     """Before/after pictures: one PNG, 3 inches of height a panel (PNG IHDR: width, height at 16:24)."""
     wav = _speechy(8000)
     one = spectrograms_png([(wav, "a")], 16000, tmp_path / "one.png").read_bytes()
-    three = spectrograms_png([(wav, "noisy"), (wav * 0.1, "denoised"), (np.zeros(8000), "clean")], 16000,
-                             tmp_path / "three.png").read_bytes()
+    three = spectrograms_png(
+        [(wav, "noisy"), (wav * 0.1, "denoised"), (np.zeros(8000), "clean")], 16000, tmp_path / "three.png"
+    ).read_bytes()
     size = lambda png: (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big"))  # noqa: E731
     assert size(one) == (1000, 400) and size(three) == (1000, 1000)
     with pytest.raises(ValueError, match="at least one"):

@@ -1,4 +1,5 @@
 """data_info / data_check on fixtures, including a folder full of bad files."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -58,8 +59,13 @@ def test_data_check_lists_every_bad_file(tmp_path):
     lines = report.splitlines()
     assert lines[0].endswith("checked 17 file(s): 5 bad")
     problems = {line.split()[1]: line.split()[2] for line in lines[3:]}
-    assert problems == {"bad/corrupt": "unreadable", "bad/empty": "empty", "bad/zero": "empty",
-                        "bad/nan": "nonfinite", "bad/silent": "silent"}
+    assert problems == {
+        "bad/corrupt": "unreadable",
+        "bad/empty": "empty",
+        "bad/zero": "empty",
+        "bad/nan": "nonfinite",
+        "bad/silent": "silent",
+    }
     info = data_info(cfg)  # the manifest still lists them; unreadable ones are counted
     total_unreadable = sum(int(_row(info, s)[6]) for s in ("train", "valid", "test"))
     assert total_unreadable == 2  # corrupt and empty: their headers cannot be read

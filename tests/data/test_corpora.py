@@ -1,4 +1,5 @@
 """Corpus readers on fixtures in each real layout; roots, splits, pairs, caching and bad input."""
+
 from __future__ import annotations
 
 import logging
@@ -163,13 +164,25 @@ def test_folder(tmp_path):
     cfg = cfg_for("folder", root, "data.valid_fraction=0.25", "data.test_fraction=0.25")
     man = build_manifest(cfg)
     every = [m for s in man.values() for m in s]
-    assert sorted(ids(every)) == ["alice/a01", "alice/a02", "alice/a03", "alice/a04", "alice/sub/a05", "bob/b01",
-                                  "bob/b02", "bob/b03", "bob/b04", "bob/b05", "carol/c01", "top"]
+    assert sorted(ids(every)) == [
+        "alice/a01",
+        "alice/a02",
+        "alice/a03",
+        "alice/a04",
+        "alice/sub/a05",
+        "bob/b01",
+        "bob/b02",
+        "bob/b03",
+        "bob/b04",
+        "bob/b05",
+        "carol/c01",
+        "top",
+    ]
     by = {m.id: m for m in every}
     assert by["alice/sub/a05"].speaker == "alice" and by["top"].speaker is None
     assert by["bob/b05"].sample_rate == 44100 and by["carol/c01"].sample_rate == 16000
     for m in every:
-        assert m.split == hash_split(m.id + m.path[m.path.rfind("."):], 0.25, 0.25)
+        assert m.split == hash_split(m.id + m.path[m.path.rfind(".") :], 0.25, 0.25)
     assert build_manifest(cfg) == man  # deterministic
 
 
@@ -184,9 +197,15 @@ def test_hash_split_is_stable_and_proportional():
 
 
 def test_synthetic_manifest(tmp_path):
-    cfg = cfg_for("synthetic", tmp_path / "syn", "data.synthetic.train_utterances=5",
-                  "data.synthetic.valid_utterances=2", "data.synthetic.test_utterances=2",
-                  "data.synthetic.utterance_seconds=0.3", "data.synthetic.num_speakers=2")
+    cfg = cfg_for(
+        "synthetic",
+        tmp_path / "syn",
+        "data.synthetic.train_utterances=5",
+        "data.synthetic.valid_utterances=2",
+        "data.synthetic.test_utterances=2",
+        "data.synthetic.utterance_seconds=0.3",
+        "data.synthetic.num_speakers=2",
+    )
     man = build_manifest(cfg)
     assert [len(man[s]) for s in ("train", "valid", "test")] == [5, 2, 2]
     assert {m.speaker for m in man["train"]} == {"spk00", "spk01"}
@@ -195,8 +214,14 @@ def test_synthetic_manifest(tmp_path):
 
 def test_synthetic_without_root_uses_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("SCOREAUDIO_CACHE", str(tmp_path / "cache"))
-    cfg = cfg_for("synthetic", None, "data.synthetic.train_utterances=2", "data.synthetic.valid_utterances=1",
-                  "data.synthetic.test_utterances=1", "data.synthetic.utterance_seconds=0.3")
+    cfg = cfg_for(
+        "synthetic",
+        None,
+        "data.synthetic.train_utterances=2",
+        "data.synthetic.valid_utterances=1",
+        "data.synthetic.test_utterances=1",
+        "data.synthetic.utterance_seconds=0.3",
+    )
     man = build_manifest(cfg)
     assert man["train"][0].path.startswith(str(tmp_path / "cache" / "synthetic-"))
 
@@ -268,8 +293,10 @@ def test_manifest_cache_hit_and_invalidation(tmp_path, monkeypatch):
 
 
 def test_manifest_jsonl_roundtrip_and_errors(tmp_path):
-    metas = [AudioMeta("a", "/x/a.wav", 1.5, 16000, "s1", "héllo | world", "train"),
-             AudioMeta("b", "/x/b.wav", 2.0, 48000, None, None, "test", "/x/nb.wav")]
+    metas = [
+        AudioMeta("a", "/x/a.wav", 1.5, 16000, "s1", "héllo | world", "train"),
+        AudioMeta("b", "/x/b.wav", 2.0, 48000, None, None, "test", "/x/nb.wav"),
+    ]
     p = write_manifest(tmp_path / "m" / "man.jsonl", metas)
     assert read_manifest(p) == metas
     p.write_text(p.read_text() + '{"id": "c", "oops": 1}\n')

@@ -1,4 +1,5 @@
 """Noise colours, SNR mixing, SegmentDataset keys/crops/normalisation, build_datasets."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,7 +30,7 @@ SR = 16000
 
 def _snr(clean, noisy):
     noise = noisy.astype(np.float64) - clean.astype(np.float64)
-    return 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean(noise ** 2))
+    return 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean(noise**2))
 
 
 def _slope(x):
@@ -45,7 +46,7 @@ def _slope(x):
 def test_noise_colours(fn, slope):
     x = fn(4 * SR, np.random.default_rng(0))
     assert x.shape == (4 * SR,)
-    assert np.sqrt(np.mean(x ** 2)) == pytest.approx(1.0, rel=1e-9)
+    assert np.sqrt(np.mean(x**2)) == pytest.approx(1.0, rel=1e-9)
     assert _slope(x) == pytest.approx(slope, abs=0.15)
     assert np.array_equal(x, fn(4 * SR, np.random.default_rng(0)))
 
@@ -94,8 +95,9 @@ def test_noise_mixer_generated_and_folder(tmp_path):
     mixer = NoiseMixer(["white", "pink"], snr_db_min=0, snr_db_max=20)
     draws = [mixer.mix(clean, np.random.default_rng(s))[1] for s in range(50)]
     assert 0 <= min(draws) and max(draws) <= 20 and np.std(draws) > 3
-    cfg = compose(None, ["data.noise_mix.kinds=[pink]", "data.noise_mix.snr_db_min=3",
-                         "data.noise_mix.snr_db_max=4"])
+    cfg = compose(
+        None, ["data.noise_mix.kinds=[pink]", "data.noise_mix.snr_db_min=3", "data.noise_mix.snr_db_max=4"]
+    )
     m2 = NoiseMixer.from_config(cfg.data.noise_mix, SR)
     assert m2.kinds == ["pink"] and (m2.snr_db_min, m2.snr_db_max) == (3.0, 4.0)
 
@@ -171,17 +173,18 @@ def test_pairs_share_one_gain_from_the_noisy_signal(tmp_path):
     raw_c, raw_n = load(m.path, SR)[0][0].numpy(), load(m.noisy_path, SR)[0][0].numpy()
     T = min(len(raw_c), len(raw_n))
     start = (T - 3200) // 2
-    g = 0.9 / np.abs(raw_n[start:start + 3200]).max()  # the noisy peak sets the one gain
-    np.testing.assert_allclose(n, g * raw_n[start:start + 3200], atol=1e-5)
-    np.testing.assert_allclose(c, g * raw_c[start:start + 3200], atol=1e-5)
+    g = 0.9 / np.abs(raw_n[start : start + 3200]).max()  # the noisy peak sets the one gain
+    np.testing.assert_allclose(n, g * raw_n[start : start + 3200], atol=1e-5)
+    np.testing.assert_allclose(c, g * raw_c[start : start + 3200], atol=1e-5)
     assert np.abs(c).max() < 0.9  # the clean peak is not normalised on its own
     assert ds[(0, 7)]["noisy"].abs().max().item() == pytest.approx(0.9, rel=1e-5)
 
 
 def test_mixer_in_dataset_int_and_tuple_keys(files):
     metas, _ = files
-    ds = SegmentDataset(metas, SR, 0.5, normalize="none", noise_mixer=NoiseMixer(["white"], snr_db_min=10,
-                                                                                 snr_db_max=10))
+    ds = SegmentDataset(
+        metas, SR, 0.5, normalize="none", noise_mixer=NoiseMixer(["white"], snr_db_min=10, snr_db_max=10)
+    )
     a = ds[0]
     assert set(a) == {"clean", "noisy"} and torch.equal(a["noisy"], ds[0]["noisy"])
     assert abs(_snr(a["clean"][0].numpy(), a["noisy"][0].numpy()) - 10) < 0.01
@@ -211,10 +214,18 @@ def test_unreadable_metas_are_left_out(files):
 
 
 def test_build_datasets_synthetic_with_noise(tmp_path):
-    cfg = compose(None, [f"data.root={tmp_path}", "data.synthetic.train_utterances=3",
-                         "data.synthetic.valid_utterances=2", "data.synthetic.test_utterances=1",
-                         "data.synthetic.utterance_seconds=0.5", "data.segment_seconds=0.25",
-                         "data.noise_mix.enabled=true"])
+    cfg = compose(
+        None,
+        [
+            f"data.root={tmp_path}",
+            "data.synthetic.train_utterances=3",
+            "data.synthetic.valid_utterances=2",
+            "data.synthetic.test_utterances=1",
+            "data.synthetic.utterance_seconds=0.5",
+            "data.segment_seconds=0.25",
+            "data.noise_mix.enabled=true",
+        ],
+    )
     ds = build_datasets(cfg)
     assert [len(ds[s]) for s in ("train", "valid", "test")] == [3, 2, 1]
     assert ds["train"].train and not ds["valid"].train
@@ -229,7 +240,8 @@ def test_build_datasets_without_usable_files(tmp_path):
     root = tmp_path / "recs"
     root.mkdir()
     (root / "a.wav").write_bytes(b"garbage" * 20)
-    cfg = compose(None, ["data.dataset=folder", f"data.root={root}", "data.valid_fraction=0",
-                         "data.test_fraction=0"])
+    cfg = compose(
+        None, ["data.dataset=folder", f"data.root={root}", "data.valid_fraction=0", "data.test_fraction=0"]
+    )
     with pytest.raises(DataError, match="no usable training files"):
         build_datasets(cfg)

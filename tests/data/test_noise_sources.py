@@ -1,5 +1,6 @@
 """Noise sources: corpus layouts (MUSAN, DEMAND, WHAM!, DNS, folder), hash splits, babble, weights,
 SNR, reverberation, bad input and the config path (scoreaudio/data/noise_sources.py, reverb.py)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -58,7 +59,7 @@ def _names(files, root):
 
 def _snr(clean, noisy):
     noise = noisy.astype(np.float64) - clean.astype(np.float64)
-    return 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean(noise ** 2))
+    return 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean(noise**2))
 
 
 # ------------------------------------------------------------------------------------------
@@ -145,8 +146,11 @@ def test_demand_splits_by_environment(demand):
 def wham(tmp_path):
     root = tmp_path / "wham_noise"
     stereo = np.stack([_sine(400.0, 0.25, 8000), _sine(1200.0, 0.25, 8000)], axis=1)  # L 400 Hz, R 1200 Hz
-    for part, names in (("tr", ["011a010d_1.59_20do010c_-1.59", "01aa010k_0.89_409c0211_-0.89"]),
-                        ("cv", ["011o0303_0.43_206a010x_-0.43"]), ("tt", ["050a050a_0.03_440c020w_-0.03"])):
+    for part, names in (
+        ("tr", ["011a010d_1.59_20do010c_-1.59", "01aa010k_0.89_409c0211_-0.89"]),
+        ("cv", ["011o0303_0.43_206a010x_-0.43"]),
+        ("tt", ["050a050a_0.03_440c020w_-0.03"]),
+    ):
         for n in names:
             _wav(root / part / f"{n}.wav", stereo, 8000)
     return root
@@ -178,8 +182,16 @@ def test_wham_stereo_8k_comes_back_mono_at_16k(wham):
 
 
 def test_dns_layouts(tmp_path):
-    names = ["-7hGrmdsrWs", "AirConditioner_abc", "door_Freesound_validated_x", "Typing_k", "xZ3_qq",
-             "Bus_station", "kettle_boil", "fan_hum"]
+    names = [
+        "-7hGrmdsrWs",
+        "AirConditioner_abc",
+        "door_Freesound_validated_x",
+        "Typing_k",
+        "xZ3_qq",
+        "Bus_station",
+        "kettle_boil",
+        "fan_hum",
+    ]
     plain, dns13, dns45 = tmp_path / "plain", tmp_path / "dns13", tmp_path / "dns45"
     for n in names:
         _wav(plain / f"{n}.wav")
@@ -196,15 +208,36 @@ def test_dns_layouts(tmp_path):
         train, test = noise_files("dns", root, split="train"), noise_files("dns", root, split="test")
         assert not set(train) & set(test) and sorted(f.name for f in train + test) == want
     # the split depends on the file name under the noise folder, not on the checkout layout
-    assert ([f.name for f in noise_files("dns", dns13, split="test")]
-            == [f.name for f in noise_files("dns", plain, split="test")])
+    assert [f.name for f in noise_files("dns", dns13, split="test")] == [
+        f.name for f in noise_files("dns", plain, split="test")
+    ]
 
 
 @pytest.fixture()
 def folder(tmp_path):
     root = tmp_path / "noises"
-    words = ["rain", "wind", "cafe", "street", "office", "fan", "hum", "crowd", "car", "train", "sea",
-             "birds", "printer", "keyboard", "vacuum", "dishes", "tv", "radio", "siren", "engine"]
+    words = [
+        "rain",
+        "wind",
+        "cafe",
+        "street",
+        "office",
+        "fan",
+        "hum",
+        "crowd",
+        "car",
+        "train",
+        "sea",
+        "birds",
+        "printer",
+        "keyboard",
+        "vacuum",
+        "dishes",
+        "tv",
+        "radio",
+        "siren",
+        "engine",
+    ]
     for w in words:
         _wav(root / f"{w}.wav")
         _wav(root / "more" / f"{w}_room.flac")
@@ -272,7 +305,7 @@ def test_babble_never_uses_the_target_speaker(speakers):
         assert mag[np.argmin(np.abs(np.fft.rfftfreq(3200, 1 / SR) - FREQ["spk3"]))] < 1e-3
         counts.append(len(present))
     assert min(counts) >= 2 and max(counts) <= 4 and set(counts) == {2, 3, 4}
-    assert np.sqrt(np.mean(x ** 2)) == pytest.approx(np.sqrt(counts[-1]), rel=0.05)  # each talker unit RMS
+    assert np.sqrt(np.mean(x**2)) == pytest.approx(np.sqrt(counts[-1]), rel=0.05)  # each talker unit RMS
     others = set().union(*(_talkers(babble.segment(3200, np.random.default_rng(s))) for s in range(20)))
     assert "spk3" in others  # without a target every speaker can talk
 
@@ -305,14 +338,24 @@ def two_folders(tmp_path):
 
 def test_weights_set_the_draw_shares(two_folders):
     quiet, loud = two_folders
-    ws = build_sources([_spec(kind="folder", root=str(quiet), weight=3, split="all"),
-                        _spec(kind="folder", root=str(loud), weight=1, split="all")], SR)
+    ws = build_sources(
+        [
+            _spec(kind="folder", root=str(quiet), weight=3, split="all"),
+            _spec(kind="folder", root=str(loud), weight=1, split="all"),
+        ],
+        SR,
+    )
     assert np.allclose(ws.weights, [0.75, 0.25])
     rng = np.random.default_rng(0)
     shares = np.mean([np.max(np.abs(ws.segment(400, rng))) < 0.5 for _ in range(400)])
     assert shares == pytest.approx(0.75, abs=0.06)
-    only = build_sources([_spec(kind="folder", root=str(quiet), weight=1, split="all"),
-                          _spec(kind="folder", root=str(quiet.parent / "missing"), weight=0)], SR)
+    only = build_sources(
+        [
+            _spec(kind="folder", root=str(quiet), weight=1, split="all"),
+            _spec(kind="folder", root=str(quiet.parent / "missing"), weight=0),
+        ],
+        SR,
+    )
     assert len(only.sources) == 1  # a zero weight turns a source off (its root is not even read)
     for bad in ([-1, 2], [0, 0]):
         with pytest.raises(DataError, match="weights"):
@@ -325,14 +368,22 @@ def test_weights_set_the_draw_shares(two_folders):
 
 def test_same_seed_same_segment(two_folders, speakers):
     quiet, _ = two_folders
-    ws = build_sources([_spec(kind="folder", root=str(quiet), split="all"), _spec(kind="pink"),
-                        _spec(kind="babble", talkers=[2, 3])], SR, train_metas=speakers)
+    ws = build_sources(
+        [
+            _spec(kind="folder", root=str(quiet), split="all"),
+            _spec(kind="pink"),
+            _spec(kind="babble", talkers=[2, 3]),
+        ],
+        SR,
+        train_metas=speakers,
+    )
     assert [type(s) for s in ws.sources] == [RecordedNoise, GeneratedNoise, BabbleNoise]
     for seed in range(6):
         a = ws.segment(3200, np.random.default_rng(seed), speaker="spk1")
         assert np.array_equal(a, ws.segment(3200, np.random.default_rng(seed), speaker="spk1"))
-    assert not np.array_equal(ws.segment(3200, np.random.default_rng(1)),
-                              ws.segment(3200, np.random.default_rng(2)))
+    assert not np.array_equal(
+        ws.segment(3200, np.random.default_rng(1)), ws.segment(3200, np.random.default_rng(2))
+    )
     mixer = NoiseMixer(sources=ws, snr_db_min=0, snr_db_max=10, sample_rate=SR)
     clean = _sine(200.0, 0.2)
     t1, n1, s1 = mixer.mix_pair(clean, np.random.default_rng(5), speaker="spk1")
@@ -364,8 +415,9 @@ def burst():
 def test_reverb_target_is_aligned_and_noisy_has_a_tail(burst):
     from scipy.signal import correlate
 
-    mixer = NoiseMixer(["white"], snr_db_min=60, snr_db_max=60, sample_rate=SR, reverb_prob=1.0,
-                       reverb_rt60=(0.4, 0.6))
+    mixer = NoiseMixer(
+        ["white"], snr_db_min=60, snr_db_max=60, sample_rate=SR, reverb_prob=1.0, reverb_rt60=(0.4, 0.6)
+    )
     for seed in range(3):
         target, noisy, _ = mixer.mix_pair(burst, np.random.default_rng(seed))
         assert target.shape == noisy.shape == burst.shape and target.dtype == burst.dtype
@@ -373,18 +425,18 @@ def test_reverb_target_is_aligned_and_noisy_has_a_tail(burst):
         xc = correlate(target.astype(np.float64), burst.astype(np.float64), mode="full")
         assert np.argmax(np.abs(xc)) - (len(burst) - 1) == 0  # aligned to the dry speech
         end = int(0.36 * SR)  # 60 ms after the burst: the early part (50 ms) is over
-        speech_energy = np.sum(noisy[:int(0.3 * SR)].astype(np.float64) ** 2)
+        speech_energy = np.sum(noisy[: int(0.3 * SR)].astype(np.float64) ** 2)
         tail, target_tail = np.sum(noisy[end:].astype(np.float64) ** 2), np.sum(target[end:] ** 2.0)
         assert tail > 1e-4 * speech_energy and target_tail < 1e-6 * tail
     dry = NoiseMixer(["white"], snr_db_min=60, snr_db_max=60, reverb_prob=0.0)
     target, noisy, _ = dry.mix_pair(burst, np.random.default_rng(0))
     assert np.array_equal(target, burst)
-    assert np.sum(noisy[int(0.36 * SR):].astype(np.float64) ** 2) < 1e-4 * np.sum(burst ** 2.0)  # no tail
+    assert np.sum(noisy[int(0.36 * SR) :].astype(np.float64) ** 2) < 1e-4 * np.sum(burst**2.0)  # no tail
 
 
 def _rt60(rir: np.ndarray) -> float:
     """T20 from Schroeder's backward integral, extrapolated to 60 dB."""
-    e = np.cumsum((rir ** 2)[::-1])[::-1]
+    e = np.cumsum((rir**2)[::-1])[::-1]
     db = 10 * np.log10(e / e[0] + 1e-30)
     return 3.0 * (np.argmax(db < -25) - np.argmax(db < -5)) / SR
 
@@ -465,10 +517,18 @@ def test_silent_noise_cannot_be_mixed(tmp_path):
 # The config path
 # ------------------------------------------------------------------------------------------
 def test_sources_from_config(tmp_path, folder, speakers):
-    cfg = compose(None, ["data.noise_mix.enabled=true",
-                         (f"data.noise_mix.sources=[{{kind: folder, root: '{folder}', weight: 2}}, "
-                          "{kind: pink, weight: 1}, {kind: babble, weight: 1, talkers: [2, 2]}]"),
-                         "data.noise_mix.snr_db_min=2", "data.noise_mix.snr_db_max=2"])
+    cfg = compose(
+        None,
+        [
+            "data.noise_mix.enabled=true",
+            (
+                f"data.noise_mix.sources=[{{kind: folder, root: '{folder}', weight: 2}}, "
+                "{kind: pink, weight: 1}, {kind: babble, weight: 1, talkers: [2, 2]}]"
+            ),
+            "data.noise_mix.snr_db_min=2",
+            "data.noise_mix.snr_db_max=2",
+        ],
+    )
     spec = cfg.data.noise_mix.sources[0]
     assert spec.split == "train" and spec.test_share == pytest.approx(0.3)  # schema defaults filled in
     mixer = NoiseMixer.from_config(cfg.data.noise_mix, SR, train_metas=speakers)

@@ -1,4 +1,5 @@
 """The synthetic corpus: deterministic, fast, and speech-like by four simple measures."""
+
 from __future__ import annotations
 
 import time
@@ -24,7 +25,7 @@ def _frames(y):
 
 
 def _frame_db(F):
-    rms = np.sqrt((F ** 2).mean(axis=1))
+    rms = np.sqrt((F**2).mean(axis=1))
     return 20 * np.log10(rms / rms.max() + 1e-12)
 
 
@@ -38,7 +39,7 @@ def _voiced(y):
     import librosa
 
     F = _frames(y)
-    f0 = librosa.yin(y, fmin=60, fmax=500, sr=SR, frame_length=FL, hop_length=HOP, center=False)[:len(F)]
+    f0 = librosa.yin(y, fmin=60, fmax=500, sr=SR, frame_length=FL, hop_length=HOP, center=False)[: len(F)]
     return F, _frame_db(F) > -12, f0
 
 
@@ -96,7 +97,7 @@ def test_pauses_between_words(utterances):
         quiet = db < -30
         loud = np.flatnonzero(~quiet)
         assert 0.05 < quiet.mean() < 0.6
-        assert quiet[loud[0]:loud[-1] + 1].any()  # a pause inside the utterance, not only at the ends
+        assert quiet[loud[0] : loud[-1] + 1].any()  # a pause inside the utterance, not only at the ends
 
 
 def test_white_noise_and_pure_tone_fail_the_same_checks():
@@ -144,8 +145,9 @@ def test_generation_speed():
 
 
 def _syn_cfg(**kw):
-    settings = dict(train_utterances=4, valid_utterances=2, test_utterances=2, num_speakers=3,
-                    utterance_seconds=0.4, **kw)
+    settings = dict(
+        train_utterances=4, valid_utterances=2, test_utterances=2, num_speakers=3, utterance_seconds=0.4, **kw
+    )
     over = [f"data.synthetic.{k}={v}" for k, v in settings.items()]
     return compose(None, over).data.synthetic
 

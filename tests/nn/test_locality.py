@@ -8,6 +8,7 @@ so processing a window of a long input gives the long run's output away from the
 * WaveNet (dilated convolutions only) and STFTUNet (a frame-local U-Net between STFT and iSTFT);
 * old checkpoint configs (no ``model.unet2d.norm``) rebuild the global network they trained.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,15 @@ from scoreaudio.pretrained import checkpoint_config
 RTOL = 1e-5
 
 #: A small U-Net with four levels (multiple 8) and attention at the lowest one.
-SMALL_UNET = {"channels": 8, "channel_mult": (1, 2, 2, 2), "attention": True, "attention_heads": 2,
-              "groups": 4, "embedding_dim": 8, "norm": "frame"}
+SMALL_UNET = {
+    "channels": 8,
+    "channel_mult": (1, 2, 2, 2),
+    "attention": True,
+    "attention_heads": 2,
+    "groups": 4,
+    "embedding_dim": 8,
+    "norm": "frame",
+}
 
 
 def randomise(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -68,8 +76,8 @@ def window_mismatch(fn, x: torch.Tensor, start: int, width: int, margin: int) ->
     ``margin`` from both its edges. x: (..., T); fn maps (..., T) to (..., T)."""
     assert width > 2 * margin, "window too short to leave an interior"
     with torch.no_grad():
-        full = fn(x)[..., start + margin:start + width - margin]
-        part = fn(x[..., start:start + width])[..., margin:width - margin]
+        full = fn(x)[..., start + margin : start + width - margin]
+        part = fn(x[..., start : start + width])[..., margin : width - margin]
     return ((full - part).abs().max() / full.abs().max()).item()
 
 
@@ -114,8 +122,9 @@ def test_unet2d_global_norm_is_not_local():
 def test_unet2d_norm_keeps_the_parameters():
     """Old checkpoints load into either mode: the same state_dict keys and shapes."""
     frame, global_ = UNet2d(2, 2, **SMALL_UNET), UNet2d(2, 2, **{**SMALL_UNET, "norm": "global"})
-    assert {k: v.shape for k, v in frame.state_dict().items()} == \
-        {k: v.shape for k, v in global_.state_dict().items()}
+    assert {k: v.shape for k, v in frame.state_dict().items()} == {
+        k: v.shape for k, v in global_.state_dict().items()
+    }
     with pytest.raises(ValueError, match="norm"):
         UNet2d(2, 2, **{**SMALL_UNET, "norm": "batch"})
 
@@ -171,8 +180,9 @@ def test_score_model_with_edm_is_local(method):
     # x and cond as one (B, 4, F, T) tensor, so the window of cond goes with the window of x.
     xc, sigma = long_spectrogram(channels=4), torch.tensor([0.05, 2.0])
     call = model if method == "score" else model.denoise
-    mismatch = window_mismatch(lambda v: call(v[:, :2], sigma, cond=v[:, 2:]), xc, 4 * net.multiple, 320,
-                               unet_context(net))
+    mismatch = window_mismatch(
+        lambda v: call(v[:, :2], sigma, cond=v[:, 2:]), xc, 4 * net.multiple, 320, unet_context(net)
+    )
     assert mismatch < RTOL
 
 
@@ -180,8 +190,11 @@ def test_score_model_with_edm_is_local(method):
 # WaveNet and STFTUNet (waveform backbones)
 # ---------------------------------------------------------------------------------------------
 def test_wavenet_is_local():
-    net = randomise(WaveNet(1, 1, residual_channels=8, residual_layers=6, dilation_cycle=3, kernel_size=3,
-                            embedding_dim=8))
+    net = randomise(
+        WaveNet(
+            1, 1, residual_channels=8, residual_layers=6, dilation_cycle=3, kernel_size=3, embedding_dim=8
+        )
+    )
     x, c_noise = randn(2, 1, 600), torch.tensor([-1.0, 0.5])
     margin = (net.receptive_field - 1) // 2  # "same" padding: centred
     assert window_mismatch(lambda v: net(v, c_noise), x, 101, 300, margin) < RTOL  # any start
@@ -189,8 +202,21 @@ def test_wavenet_is_local():
 
 def test_stft_unet_is_local():
     """Windows on the grid of hop * multiple samples: the same STFT frames, on the U-Net's grid."""
-    net = randomise(STFTUNet(1, 1, n_fft=62, hop_length=16, channels=8, channel_mult=(1, 2), attention=True,
-                             attention_heads=2, groups=4, embedding_dim=8, norm="frame"))
+    net = randomise(
+        STFTUNet(
+            1,
+            1,
+            n_fft=62,
+            hop_length=16,
+            channels=8,
+            channel_mult=(1, 2),
+            attention=True,
+            attention_heads=2,
+            groups=4,
+            embedding_dim=8,
+            norm="frame",
+        )
+    )
     assert not net.unet.global_context
     x, c_noise = randn(2, 1, 4000), torch.tensor([-1.0, 0.5])
     unit = net.hop_length * net.unet.multiple
@@ -202,8 +228,10 @@ def test_stft_unet_is_local():
 # Old checkpoints
 # ---------------------------------------------------------------------------------------------
 def test_checkpoint_config_without_norm_is_global():
-    stored = OmegaConf.to_container(compose("quickstart", ["model=unet2d_tiny", "representation=stft",
-                                                           "model.unet2d.norm=frame"]), resolve=True)
+    stored = OmegaConf.to_container(
+        compose("quickstart", ["model=unet2d_tiny", "representation=stft", "model.unet2d.norm=frame"]),
+        resolve=True,
+    )
     assert checkpoint_config(stored).model.unet2d.norm == "frame"  # a new checkpoint keeps its own
     del stored["model"]["unet2d"]["norm"]  # as written before the option existed
     cfg = checkpoint_config(stored)

@@ -1,4 +1,5 @@
 """Score networks: shapes, sigma broadcasting, preconditioning identities, presets (tiny, CPU)."""
+
 from __future__ import annotations
 
 import io
@@ -101,7 +102,7 @@ def test_per_example_sigma_matches_running_alone(recipes, preset, shape, paramet
     x, sigma = randn(*shape), torch.tensor([0.01, 0.3, 20.0])
     with torch.no_grad():
         batched = model(x, sigma)
-        alone = torch.cat([model(x[i:i + 1], sigma[i:i + 1]) for i in range(3)])
+        alone = torch.cat([model(x[i : i + 1], sigma[i : i + 1]) for i in range(3)])
     torch.testing.assert_close(batched, alone, rtol=1e-4, atol=1e-5)
 
 
@@ -153,7 +154,7 @@ def test_edm_with_zero_network_is_the_gaussian_optimum(recipes):
     x, sigma = randn(2, 2, 8, 8), torch.tensor([0.1, 2.0])
     with torch.no_grad():
         s = append_dims(sigma, 4)
-        torch.testing.assert_close(model(x, sigma), -x / (s ** 2 + 0.09))
+        torch.testing.assert_close(model(x, sigma), -x / (s**2 + 0.09))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,8 +278,11 @@ def test_describe_model(recipes):
 # Receptive fields, measured through gradients
 # ---------------------------------------------------------------------------------------------
 def test_wavenet_receptive_field_is_exact():
-    net = perturb(WaveNet(1, 1, residual_channels=8, residual_layers=6, dilation_cycle=3,
-                          kernel_size=3, embedding_dim=8))
+    net = perturb(
+        WaveNet(
+            1, 1, residual_channels=8, residual_layers=6, dilation_cycle=3, kernel_size=3, embedding_dim=8
+        )
+    )
     assert net.receptive_field == 1 + 2 * (1 + 2 + 4) * 2
     x = randn(1, 1, 101).requires_grad_(True)
     net(x, torch.zeros(1))[0, 0, 50].backward()
@@ -287,8 +291,7 @@ def test_wavenet_receptive_field_is_exact():
 
 
 def test_unet2d_receptive_field_bounds_the_convolutions():
-    net = perturb(UNet2d(1, 1, channels=8, channel_mult=(1, 1), attention=False, groups=4,
-                         embedding_dim=8))
+    net = perturb(UNet2d(1, 1, channels=8, channel_mult=(1, 1), attention=False, groups=4, embedding_dim=8))
     for module in list(net.modules()):  # GroupNorm statistics see everything: take them out
         for name, child in module.named_children():
             if isinstance(child, torch.nn.GroupNorm):
@@ -339,7 +342,7 @@ def test_cond_skip_blends_the_state_and_the_noisy_input_by_edm_weights():
     model = ScoreModel(Zero(), sigma_data=sd, cond_channels=1, cond_skip=True)
     x, y = torch.randn(3, 1, 100), torch.randn(3, 1, 100)
     sigma = torch.tensor([0.01, 0.2, 50.0])
-    c_skip = (sd ** 2 / (sigma ** 2 + sd ** 2)).reshape(-1, 1, 1)
+    c_skip = (sd**2 / (sigma**2 + sd**2)).reshape(-1, 1, 1)
     d = model.denoise(x, sigma, y)
     assert torch.allclose(d, c_skip * x + (1 - c_skip) * y, atol=1e-6)
     assert torch.allclose(x + sigma.reshape(-1, 1, 1) ** 2 * model(x, sigma, y), d, atol=1e-4)

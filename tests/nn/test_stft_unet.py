@@ -1,4 +1,5 @@
 """stft_unet: a spectrogram U-Net whose diffusion state is the waveform (scoreaudio/nn/stft_unet.py)."""
+
 from __future__ import annotations
 
 import os
@@ -20,11 +21,23 @@ from scoreaudio.nn.stft_unet import STFTUNet
 from scoreaudio.utils.checkpoint import load_checkpoint_dict
 
 #: A U-Net small enough for milliseconds per call (not a preset: the presets are tested below).
-TINY_UNET = {"channels": 8, "channel_mult": (1, 2, 4), "attention": True, "attention_heads": 2, "groups": 4,
-             "embedding_dim": 16}
-TINY_MODEL = ["model.backbone=stft_unet", "model.embedding_dim=16", "model.unet2d.channels=8",
-              "model.unet2d.channel_mult=[1,2,4]", "model.unet2d.attention_heads=2", "model.unet2d.groups=4",
-              "representation.kind=waveform"]
+TINY_UNET = {
+    "channels": 8,
+    "channel_mult": (1, 2, 4),
+    "attention": True,
+    "attention_heads": 2,
+    "groups": 4,
+    "embedding_dim": 16,
+}
+TINY_MODEL = [
+    "model.backbone=stft_unet",
+    "model.embedding_dim=16",
+    "model.unet2d.channels=8",
+    "model.unet2d.channel_mult=[1,2,4]",
+    "model.unet2d.attention_heads=2",
+    "model.unet2d.groups=4",
+    "representation.kind=waveform",
+]
 
 
 class _Identity(torch.nn.Module):
@@ -51,7 +64,7 @@ def _speechlike(batch: int, length: int, seed: int = 0) -> torch.Tensor:
     f0 = 100.0 + 100.0 * torch.rand(batch, 1, 1, generator=g)
     wav = sum(torch.sin(2 * torch.pi * k * f0 * t) / k for k in range(1, 6))
     wav = wav + 0.01 * torch.randn(batch, 1, length, generator=g)
-    wav[..., length // 3: length // 2] = 0.0
+    wav[..., length // 3 : length // 2] = 0.0
     return wav
 
 
@@ -122,8 +135,19 @@ def test_gradients_are_finite_through_silence(output):
 
 def test_receptive_field_bounds_the_convolutions():
     """Through gradients, with GroupNorm and attention (global by design) taken out."""
-    net = _perturb(STFTUNet(1, 1, n_fft=64, hop_length=16, channels=8, channel_mult=(1, 1), attention=False,
-                            groups=4, embedding_dim=8))
+    net = _perturb(
+        STFTUNet(
+            1,
+            1,
+            n_fft=64,
+            hop_length=16,
+            channels=8,
+            channel_mult=(1, 1),
+            attention=False,
+            groups=4,
+            embedding_dim=8,
+        )
+    )
     for module in list(net.modules()):
         for name, child in module.named_children():
             if isinstance(child, torch.nn.GroupNorm):
@@ -206,8 +230,16 @@ def test_quickstart_trains_two_steps_on_its_waveform_state(tmp_path, synthetic_c
     """The recipe through the CLI (its own model; the corpus and crops shrunk by TINY)."""
     run = tmp_path / "run"
     tiny = [o for o in TINY if not o.startswith(("model=", "representation="))]
-    cmd = [sys.executable, "-m", "scoreaudio.train", str(REPO / "recipes/quickstart.yaml"), *tiny,
-           "train.steps=2", "train.precision=fp32", f"train.run_dir={run}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "scoreaudio.train",
+        str(REPO / "recipes/quickstart.yaml"),
+        *tiny,
+        "train.steps=2",
+        "train.precision=fp32",
+        f"train.run_dir={run}",
+    ]
     env = {**os.environ, "SCOREAUDIO_CACHE": str(synthetic_cache), "OMP_NUM_THREADS": "1"}
     start = time.time()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)

@@ -1,5 +1,6 @@
 """tools/benchmark.py (the package tools/bench) runs end to end on the tiny presets (--quick sizes,
 in-process) and produces tables and JSON with every field; no test asserts a timing."""
+
 from __future__ import annotations
 
 import json
@@ -26,25 +27,79 @@ from bench.workloads import eval_model, set_layout
 
 REQUIRED = {
     "matmul": ["dtype", "n", "gflops_median", "gflops_max", "spread"],
-    "train": ["backbone", "preset", "params", "batch", "seconds", "precision", "step_s", "audio_s_per_s",
-              "examples_per_s", "gflop_per_step", "achieved_gflops", "matmul_gflops", "utilisation",
-              "peak_mem_mb", "mem_growth_mb", "layout_speedup", "sync_speedup"],
-    "sample": ["backbone", "preset", "sampler", "nfe", "batch", "audio_s", "rtf", "wall_s", "measured_nfe",
-               "extrapolated", "overhead", "utilisation", "gflop_per_eval"],
+    "train": [
+        "backbone",
+        "preset",
+        "params",
+        "batch",
+        "seconds",
+        "precision",
+        "step_s",
+        "audio_s_per_s",
+        "examples_per_s",
+        "gflop_per_step",
+        "achieved_gflops",
+        "matmul_gflops",
+        "utilisation",
+        "peak_mem_mb",
+        "mem_growth_mb",
+        "layout_speedup",
+        "sync_speedup",
+    ],
+    "sample": [
+        "backbone",
+        "preset",
+        "sampler",
+        "nfe",
+        "batch",
+        "audio_s",
+        "rtf",
+        "wall_s",
+        "measured_nfe",
+        "extrapolated",
+        "overhead",
+        "utilisation",
+        "gflop_per_eval",
+    ],
     "denoise": ["model", "method", "seconds", "rtf", "peak_mem_mb", "mem_growth_mb", "audio_mb"],
     "scale": ["backbone", "axis", "batch", "seconds", "step_s", "matmul_equiv_gflop"],
 }
 FIT_REQUIRED = {"denoise": ["method", "time_exponent", "peak_mem_exponent"], "scale": ["axis", "exponent"]}
-METADATA = ["date", "machine", "cpu_model", "cpu_count", "threads", "torch", "device", "device_name",
-            "git_revision", "load_average", "settings"]
+METADATA = [
+    "date",
+    "machine",
+    "cpu_model",
+    "cpu_count",
+    "threads",
+    "torch",
+    "device",
+    "device_name",
+    "git_revision",
+    "load_average",
+    "settings",
+]
 
 
 def tiny_settings(**kw):
     """--quick shrunk further: tiny presets, one repeat, short inputs, in-process."""
-    base = dict(presets=["tiny"], isolate=False, repeats=1, matmul_n=128, train_batch=1, train_seconds=0.1,
-                sample_seconds=0.2, sample_batches=[1], nfes=[30, 100], sample_budget_s=0.3,
-                denoise_seconds=[0.3, 0.6], denoise_steps=3, scale_seconds=[0.1, 0.2], scale_batches=[1, 2],
-                ab=["layout", "sync"], log=lambda msg: None)
+    base = dict(
+        presets=["tiny"],
+        isolate=False,
+        repeats=1,
+        matmul_n=128,
+        train_batch=1,
+        train_seconds=0.1,
+        sample_seconds=0.2,
+        sample_batches=[1],
+        nfes=[30, 100],
+        sample_budget_s=0.3,
+        denoise_seconds=[0.3, 0.6],
+        denoise_steps=3,
+        scale_seconds=[0.1, 0.2],
+        scale_batches=[1, 2],
+        ab=["layout", "sync"],
+        log=lambda msg: None,
+    )
     base.update(kw)
     return Settings.make("cpu", quick=True, **base)
 
@@ -95,8 +150,21 @@ def test_cli_writes_json_markdown_and_the_perf_block_of_docs_performance(tmp_pat
     perf_file.write_text("# Performance\n\nintro\n")
     monkeypatch.setattr(cli, "REPO", repo)
     out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
-    rc = cli.main(["matmul", "--quick", "--device", "cpu", "--repeats", "1", "--json", str(out_json),
-                   "--markdown", str(out_md), "--update-readme"])
+    rc = cli.main(
+        [
+            "matmul",
+            "--quick",
+            "--device",
+            "cpu",
+            "--repeats",
+            "1",
+            "--json",
+            str(out_json),
+            "--markdown",
+            str(out_md),
+            "--update-readme",
+        ]
+    )
     assert rc == 0
     data = json.loads(out_json.read_text())
     assert data["suites"]["matmul"]["rows"][0]["gflops_median"] > 0
@@ -109,8 +177,20 @@ def test_cli_writes_json_markdown_and_the_perf_block_of_docs_performance(tmp_pat
     # re-rendering saved results measures nothing and gives the same tables; --readme writes elsewhere
     out_md2, other = tmp_path / "r2.md", tmp_path / "other.md"
     perf_file.write_text("# Performance\n\nunchanged\n")
-    assert cli.main(["--from-json", str(out_json), "--markdown", str(out_md2), "--update-readme",
-                     "--readme", str(other)]) == 0
+    assert (
+        cli.main(
+            [
+                "--from-json",
+                str(out_json),
+                "--markdown",
+                str(out_md2),
+                "--update-readme",
+                "--readme",
+                str(other),
+            ]
+        )
+        == 0
+    )
     assert out_md2.read_text() == out_md.read_text()
     assert "### matmul" in other.read_text() and readme.PERF_START in other.read_text()
     assert perf_file.read_text() == "# Performance\n\nunchanged\n"
@@ -132,15 +212,15 @@ def test_peak_memory_sees_a_block_below_an_earlier_peak(monkeypatch, reset):
         monkeypatch.setattr(memory, "reset_peak_rss", lambda: False)
     elif not memory.reset_peak_rss():
         pytest.skip("/proc/self/clear_refs is not writable here: the peak cannot be reset")
-    big = bytearray(300 * 2 ** 20)  # an earlier, higher peak of the process
-    big[:: 4096] = b"x" * len(big[:: 4096])
+    big = bytearray(300 * 2**20)  # an earlier, higher peak of the process
+    big[::4096] = b"x" * len(big[::4096])
     del big
     earlier_peak = memory.peak_rss_mb()
     tol = 5.0  # MB: the kernel's RSS counters are summed lazily over CPUs, reads are approximate
     with memory.PeakMemory(torch.device("cpu")) as mem:
         # fresh pages from the kernel: a bytearray can reuse heap pages earlier tests left resident,
         # and then the resident set does not grow at all
-        small = mmap.mmap(-1, 40 * 2 ** 20)
+        small = mmap.mmap(-1, 40 * 2**20)
         for offset in range(0, len(small), 4096):
             small[offset] = 1
         inside = memory.rss_mb()  # the block's 40 MB, resident now
@@ -189,7 +269,7 @@ def test_readme_block_is_appended_or_refused_without_markers(tmp_path):
 def test_fit_exponent_and_helpers():
     xs = [1.0, 2.0, 4.0, 8.0]
     assert fit_exponent(xs, [3 * x for x in xs]) == pytest.approx(1.0)
-    assert fit_exponent(xs, [5 * x ** 2 for x in xs]) == pytest.approx(2.0)
+    assert fit_exponent(xs, [5 * x**2 for x in xs]) == pytest.approx(2.0)
     assert fit_exponent(xs, [7.0] * 4) == pytest.approx(0.0, abs=1e-12)
     assert math.isnan(fit_exponent([1.0], [1.0]))
     assert pair_ratio([2.0, 4.0, 6.0], [1.0, 2.0, 3.0]) == pytest.approx(2.0)

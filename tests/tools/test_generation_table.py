@@ -1,5 +1,6 @@
 """tools/generation_table.py: the table from `scoreaudio evaluate --generated` results goes between
 its block's markers in docs/benchmarks.md by default (never README.md), or in the file --readme names."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -8,8 +9,16 @@ import json
 from conftest import REPO
 
 INTRO = "# project\n\nintro\n\n"
-SETS = {"n_files": 8, "voiced_share": 0.5, "pause_share": 0.25, "spectral_flatness": 0.125, "dnsmos_sig": 2.0,
-        "dnsmos_bak": 2.5, "dnsmos_ovrl": 1.75, "frechet_logmel": 1234.0}
+SETS = {
+    "n_files": 8,
+    "voiced_share": 0.5,
+    "pause_share": 0.25,
+    "spectral_flatness": 0.125,
+    "dnsmos_sig": 2.0,
+    "dnsmos_bak": 2.5,
+    "dnsmos_ovrl": 1.75,
+    "frechet_logmel": 1234.0,
+}
 
 
 def _tool():
@@ -24,8 +33,11 @@ def _checkout(tmp_path, monkeypatch, tool):
     (repo / "docs").mkdir(parents=True)
     readme, docs = repo / "README.md", repo / "docs" / "benchmarks.md"
     readme.write_text(INTRO + "## Usage\n")
-    body = "".join(f"{s}\nold {name}\n{e}\n\n" for name in ("generation-quality", "generation-samplers")
-                   for s, e in [tool.markers(name)])
+    body = "".join(
+        f"{s}\nold {name}\n{e}\n\n"
+        for name in ("generation-quality", "generation-samplers")
+        for s, e in [tool.markers(name)]
+    )
     docs.write_text(INTRO + body + "the end\n")
     monkeypatch.setattr(tool, "REPO", repo)
     result = tmp_path / "gen.json"

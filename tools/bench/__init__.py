@@ -64,6 +64,7 @@ Modules:
 ``tools/`` is not an installed package: the tool scripts put their own folder on ``sys.path`` and
 import this package as ``bench``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,6 +1,7 @@
 """The command line of tools/benchmark.py: parse, run the suites (or re-render saved JSON), write
 stdout, --json, --markdown and the perf block of docs/performance.md (or ``--readme``); ``--worker`` runs
 one isolated measurement."""
+
 from __future__ import annotations
 
 import argparse
@@ -35,11 +36,15 @@ def _floats(text: str) -> List[float]:
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="tools/benchmark.py", description=bench.__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="tools/benchmark.py",
+        description=bench.__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("suites", nargs="*", help=f"any of {', '.join(SUITES)}, or all (default: all)")
-    p.add_argument("--presets", default="tiny,small",
-                   help="comma-separated: tiny, small, base (default: tiny,small)")
+    p.add_argument(
+        "--presets", default="tiny,small", help="comma-separated: tiny, small, base (default: tiny,small)"
+    )
     p.add_argument("--backbones", default="unet2d,wavenet", help="comma-separated: unet2d, wavenet")
     p.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default)")
     p.add_argument("--quick", action="store_true", help="fewer repeats, shorter inputs, no 1,000-NFE runs")
@@ -47,32 +52,64 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--ab", default="", help="comma-separated A/B experiments in train: layout, sync")
     p.add_argument("--repeats", type=int, help="timed pairs per figure (default 5; 3 with --quick)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
-    p.add_argument("--checkpoint", action="append", default=[],
-                   help="denoise: a run directory or .pt (repeatable); default: 2-step temp runs")
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        help="denoise: a run directory or .pt (repeatable); default: 2-step temp runs",
+    )
     p.add_argument("--nfes", type=_ints, help="sample: network evaluations, e.g. 30,50,100,1000")
     p.add_argument("--sample-batches", type=_ints, help="sample: batch sizes, e.g. 1,8")
-    p.add_argument("--sample-seconds", type=float,
-                   help="sample: length of each sample (default 2; 1 with --quick)")
-    p.add_argument("--sample-budget", dest="sample_budget_s", type=float,
-                   help="sample: seconds a run may take before it is measured shorter and extrapolated")
+    p.add_argument(
+        "--sample-seconds", type=float, help="sample: length of each sample (default 2; 1 with --quick)"
+    )
+    p.add_argument(
+        "--sample-budget",
+        dest="sample_budget_s",
+        type=float,
+        help="sample: seconds a run may take before it is measured shorter and extrapolated",
+    )
     p.add_argument("--denoise-seconds", type=_floats, help="denoise: input lengths, e.g. 4,60,600")
-    p.add_argument("--denoise-budget", dest="denoise_budget_s", type=float,
-                   help="denoise: a length predicted to take longer than this many seconds is skipped")
-    p.add_argument("--denoise-steps", type=int,
-                   help="denoise: steps for posterior/conditional (default: SpeechDenoiser's)")
-    p.add_argument("--no-isolate", action="store_true",
-                   help="measure train/denoise configurations in this process "
-                        "(faster; where Linux cannot reset the peak RSS, CPU memory is then a lower bound)")
+    p.add_argument(
+        "--denoise-budget",
+        dest="denoise_budget_s",
+        type=float,
+        help="denoise: a length predicted to take longer than this many seconds is skipped",
+    )
+    p.add_argument(
+        "--denoise-steps",
+        type=int,
+        help="denoise: steps for posterior/conditional (default: SpeechDenoiser's)",
+    )
+    p.add_argument(
+        "--no-isolate",
+        action="store_true",
+        help="measure train/denoise configurations in this process "
+        "(faster; where Linux cannot reset the peak RSS, CPU memory is then a lower bound)",
+    )
     p.add_argument("--json", type=Path, help="write all results and metadata as JSON")
     p.add_argument("--markdown", type=Path, help="write the tables as Markdown")
-    p.add_argument("--update-readme", action="store_true",
-                   help="write the tables between <!-- perf:start --> and <!-- perf:end --> of "
-                        f"{PERF_DOC.as_posix()} (or --readme), adding the markers at its end if missing")
-    p.add_argument("--readme", type=Path, default=None, metavar="FILE.md",
-                   help=f"the Markdown file --update-readme writes (default: {PERF_DOC.as_posix()})")
-    p.add_argument("--from-json", type=Path, action="append", default=[],
-                   help="measure nothing: render the results of earlier --json files (repeatable; suites "
-                        "of later files win) to stdout / --markdown / --update-readme")
+    p.add_argument(
+        "--update-readme",
+        action="store_true",
+        help="write the tables between <!-- perf:start --> and <!-- perf:end --> of "
+        f"{PERF_DOC.as_posix()} (or --readme), adding the markers at its end if missing",
+    )
+    p.add_argument(
+        "--readme",
+        type=Path,
+        default=None,
+        metavar="FILE.md",
+        help=f"the Markdown file --update-readme writes (default: {PERF_DOC.as_posix()})",
+    )
+    p.add_argument(
+        "--from-json",
+        type=Path,
+        action="append",
+        default=[],
+        help="measure nothing: render the results of earlier --json files (repeatable; suites "
+        "of later files win) to stdout / --markdown / --update-readme",
+    )
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--worker-spec", help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -99,10 +136,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     bad = [n for n in names if n not in SUITES]
     if bad:
         raise SystemExit(f"unknown suite(s) {', '.join(bad)}; valid: {', '.join(SUITES)}, all")
-    kw: Dict[str, Any] = {"presets": [p.strip() for p in args.presets.split(",") if p.strip()],
-                          "backbones": [b.strip() for b in args.backbones.split(",") if b.strip()],
-                          "compile": args.compile, "ab": [a.strip() for a in args.ab.split(",") if a.strip()],
-                          "isolate": not args.no_isolate, "checkpoints": list(args.checkpoint)}
+    kw: Dict[str, Any] = {
+        "presets": [p.strip() for p in args.presets.split(",") if p.strip()],
+        "backbones": [b.strip() for b in args.backbones.split(",") if b.strip()],
+        "compile": args.compile,
+        "ab": [a.strip() for a in args.ab.split(",") if a.strip()],
+        "isolate": not args.no_isolate,
+        "checkpoints": list(args.checkpoint),
+    }
     for b in kw["backbones"]:
         if b not in BACKBONES:
             raise SystemExit(f"unknown backbone {b!r}; valid: {', '.join(BACKBONES)}")
@@ -114,8 +155,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.threads:
         kw["threads"] = args.threads
     s = Settings.make(args.device, args.quick, **kw)
-    for key in ("nfes", "sample_batches", "sample_seconds", "sample_budget_s", "denoise_seconds",
-                "denoise_budget_s", "denoise_steps"):
+    for key in (
+        "nfes",
+        "sample_batches",
+        "sample_seconds",
+        "sample_budget_s",
+        "denoise_seconds",
+        "denoise_budget_s",
+        "denoise_steps",
+    ):
         value = getattr(args, key)
         if value is not None:
             setattr(s, key, value)

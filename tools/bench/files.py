@@ -1,4 +1,5 @@
 """Writing a file so that a reader (or a run stopped half-way) never sees it half written."""
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ A figure that matters is never one absolute time: every timed call is paired wit
 product right before or after it (:func:`paired`), or variants are run round-robin
 (:func:`interleaved`), so load that slows both cancels in the ratio (:mod:`bench.stats`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,20 +38,29 @@ class MatmulRef:
     zeros (zeros can run faster than real data).
     """
 
-    def __init__(self, device: torch.device, dtype: torch.dtype = torch.float32, n: int = 2048,
-                 inner: int = 1, tf32: bool = False):
+    def __init__(
+        self,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
+        n: int = 2048,
+        inner: int = 1,
+        tf32: bool = False,
+    ):
         self.device, self.dtype, self.n, self.inner, self.tf32 = device, dtype, int(n), int(inner), tf32
         g = torch.Generator(device=device).manual_seed(0)
         self.a = torch.randn(n, n, generator=g, device=device, dtype=dtype)
         self.b = torch.randn(n, n, generator=g, device=device, dtype=dtype)
         self.c = torch.empty(n, n, device=device, dtype=dtype)
-        self.flops = 2.0 * n ** 3 * self.inner
+        self.flops = 2.0 * n**3 * self.inner
         for _ in range(2):
             self._run()
 
     def _run(self) -> None:
-        ctx = _tf32(self.tf32) if self.device.type == "cuda" and self.dtype == torch.float32 \
+        ctx = (
+            _tf32(self.tf32)
+            if self.device.type == "cuda" and self.dtype == torch.float32
             else contextlib.nullcontext()
+        )
         with ctx:
             for _ in range(self.inner):
                 torch.mm(self.a, self.b, out=self.c)
@@ -92,13 +102,14 @@ def paired(fn: Callable[[], Any], ref: MatmulRef, repeats: int) -> Tuple[List[fl
     return times, refs
 
 
-def interleaved(fns: Dict[str, Callable[[], Any]], device: torch.device,
-                repeats: int) -> Dict[str, List[float]]:
+def interleaved(
+    fns: Dict[str, Callable[[], Any]], device: torch.device, repeats: int
+) -> Dict[str, List[float]]:
     """Seconds of each variant, run round-robin (order reversed every other round)."""
     out: Dict[str, List[float]] = {k: [] for k in fns}
     keys = list(fns)
     for i in range(repeats):
-        for k in (keys if i % 2 == 0 else keys[::-1]):
+        for k in keys if i % 2 == 0 else keys[::-1]:
             out[k].append(time_call(fns[k], device))
     return out
 

@@ -4,6 +4,7 @@ A suite registers a measurement with :func:`worker`; :func:`run_isolated` runs i
 ``tools/benchmark.py --worker NAME --worker-spec JSON``, which prints the result dict on one line
 after :data:`WORKER_TAG` (anything else the worker prints is ignored).
 """
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,7 @@ def run_isolated(name: str, spec: Dict[str, Any], s: "Settings", timeout: float 
         return {"error": f"timed out after {timeout:.0f} s"}
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(WORKER_TAG):
-            return json.loads(line[len(WORKER_TAG):])
+            return json.loads(line[len(WORKER_TAG) :])
     tail = " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
     return {"error": f"worker {name} exited {proc.returncode}: {tail[-400:]}"}
 

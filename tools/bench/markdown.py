@@ -1,5 +1,6 @@
 """The Markdown of a benchmark result: one table per suite (the sample suite pivoted to a column per
 NFE budget), its fits, its notes, and a line naming the machine and the command."""
+
 from __future__ import annotations
 
 import math
@@ -63,22 +64,36 @@ def sample_table(rows: List[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], List
         groups.setdefault((r["preset"], r["batch"], r["sampler"]), []).append(r)
     out = []
     for (preset, batch, sampler), rs in groups.items():
-        row = {"preset": preset, "batch": batch, "audio_s": rs[0]["audio_s"], "sampler": sampler,
-               "gflop_per_eval": rs[0]["gflop_per_eval"], "overhead": median([r["overhead"] for r in rs]),
-               "utilisation": median([r["utilisation"] for r in rs])}
+        row = {
+            "preset": preset,
+            "batch": batch,
+            "audio_s": rs[0]["audio_s"],
+            "sampler": sampler,
+            "gflop_per_eval": rs[0]["gflop_per_eval"],
+            "overhead": median([r["overhead"] for r in rs]),
+            "utilisation": median([r["utilisation"] for r in rs]),
+        }
         for r in rs:
             row[f"rtf@{r['nfe_requested']}"] = r["rtf"]
         extrap = [r["measured_nfe"] for r in rs if r["extrapolated"]]
         full = ", ".join(str(r["nfe"]) for r in rs if not r["extrapolated"])
-        row["measured"] = "all" if not extrap else \
-            (f"{full}; rest from {min(extrap)} NFE" if full else f"none: all from {min(extrap)} NFE")
+        row["measured"] = (
+            "all"
+            if not extrap
+            else (f"{full}; rest from {min(extrap)} NFE" if full else f"none: all from {min(extrap)} NFE")
+        )
         if "compile_speedup" in rs[0]:
             row["compile_speedup"] = rs[0]["compile_speedup"]
         out.append(row)
     cols = [("preset", "model"), ("batch", "batch"), ("audio_s", "audio s"), ("sampler", "sampler")]
     cols += [(f"rtf@{n}", f"RTF @{n} NFE") for n in nfes]
-    cols += [("measured", "measured NFE"), ("overhead", "sampler overhead"), ("utilisation", "utilisation"),
-             ("gflop_per_eval", "GFLOP/eval"), ("compile_speedup", "compile speed-up (forward)")]
+    cols += [
+        ("measured", "measured NFE"),
+        ("overhead", "sampler overhead"),
+        ("utilisation", "utilisation"),
+        ("gflop_per_eval", "GFLOP/eval"),
+        ("compile_speedup", "compile speed-up (forward)"),
+    ]
     return out, cols
 
 
@@ -98,11 +113,15 @@ def display_tables(name: str, res: Dict[str, Any]) -> List[str]:
 def render_markdown(results: Dict[str, Any], heading_level: int = 3) -> str:
     meta = results["metadata"]
     h = "#" * heading_level
-    out = [f"Measured {meta['date']} on {meta['device_name']} ({meta['device']}, {meta['threads']} threads, "
-           f"{meta['cpu_count']} CPUs), torch {meta['torch']}, git {meta['git_revision']}, load average "
-           f"{', '.join(f'{x:.1f}' for x in meta['load_average'] or [])} at the start"
-           + (" (`--quick`)" if meta["settings"]["quick"] else "")
-           + ". Produced by `python tools/benchmark.py " + " ".join(results["suites"]) + "`."]
+    out = [
+        f"Measured {meta['date']} on {meta['device_name']} ({meta['device']}, {meta['threads']} threads, "
+        f"{meta['cpu_count']} CPUs), torch {meta['torch']}, git {meta['git_revision']}, load average "
+        f"{', '.join(f'{x:.1f}' for x in meta['load_average'] or [])} at the start"
+        + (" (`--quick`)" if meta["settings"]["quick"] else "")
+        + ". Produced by `python tools/benchmark.py "
+        + " ".join(results["suites"])
+        + "`."
+    ]
     if meta.get("warning"):
         out.append(f"**Caveat:** {meta['warning']}.")
     out.append("")

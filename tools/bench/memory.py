@@ -5,6 +5,7 @@ is its own even below an earlier, higher peak of the process; where it cannot be
 the process's, an upper bound, and a fresh process per configuration (:mod:`bench.isolation`)
 keeps it meaningful.
 """
+
 from __future__ import annotations
 
 import gc
@@ -20,7 +21,7 @@ def rss_mb() -> float:
     try:
         with open("/proc/self/statm") as f:
             pages = int(f.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError):
         return peak_rss_mb()
 
@@ -36,7 +37,7 @@ def peak_rss_mb() -> float:
     except (OSError, ValueError):
         pass
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kb / 1024 if sys.platform != "darwin" else kb / 2 ** 20
+    return kb / 1024 if sys.platform != "darwin" else kb / 2**20
 
 
 def reset_peak_rss() -> bool:
@@ -66,7 +67,7 @@ class PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
-            self.base = torch.cuda.memory_allocated(self.device) / 2 ** 20
+            self.base = torch.cuda.memory_allocated(self.device) / 2**20
         else:
             self.reset = reset_peak_rss()
             self.base = rss_mb()
@@ -75,7 +76,7 @@ class PeakMemory:
     def __exit__(self, *exc):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-            self.peak = torch.cuda.max_memory_allocated(self.device) / 2 ** 20
+            self.peak = torch.cuda.max_memory_allocated(self.device) / 2**20
             self.kind = "cuda max_memory_allocated"
         else:
             self.peak = peak_rss_mb()

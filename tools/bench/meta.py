@@ -1,4 +1,5 @@
 """What a result was measured on: date, machine, CPU model, torch, git revision, load average."""
+
 from __future__ import annotations
 
 import datetime
@@ -32,12 +33,18 @@ def git_revision() -> str:
     " (with uncommitted changes)" when tracked files differ from it; "unknown (no commit)" outside
     a repository or before the first commit, "unknown" without git."""
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True,
-                             text=True, timeout=10)
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
+        )
         if rev.returncode != 0:
             return "unknown (no commit)"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return rev.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -71,7 +78,9 @@ def busy_warning(meta: Dict[str, Any]) -> Optional[str]:
     each other at every parallel region; one thread per process gives steadier numbers)."""
     load, cpus = (meta.get("load_average") or [0.0])[0], meta.get("cpu_count") or 1
     if meta["device"] == "cpu" and load >= 0.75 * cpus and meta["threads"] > 1:
-        return (f"load average {load:.1f} on {cpus} CPUs before starting: the machine is shared, so "
-                f"timings with {meta['threads']} threads will be noisy (threads wait for each other at "
-                f"every parallel region); --threads 1 gives steadier ratios")
+        return (
+            f"load average {load:.1f} on {cpus} CPUs before starting: the machine is shared, so "
+            f"timings with {meta['threads']} threads will be noisy (threads wait for each other at "
+            f"every parallel region); --threads 1 gives steadier ratios"
+        )
     return None

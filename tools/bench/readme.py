@@ -8,6 +8,7 @@ atomic write, so a run that stops half-way never leaves a truncated file.
 :data:`HOMES` says which file of the checkout holds each block: the tools' default targets (their
 ``--readme`` option writes elsewhere, e.g. the built-in model's card).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,11 +26,11 @@ BENCHMARKS_DOC = Path("docs") / "benchmarks.md"
 
 #: block name (``<!-- NAME:start -->``) -> the file of the checkout that holds it, relative to its root
 HOMES = {
-    "perf": PERF_DOC,                          # tools/benchmark.py --update-readme
-    "denoise-benchmark": BENCHMARKS_DOC,       # tools/benchmark_denoise.py --update-readme: the report
-    "denoise-summary": README_DOC,             # ... and its short table (overall rows, a few columns)
-    "generation-quality": BENCHMARKS_DOC,      # tools/generation_table.py --update-readme
-    "generation-samplers": BENCHMARKS_DOC,     # tools/generation_table.py --block generation-samplers
+    "perf": PERF_DOC,  # tools/benchmark.py --update-readme
+    "denoise-benchmark": BENCHMARKS_DOC,  # tools/benchmark_denoise.py --update-readme: the report
+    "denoise-summary": README_DOC,  # ... and its short table (overall rows, a few columns)
+    "generation-quality": BENCHMARKS_DOC,  # tools/generation_table.py --update-readme
+    "generation-samplers": BENCHMARKS_DOC,  # tools/generation_table.py --block generation-samplers
 }
 
 
@@ -54,7 +55,7 @@ def read_block(text: str, start: str, end: str) -> str:
     i, j = text.find(start), text.find(end)
     if i < 0 or j < i:
         raise MarkersMissing(f"no {start} ... {end} block")
-    return text[i + len(start): j].strip("\n")
+    return text[i + len(start) : j].strip("\n")
 
 
 def replace_block(text: str, block: str, start: str, end: str) -> str:
@@ -88,5 +89,6 @@ def update_readme(readme: Path, block: str, start: str, end: str, *, append_miss
 def update_perf_section(markdown: str, readme: Path) -> Path:
     """tools/benchmark.py's section (in :data:`PERF_DOC` by default): a "## Performance" heading and
     ``markdown`` between the perf markers, which are appended at the end of the file when missing."""
-    return update_readme(readme, f"## Performance\n\n{markdown.strip()}", PERF_START, PERF_END,
-                         append_missing=True)
+    return update_readme(
+        readme, f"## Performance\n\n{markdown.strip()}", PERF_START, PERF_END, append_missing=True
+    )

@@ -1,4 +1,5 @@
 """Benchmark results as strict JSON (NaN and inf become null) and back."""
+
 from __future__ import annotations
 
 import json

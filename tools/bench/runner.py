@@ -1,6 +1,7 @@
 """Running suites in order: metadata first, each suite's table printed as it finishes, and (with a
 JSON path) the results so far rewritten after every row, so a run stopped by a time limit still
 leaves its numbers."""
+
 from __future__ import annotations
 
 import os
@@ -34,9 +35,11 @@ def run_suites(names: Sequence[str], s: Settings, partial_json: Optional[Path] =
     for name in names:
         t0 = time.perf_counter()
         if partial_json is not None:
+
             def on_row(name=name):
                 running = {"rows": s.live_rows, "in_progress": True}
                 write_json(partial_json, {**results, "suites": {**results["suites"], name: running}})
+
             s.on_row = on_row
         try:
             res = SUITE_FUNCS[name](s)

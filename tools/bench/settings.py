@@ -1,4 +1,5 @@
 """``Settings``: everything a suite needs; ``Settings.make`` fills the defaults for a device and --quick."""
+
 from __future__ import annotations
 
 import sys
@@ -39,8 +40,9 @@ class Settings:
     scale_seconds: List[float] = field(default_factory=lambda: [0.25, 0.5, 1.0, 2.0])
     scale_batches: List[int] = field(default_factory=lambda: [1, 2, 4, 8])
     scale_preset: Optional[str] = None  # None = the last of `presets`
-    log: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr, flush=True),
-                                       repr=False, compare=False)
+    log: Callable[[str], None] = field(
+        default=lambda msg: print(msg, file=sys.stderr, flush=True), repr=False, compare=False
+    )
     #: called after every finished row (run_suites writes partial JSON with it)
     on_row: Callable[[], None] = field(default=lambda: None, repr=False, compare=False)
     live_rows: List[Dict[str, Any]] = field(default_factory=list, repr=False, compare=False)

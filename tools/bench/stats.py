@@ -1,4 +1,5 @@
 """Robust summaries of repeated measurements: medians, spreads, per-pair ratios, log-log slopes."""
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,11 @@ def pair_ratio(a: Sequence[float], b: Sequence[float]) -> float:
 
 def fit_exponent(xs: Sequence[float], ys: Sequence[float]) -> float:
     """Least-squares slope of log(y) against log(x)."""
-    pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys, strict=True)
-           if x and y and x > 0 and y > 0 and math.isfinite(y)]
+    pts = [
+        (math.log(x), math.log(y))
+        for x, y in zip(xs, ys, strict=True)
+        if x and y and x > 0 and y > 0 and math.isfinite(y)
+    ]
     if len(pts) < 2:
         return float("nan")
     mx = sum(p[0] for p in pts) / len(pts)

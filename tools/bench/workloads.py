@@ -1,5 +1,6 @@
 """What the suites time: untrained models of each backbone and preset, one training step exactly as
 the trainer runs it, and test audio (costs do not depend on the weights or the content)."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Dict, Optional, Sequence, Tuple
@@ -25,8 +26,10 @@ def compose_cfg(backbone: str, preset: str, extra: Sequence[str] = ()):
     from scoreaudio.config import compose
 
     rep, _ = BACKBONES[backbone]
-    return compose(REPO / "recipes" / "quickstart.yaml",
-                   [f"model={preset_name(backbone, preset)}", f"representation={rep}", *extra])
+    return compose(
+        REPO / "recipes" / "quickstart.yaml",
+        [f"model={preset_name(backbone, preset)}", f"representation={rep}", *extra],
+    )
 
 
 def train_shape(backbone: str, preset: str, device: torch.device, s: "Settings") -> Tuple[int, float, str]:
@@ -54,7 +57,6 @@ def audio_batch(batch: int, length: int, device: torch.device, seed: int = 0) ->
     return (0.1 * torch.randn(batch, 1, length, generator=g)).to(device)
 
 
-
 def set_layout(model, value: Optional[bool]) -> None:
     """Channels-last activations on (True), off (False) or the backbone's default (None)."""
     bb = getattr(model, "backbone", None)
@@ -78,15 +80,25 @@ def eval_model(backbone: str, preset: str, device: torch.device):
 class TrainStep:
     """One optimiser step exactly as scoreaudio.train runs it (grad_accum 1, one process)."""
 
-    def __init__(self, backbone: str, preset: str, batch: int, seconds: float, device: torch.device,
-                 precision: str, compile: bool = False):
+    def __init__(
+        self,
+        backbone: str,
+        preset: str,
+        batch: int,
+        seconds: float,
+        device: torch.device,
+        precision: str,
+        compile: bool = False,
+    ):
         from scoreaudio.audio.representation import build_representation
         from scoreaudio.nn.build import build_score_model, count_parameters
         from scoreaudio.utils.ema import EMA
 
-        self.cfg = compose_cfg(backbone, preset,
-                               [f"train.batch_size={batch}", f"data.segment_seconds={seconds}",
-                                f"train.precision={precision}"])
+        self.cfg = compose_cfg(
+            backbone,
+            preset,
+            [f"train.batch_size={batch}", f"data.segment_seconds={seconds}", f"train.precision={precision}"],
+        )
         self.device, self.precision, self.batch, self.seconds = device, precision, batch, seconds
         sr = int(self.cfg.data.sample_rate)
         self.rep = build_representation(self.cfg.representation)
@@ -112,9 +124,18 @@ class TrainStep:
         from scoreaudio.train_step import sigma_bucket, train_step
 
         # The trainer's own step (scoreaudio/train_step.py), so what is timed is what trains.
-        result = train_step(model=self.model, train_model=self.train_model, optimizer=self.opt, ema=self.ema,
-                            batches=iter([{"clean": self.wav}]), representation=self.rep, sigmas=SIGMAS,
-                            cfg=self.cfg, step=self.n, device=self.device)
+        result = train_step(
+            model=self.model,
+            train_model=self.train_model,
+            optimizer=self.opt,
+            ema=self.ema,
+            batches=iter([{"clean": self.wav}]),
+            representation=self.rep,
+            sigmas=SIGMAS,
+            cfg=self.cfg,
+            step=self.n,
+            device=self.device,
+        )
         self.n += 1
         if bookkeeping == "trainpy":
             self.host_sums["loss"] = self.host_sums.get("loss", 0.0) + float(result.losses.mean())

@@ -1,5 +1,6 @@
 """Suite ``sample``: real-time factor of the ald, pc and heun samplers at several network-evaluation
 budgets and batch sizes, through generation.draw_samples (the path ``scoreaudio generate`` takes)."""
+
 from __future__ import annotations
 
 import math
@@ -52,11 +53,17 @@ def _sample_rows(s: Settings, backbone: str, preset: str, batch: int, ref: Matmu
         compile_s = time.perf_counter() - t0
         both = interleaved({"eager": forward, "compiled": cforward}, dev, s.repeats)
         compiled_speedup = pair_ratio(both["eager"], both["compiled"])
-    base = {"backbone": backbone, "preset": preset_name(backbone, preset), "batch": batch,
-            "seconds": s.sample_seconds, "audio_s": audio_s, "gflop_per_eval": fwd_flops / 1e9,
-            "forward_s": t_fwd, "forward_rtf": t_fwd / audio_s,
-            "forward_utilisation": median([fwd_flops / t / r
-                                           for t, r in zip(fwd_times, fwd_refs, strict=True)])}
+    base = {
+        "backbone": backbone,
+        "preset": preset_name(backbone, preset),
+        "batch": batch,
+        "seconds": s.sample_seconds,
+        "audio_s": audio_s,
+        "gflop_per_eval": fwd_flops / 1e9,
+        "forward_s": t_fwd,
+        "forward_rtf": t_fwd / audio_s,
+        "forward_utilisation": median([fwd_flops / t / r for t, r in zip(fwd_times, fwd_refs, strict=True)]),
+    }
     if compiled_speedup is not None:
         base.update(compile_speedup=compiled_speedup, compile_s=compile_s)
     cap = max(4, int(s.sample_budget_s / max(t_fwd, 1e-9)))  # evaluations that fit the time budget
@@ -73,8 +80,17 @@ def _sample_rows(s: Settings, backbone: str, preset: str, batch: int, ref: Matmu
 
                 def go(run_cfg=run_cfg):
                     gen = torch.Generator(device=dev).manual_seed(0)
-                    draw_samples(model, rep, SIGMAS, run_cfg, num=batch, seconds=s.sample_seconds,
-                                 sample_rate=sr, device=dev, generator=gen)
+                    draw_samples(
+                        model,
+                        rep,
+                        SIGMAS,
+                        run_cfg,
+                        num=batch,
+                        seconds=s.sample_seconds,
+                        sample_rate=sr,
+                        device=dev,
+                        generator=gen,
+                    )
 
                 cheap = run_plan.nfe * t_fwd <= s.sample_budget_s / 3
                 if cheap:
@@ -87,12 +103,25 @@ def _sample_rows(s: Settings, backbone: str, preset: str, batch: int, ref: Matmu
             t_total = per_eval * plan.nfe
             extrap = run_plan.nfe != plan.nfe
             util = median([fwd_flops * run_plan.nfe / t / r for t, r in zip(times, refs, strict=True)])
-            rows.append({**base, "sampler": name, "nfe_requested": nfe, "nfe": plan.nfe,
-                         "measured_nfe": run_plan.nfe, "extrapolated": extrap,
-                         "wall_s": t_total, "rtf": t_total / audio_s, "per_eval_s": per_eval,
-                         "overhead": max(0.0, 1.0 - t_fwd * run_plan.nfe / t_run), "utilisation": util})
-            s.log(f"  {name:4s} nfe {plan.nfe:4d}: RTF {t_total / audio_s:.3g}"
-                  + (f" (extrapolated from {run_plan.nfe} evaluations)" if extrap else ""))
+            rows.append(
+                {
+                    **base,
+                    "sampler": name,
+                    "nfe_requested": nfe,
+                    "nfe": plan.nfe,
+                    "measured_nfe": run_plan.nfe,
+                    "extrapolated": extrap,
+                    "wall_s": t_total,
+                    "rtf": t_total / audio_s,
+                    "per_eval_s": per_eval,
+                    "overhead": max(0.0, 1.0 - t_fwd * run_plan.nfe / t_run),
+                    "utilisation": util,
+                }
+            )
+            s.log(
+                f"  {name:4s} nfe {plan.nfe:4d}: RTF {t_total / audio_s:.3g}"
+                + (f" (extrapolated from {run_plan.nfe} evaluations)" if extrap else "")
+            )
     return rows
 
 
@@ -115,18 +144,28 @@ def run(s: Settings) -> Dict[str, Any]:
                         batch //= 2
                         if batch < 1:
                             break
-    cols = [("preset", "model"), ("sampler", "sampler"), ("nfe", "NFE"), ("batch", "batch"),
-            ("audio_s", "audio s"), ("rtf", "RTF"), ("measured_nfe", "measured NFE"),
-            ("overhead", "sampler overhead"), ("utilisation", "utilisation")]  # JSON rows; see sample_table
-    notes = ["RTF = processing seconds / audio seconds (audio s = batch x sample length) through "
-             "generate.draw_samples: initial noise, sampler with the watch callback, decode, peak limit. "
-             "'@N NFE' is the budget asked for; the sampler's plan makes at most N network evaluations.",
-             "measured NFE: budgets measured in full; the rest would exceed the time budget, so the same "
-             "sampler was run with a budget of N evaluations and the per-evaluation cost extrapolated "
-             "linearly (the ladder does not change the cost of one evaluation).",
-             "sampler overhead = 1 - (NFE x one network forward) / sampler time: the share spent outside the "
-             "network (elementwise updates, noise, callback, decode).",
-             "Untrained weights: the cost of a network evaluation does not depend on the weights."]
+    cols = [
+        ("preset", "model"),
+        ("sampler", "sampler"),
+        ("nfe", "NFE"),
+        ("batch", "batch"),
+        ("audio_s", "audio s"),
+        ("rtf", "RTF"),
+        ("measured_nfe", "measured NFE"),
+        ("overhead", "sampler overhead"),
+        ("utilisation", "utilisation"),
+    ]  # JSON rows; see sample_table
+    notes = [
+        "RTF = processing seconds / audio seconds (audio s = batch x sample length) through "
+        "generate.draw_samples: initial noise, sampler with the watch callback, decode, peak limit. "
+        "'@N NFE' is the budget asked for; the sampler's plan makes at most N network evaluations.",
+        "measured NFE: budgets measured in full; the rest would exceed the time budget, so the same "
+        "sampler was run with a budget of N evaluations and the per-evaluation cost extrapolated "
+        "linearly (the ladder does not change the cost of one evaluation).",
+        "sampler overhead = 1 - (NFE x one network forward) / sampler time: the share spent outside the "
+        "network (elementwise updates, noise, callback, decode).",
+        "Untrained weights: the cost of a network evaluation does not depend on the weights.",
+    ]
     if s.compile:
         cols.append(("compile_speedup", "compile speed-up (forward)"))
     return {"rows": rows, "columns": cols, "notes": notes}
