@@ -42,6 +42,9 @@ import warnings
 from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+import torch
+
+from scoreaudio.utils.tensor import fit_length
 
 #: name -> (pip package, import name)
 PACKAGES = {
@@ -59,9 +62,8 @@ def _resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
 
 
 def _fit(x: np.ndarray, n: int) -> np.ndarray:
-    """``x`` cut or zero-padded at the end to ``n`` samples, float64."""
-    x = np.asarray(x, np.float64).reshape(-1)[:n]
-    return np.pad(x, (0, n - len(x)))
+    """``x`` cut or zero-padded at the end to ``n`` samples, float64 (``fit_length`` on a flat array)."""
+    return fit_length(torch.tensor(np.asarray(x, np.float64).reshape(-1)), n).numpy()
 
 
 def _mono(noisy) -> np.ndarray:
