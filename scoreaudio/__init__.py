@@ -4,7 +4,7 @@ Public API::
 
     from scoreaudio import SpeechDenoiser            # denoise speech in Python
     from scoreaudio import generate                  # sample speech from a checkpoint
-    from scoreaudio import load_pretrained           # model + representation + sigmas from a .pt
+    from scoreaudio import load_pretrained           # model + representation + noise levels from a run
     from scoreaudio import compose                   # configs (training: scoreaudio.train.train)
     from scoreaudio import dsm_loss, ssm_loss, exact_sm_loss
     from scoreaudio import langevin, annealed_langevin, pc_sampler, heun, SAMPLERS
